@@ -1,0 +1,63 @@
+"""`track`: the command line. Each command parses, calls one `tracker` function, and prints.
+
+Exit codes: 0 done; 1 done but found a problem (a broken chain, a tree with no runs, a failed check);
+2 usage or configuration error (bad flag, bad or unreachable database, outdated schema).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from runners.commands_store import db_group, verify_command
+from runners.context import AppContext
+from tracker import __version__
+from tracker.errors import TrackerError
+
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="track")
+@click.option("--db", "db_url", envvar="TRACK_DB_URL", default=None, metavar="URL",
+              help="Event store URL (default: sqlite:///mlruns/events.db; env TRACK_DB_URL).")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None) -> None:
+    """Audit and compare coding-agent benchmark reruns.
+
+    Example: track import ../ISO-Bench --campaign trae-gpt5-original
+    """
+    app = AppContext(db_url)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+cli.add_command(db_group)
+cli.add_command(verify_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: library errors become one line on stderr and exit code 2, never a traceback."""
+    try:
+        result = cli.main(args=argv, prog_name="track", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except TrackerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

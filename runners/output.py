@@ -1,0 +1,47 @@
+"""How reporting commands print: a plain table for people, `--json` for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    """The `--json` flag every reporting command shares."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(func)
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A left-aligned text table (numbers right-aligned) of the given rows."""
+    if not rows:
+        return "(none)"
+    columns = list(columns or rows[0].keys())
+    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
+    numeric = [all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows) for col in columns]
+
+    def render(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+
+    lines = [render(columns), render(["-" * w for w in widths])]
+    lines += [render(line) for line in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 1 else f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh store on every backend (SQLite file, real PostgreSQL database).
+
+PostgreSQL tests need the server at $TRACK_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test).
+Where it is missing they skip with a visible reason, unless TRACK_REQUIRE_POSTGRES=1 (CI), where
+they fail: CI must never skip them silently.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("TRACK_FIXTURES", REPO_ROOT / "tests" / "fixtures"))
+PG_ADMIN_URL = os.environ.get("TRACK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_reason() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure to connect means: no server here
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).splitlines()[0]}"
+
+
+_PG_REASON = _postgres_reason()
+
+
+def require_postgres() -> None:
+    if _PG_REASON is None:
+        return
+    if os.environ.get("TRACK_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"TRACK_REQUIRE_POSTGRES=1 but {_PG_REASON}")
+    pytest.skip(_PG_REASON)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A brand-new PostgreSQL database for one test, dropped afterwards."""
+    require_postgres()
+    name = f"track_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'events.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The same test on each backend."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+def run_track(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real `track` console entry point in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "runners.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,54 @@
+"""Bad store configuration: one line naming the problem, no traceback, exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_track
+
+
+def _assert_one_line_error(result, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_unreachable_database(tmp_path: Path) -> None:
+    result = run_track("--db", "postgresql://track:s3cret@127.0.0.1:1/track", "verify", cwd=tmp_path)
+    _assert_one_line_error(result, "cannot reach the database", "127.0.0.1:1")
+    assert "s3cret" not in result.stderr
+
+
+def test_non_database_file_as_sqlite_path(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("these are my notes, not a database\n" * 100)
+    result = run_track("--db", f"sqlite:///{bogus}", "verify", cwd=tmp_path)
+    _assert_one_line_error(result, "not a SQLite database", "notes.txt")
+    assert bogus.read_text().startswith("these are my notes")
+
+
+@pytest.mark.parametrize("url", ["garbage", "://nothing", "mysql://root@localhost/x"])
+def test_garbage_url(tmp_path: Path, url: str) -> None:
+    result = run_track("--db", url, "verify", cwd=tmp_path)
+    _assert_one_line_error(result)
+    assert result.stderr.startswith("error: ")
+
+
+def test_env_var_and_default_location(tmp_path: Path) -> None:
+    result = run_track("verify", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mlruns" / "events.db").exists()
+    other = tmp_path / "elsewhere.db"
+    assert run_track("verify", cwd=tmp_path, env={"TRACK_DB_URL": f"sqlite:///{other}"}).returncode == 0
+    assert other.exists()
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_track("verify", "--no-such-flag", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no such option" in result.stderr.lower()

@@ -1,0 +1,358 @@
+"""Classify a run's failure from its `RunFacts` with a data-driven, versioned rule table.
+
+The table (`tracker/data/failure_rules.json`, or an override file, JSON or YAML) is an ordered list
+of rules; the first rule whose conditions all hold decides the category. Its `version` is recorded
+with every classification, so history can be re-derived when the table improves.
+
+Precedence of the default table (root cause wins over symptoms):
+
+1. `none`                    - status success (stray tracebacks or return code 1 don't matter)
+2. `tool_output_missing`     - "No tool output found for function call" (the agent's own bug:
+                               everything after it, e.g. running out of steps, is a consequence)
+3. `quota_exceeded`          - insufficient_quota / "exceeded your current quota" (before rate
+                               limits: both are HTTP 429, but a quota never recovers)
+4. `invalid_api_key`         - invalid_api_key / "Incorrect API key provided" / 401
+5. `aws_sso_expired`         - SSO token expired, TokenRetrievalError
+6. `context_length_exceeded` - context_length_exceeded / "exceeds the context window"
+7. `json_parse_error`        - JSONDecodeError / "Unterminated string" / "Expecting value"
+8. `rate_limited`            - rate_limit_exceeded / "Rate limit reached" / other 429s: only when
+                               nothing above matched
+9. `max_steps_exceeded`      - status max_steps_exceeded or an "exceeded maximum steps" message
+10. `timeout`                - return code 124, or duration >= time budget
+11. `other`                  - a journal error, or an exception / failed API call / fatal line in
+                               stderr, trajectory or pipeline log (not stdout: agent tool output)
+12. `no_patch`               - status error, no error evidence, empty or missing patch
+13. `other`                  - anything else that did not succeed
+
+Evidence always comes from matched signatures or named structured facts, never from "stderr is
+not empty"; known-harmless noise blocks (the table's `noise` list) are removed first. Excerpts are
+at most `excerpt_chars` long, centred on the match, and redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tracker.errors import TrackerError
+from tracker.readers.common import EvidenceLine
+from tracker.readers.run import RunFacts
+from tracker.redaction import redact
+
+DEFAULT_RULES = Path(__file__).parent / "data" / "failure_rules.json"
+CATEGORIES = (
+    "none", "tool_output_missing", "quota_exceeded", "invalid_api_key", "rate_limited", "json_parse_error",
+    "context_length_exceeded", "aws_sso_expired", "max_steps_exceeded", "no_patch", "timeout", "other",
+)
+SOURCES = ("journal", "stderr", "stdout", "trajectory", "pipeline_log")
+_CONDITIONS = {
+    "status", "patterns", "sources", "return_code", "duration_at_least_budget", "has_patch", "journal_error",
+}
+
+
+class RuleTableError(TrackerError):
+    """The failure rule table is malformed (names the rule and the problem)."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a rule matched: a file (relative to the run folder or tree root), line, redacted excerpt."""
+
+    file: str
+    line: int | None
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    rule_id: str
+    table_version: str
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ordered rule: all given conditions must hold."""
+
+    id: str
+    category: str
+    patterns: tuple[re.Pattern[str], ...] = ()
+    sources: tuple[str, ...] = SOURCES
+    status: tuple[str, ...] | None = None
+    return_code: tuple[int, ...] | None = None
+    duration_at_least_budget: bool | None = None
+    has_patch: bool | None = None
+    journal_error: bool | None = None
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoiseBlock:
+    """Lines from a `start` match through the next `end` match (same file) are not evidence."""
+
+    id: str
+    start: re.Pattern[str]
+    end: re.Pattern[str]
+    sources: tuple[str, ...]
+    max_lines: int
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    version: str
+    rules: tuple[Rule, ...]
+    noise: tuple[NoiseBlock, ...] = ()
+    excerpt_chars: int = 300
+    max_evidence: int = 5
+    source: str = field(default="", compare=False)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_rule_table(path: Path | str | None = None) -> RuleTable:
+    """Load and validate a rule table; the packaged default when `path` is None."""
+    file = Path(path) if path is not None else DEFAULT_RULES
+    try:
+        text = file.read_text(encoding="utf-8")
+        doc = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise RuleTableError(f"cannot read rule table {file}: {exc}") from exc
+    return parse_rule_table(doc, str(file))
+
+
+def parse_rule_table(doc: Any, source: str = "<memory>") -> RuleTable:
+    """Build a RuleTable from a parsed document, rejecting anything unknown or ill-typed."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("version"), str) or not doc["version"]:
+        raise RuleTableError(f"{source}: needs a non-empty string 'version'")
+    rules = doc.get("rules")
+    if not isinstance(rules, list) or not rules:
+        raise RuleTableError(f"{source}: needs a non-empty 'rules' list")
+    parsed = tuple(_parse_rule(r, i, source) for i, r in enumerate(rules))
+    ids = [r.id for r in parsed]
+    if len(set(ids)) != len(ids):
+        raise RuleTableError(f"{source}: duplicate rule ids")
+    noise = tuple(_parse_noise(n, source) for n in doc.get("noise") or [])
+    return RuleTable(doc["version"], parsed, noise, int(doc.get("excerpt_chars", 300)),
+                     int(doc.get("max_evidence", 5)), source)
+
+
+def _parse_rule(raw: Any, index: int, source: str) -> Rule:
+    where = f"{source}: rule #{index}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise RuleTableError(f"{where}: needs an 'id'")
+    where = f"{source}: rule {raw['id']!r}"
+    if raw.get("category") not in CATEGORIES:
+        raise RuleTableError(f"{where}: category must be one of {', '.join(CATEGORIES)}")
+    when = raw.get("when", {})
+    if not isinstance(when, dict) or set(when) - _CONDITIONS:
+        raise RuleTableError(f"{where}: unknown conditions {sorted(set(when) - _CONDITIONS)}")
+    sources = tuple(when.get("sources", SOURCES))
+    if set(sources) - set(SOURCES):
+        raise RuleTableError(f"{where}: unknown sources {sorted(set(sources) - set(SOURCES))}")
+    flags = re.IGNORECASE if raw.get("ignore_case", True) else 0
+    return Rule(
+        id=raw["id"],
+        category=raw["category"],
+        patterns=tuple(_compile(p, flags, where) for p in when.get("patterns", [])),
+        sources=sources,
+        status=_opt_tuple(when.get("status")),
+        return_code=_opt_tuple(when.get("return_code")),
+        duration_at_least_budget=when.get("duration_at_least_budget"),
+        has_patch=when.get("has_patch"),
+        journal_error=when.get("journal_error"),
+        examples=tuple(raw.get("examples", [])),
+    )
+
+
+def _parse_noise(raw: Any, source: str) -> NoiseBlock:
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("id", "start", "end")):
+        raise RuleTableError(f"{source}: a noise entry needs string 'id', 'start' and 'end'")
+    where = f"{source}: noise {raw['id']!r}"
+    return NoiseBlock(raw["id"], _compile(raw["start"], 0, where), _compile(raw["end"], 0, where),
+                      tuple(raw.get("sources", SOURCES)), int(raw.get("max_lines", 40)))
+
+
+def _compile(pattern: Any, flags: int, where: str) -> re.Pattern[str]:
+    if not isinstance(pattern, str):
+        raise RuleTableError(f"{where}: pattern {pattern!r} is not a string")
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise RuleTableError(f"{where}: bad regex {pattern!r}: {exc}") from exc
+
+
+def _opt_tuple(value: Any) -> tuple[Any, ...] | None:
+    return tuple(value) if isinstance(value, list) else None
+
+
+_DEFAULT: RuleTable | None = None
+
+
+def default_rule_table() -> RuleTable:
+    """The packaged table, loaded once."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = load_rule_table()
+    return _DEFAULT
+
+
+# ---------------------------------------------------------------- classifying
+
+
+def classify(facts: RunFacts, table: RuleTable | None = None) -> Classification:
+    """The category of one run: the first rule of the table whose conditions all hold."""
+    table = table or default_rule_table()
+    lines = remove_noise(facts.evidence, table.noise)
+    for rule in table.rules:
+        evidence = _match(rule, facts, lines, table)
+        if evidence is not None:
+            kept = tuple(evidence[: table.max_evidence])
+            return Classification(rule.category, rule.id, table.version, kept)
+    return Classification("other", "<no rule>", table.version)
+
+
+def remove_noise(lines: Iterable[EvidenceLine], noise: Iterable[NoiseBlock]) -> list[EvidenceLine]:
+    """Drop evidence lines inside known-harmless blocks (e.g. a console helper's traceback)."""
+    kept = list(lines)
+    for block in noise:
+        dropped: set[int] = set()
+        for i, start in enumerate(kept):
+            if start.line is None or start.source not in block.sources or not block.start.search(start.text):
+                continue
+            dropped |= _block_members(kept, i, block)
+        kept = [ln for j, ln in enumerate(kept) if j not in dropped]
+    return kept
+
+
+def _block_members(lines: list[EvidenceLine], i: int, block: NoiseBlock) -> set[int]:
+    """Indexes of lines in the same file from line i's number through the block's end line."""
+    first = lines[i]
+    assert first.line is not None
+    members: set[int] = set()
+    last = first.line + block.max_lines
+    candidates = sorted(
+        (ln.line, j) for j, ln in enumerate(lines)
+        if ln.file == first.file and ln.line is not None and first.line <= ln.line <= last
+    )
+    for line_no, j in candidates:
+        members.add(j)
+        if line_no > first.line and block.end.search(lines[j].text):
+            break
+    return members
+
+
+def _match(rule: Rule, facts: RunFacts, lines: list[EvidenceLine], table: RuleTable) -> list[Evidence] | None:
+    """Evidence list if every condition of `rule` holds, else None."""
+    evidence: list[Evidence] = []
+    checks = (_check_status, _check_return_code, _check_budget, _check_patch, _check_journal_error)
+    for check in checks:
+        found = check(rule, facts)
+        if found is None:
+            return None
+        evidence += found
+    if rule.patterns:
+        hits = _pattern_hits(rule, lines, table.excerpt_chars)
+        if not hits:
+            return None
+        evidence = hits + evidence
+    return evidence
+
+
+def _pattern_hits(rule: Rule, lines: list[EvidenceLine], width: int) -> list[Evidence]:
+    """Every evidence line of the rule's sources matching one of its patterns."""
+    hits: list[Evidence] = []
+    for line in lines:
+        if line.source not in rule.sources:
+            continue
+        for pattern in rule.patterns:
+            m = pattern.search(line.text)
+            if m:
+                hits.append(Evidence(line.file, line.line, excerpt(line.text, m.start(), m.end(), width)))
+                break
+    return hits
+
+
+def excerpt(text: str, start: int, end: int, width: int = 300) -> str:
+    """At most `width` redacted characters of `text` around [start, end)."""
+    text = redact(text)
+    if len(text) <= width:
+        return text
+    lead = max(0, min(start - width // 4, len(text) - width))
+    cut = text[lead: lead + width]
+    if lead > 0:
+        cut = "…" + cut[1:]
+    if lead + width < len(text):
+        cut = cut[:-1] + "…"
+    return cut
+
+
+# Each structured check returns None when the condition fails, else the evidence it contributes.
+
+
+def _check_status(rule: Rule, facts: RunFacts) -> list[Evidence] | None:
+    if rule.status is None:
+        return []
+    if facts.status not in rule.status:
+        return None
+    if facts.status_source == "journal":
+        return [Evidence("journal.json", None, f"journal status: {facts.status}")]
+    if facts.log is not None:
+        line = facts.log.fact_lines.get("status") or facts.log.fact_lines.get("journal_status")
+        return [Evidence(facts.log.log_file, line, f"Task status determined as: {facts.status}")]
+    return [Evidence(".", None, f"status: {facts.status}")]
+
+
+def _check_return_code(rule: Rule, facts: RunFacts) -> list[Evidence] | None:
+    if rule.return_code is None:
+        return []
+    if facts.return_code is None or facts.return_code not in rule.return_code:
+        return None
+    if facts.journal is not None and facts.journal.returncode is not None:
+        return [Evidence("journal.json", None, f"trae.returncode: {facts.return_code}")]
+    assert facts.log is not None
+    return [Evidence(facts.log.log_file, facts.log.fact_lines.get("return_code"),
+                     f"Process return code: {facts.return_code}")]
+
+
+def _check_budget(rule: Rule, facts: RunFacts) -> list[Evidence] | None:
+    if rule.duration_at_least_budget is None:
+        return []
+    budget_min, duration = facts.time_budget_minutes, facts.duration_s
+    reached = budget_min is not None and duration is not None and duration >= budget_min * 60
+    if reached != rule.duration_at_least_budget:
+        return None
+    if not reached:
+        return []
+    return [Evidence("journal.json", None, f"duration {duration:.0f} s >= budget {budget_min:g} min")]
+
+
+def _check_patch(rule: Rule, facts: RunFacts) -> list[Evidence] | None:
+    if rule.has_patch is None:
+        return []
+    if facts.has_patch != rule.has_patch:
+        return None
+    if facts.has_patch:
+        return [Evidence("model_patch.diff", None, f"patch of {facts.patch.bytes} bytes")]
+    what = "model_patch.diff is empty" if facts.patch.present else "no model_patch.diff"
+    return [Evidence("model_patch.diff", None, what)]
+
+
+def _check_journal_error(rule: Rule, facts: RunFacts) -> list[Evidence] | None:
+    if rule.journal_error is None:
+        return []
+    has_error = facts.journal is not None and bool(facts.journal.error)
+    if has_error != rule.journal_error:
+        return None
+    if not has_error:
+        return []
+    journal_lines = [e for e in facts.evidence if e.source == "journal"]
+    text = journal_lines[0].text if journal_lines else "journal error"
+    return [Evidence("journal.json", None, excerpt(text, 0, 0))]

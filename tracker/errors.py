@@ -1,0 +1,34 @@
+"""Errors the library raises; the CLI turns each into a one-line message and an exit code."""
+
+
+class TrackerError(Exception):
+    """Base of every error a user can act on (message says what was wrong and what to do)."""
+
+
+class StoreConfigError(TrackerError):
+    """The store URL is malformed or names something that is not a database."""
+
+
+class StoreUnavailable(TrackerError):
+    """The database could not be reached."""
+
+
+class SchemaOutdated(TrackerError):
+    """The database schema is older (or newer) than this version of track expects."""
+
+
+class ConcurrencyError(TrackerError):
+    """An append expected a stream version that is no longer current."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, but the append expected {expected}; "
+            "reload the stream and retry"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class AppendOnlyViolation(TrackerError):
+    """Something tried to change or remove a stored event."""

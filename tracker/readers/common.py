@@ -1,0 +1,87 @@
+"""Shared small types and helpers of the ISO-Bench readers.
+
+Readers never raise for a bad file: they return what they could read plus `Problem`s, so an import
+names every bad file and still keeps everything that was good.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SNIFF_BYTES = 8192
+"""How much of a file is looked at to decide whether it is binary."""
+
+MAX_SMALL_JSON_BYTES = 32 * 1024 * 1024
+"""Journals and test results are small; anything bigger is read as a problem, not into memory."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that exists but could not be (fully) read, or a required file that is absent.
+
+    `file` is relative to the run folder for per-run files and to the tree root for tree-level
+    files (pipeline logs, evaluation results, discovery). `kind` is one of: missing, truncated,
+    invalid_json, binary, unreadable, too_large, unexpected, symlink_loop, ambiguous.
+    """
+
+    file: str
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class EvidenceLine:
+    """One line that matched an error signature, already redacted.
+
+    `source` is stderr | stdout | trajectory | journal | pipeline_log; `line` is 1-based, or None
+    for values inside a JSON document. `text` is capped at `MAX_EVIDENCE_CHARS`: longer than an
+    excerpt so that a signature late in a long line is still seen; the classifier cuts the excerpt.
+    """
+
+    source: str
+    file: str
+    line: int | None
+    text: str
+
+
+MAX_EVIDENCE_CHARS = 1000
+
+
+def looks_binary(block: bytes) -> bool:
+    """NUL bytes never occur in the text files ISO-Bench writes, so one means binary content."""
+    return b"\x00" in block
+
+
+def sniff(path: Path) -> bytes:
+    """The first block of a file (raises OSError like open())."""
+    with open(path, "rb") as fh:
+        return fh.read(SNIFF_BYTES)
+
+
+def os_problem(rel: str, exc: OSError) -> Problem:
+    """Map an OSError to a problem: a vanished file is 'missing', anything else 'unreadable'."""
+    kind = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
+    return Problem(rel, kind, f"{type(exc).__name__}: {exc.strerror or exc}")
+
+
+def is_file(path: Path) -> bool:
+    """True for a regular file (following symlinks); never raises."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def file_size(path: Path) -> int | None:
+    """Size in bytes, or None when it cannot be stat'ed."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def clip(text: str, limit: int = MAX_EVIDENCE_CHARS) -> str:
+    """Cut a string to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
