@@ -6,17 +6,19 @@ Exit codes: 0 done; 1 done but found a problem (a broken chain, a tree with no r
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
 
 import click
 
+from runners.commands_import import attempts_command, campaigns_command, import_command, log_command
 from runners.commands_store import db_group, verify_command
 from runners.context import AppContext
 from tracker import __version__
 from tracker.errors import TrackerError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +38,8 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 
 cli.add_command(db_group)
 cli.add_command(verify_command)
+for command in (import_command, campaigns_command, attempts_command, log_command):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line; TRACK_DEBUG=1 shows the traceback
+        if os.environ.get("TRACK_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with TRACK_DEBUG=1 for details)", err=True)
+        sys.exit(EXIT_INTERNAL)
     sys.exit(result if isinstance(result, int) else 0)
 
 

@@ -9,7 +9,10 @@ import pytest
 from tracker.redaction import MARK, redact
 
 SECRETS = [
-    ("OPENAI_API_KEY=sk-proj-557fe9da6293008dc081bd204fc0638ee9eb100d", "557fe9da6293008dc081bd204fc0638ee9eb100d"),
+    (
+        "OPENAI_API_KEY=sk-proj-557fe9da6293008dc081bd204fc0638ee9eb100d",
+        "557fe9da6293008dc081bd204fc0638ee9eb100d",
+    ),
     ("key sk-svcacct-AbCdEf0123456789AbCdEf0123456789 here", "AbCdEf0123456789AbCdEf0123456789"),
     ("old style sk-0123456789abcdefABCDEF0123456789abcdefABCDEF", "0123456789abcdefABCDEF"),
     ("Incorrect API key provided: sk-proj-t3r0ki9u****************************ONFM.", "t3r0ki9u"),
@@ -63,8 +66,10 @@ def test_non_ascii_text_keeps_alignment() -> None:
 
 
 def test_fast_on_many_lines() -> None:
-    lines = [f"2025-12-03 19:00:02,007 - bench.prepare - INFO - TRAE STDOUT: step {i} Token Usage ok\n"
-             for i in range(100_000)]
+    lines = [
+        f"2025-12-03 19:00:02,007 - bench.prepare - INFO - TRAE STDOUT: step {i} Token Usage ok\n"
+        for i in range(100_000)
+    ]
     start = time.perf_counter()
     for line in lines:
         redact(line)

@@ -105,11 +105,10 @@ def create_store_engine(raw_url: str) -> Engine:
         raise StoreConfigError(f"cannot use {safe_url(url)}: {exc}") from None
     if url.get_backend_name() == "sqlite":
         _install_sqlite_hooks(engine)
-    with translate_errors(url):
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            if url.get_backend_name() == "sqlite":
-                connection.execute(text("SELECT count(*) FROM sqlite_master"))
+    with translate_errors(url), engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+        if url.get_backend_name() == "sqlite":
+            connection.execute(text("SELECT count(*) FROM sqlite_master"))
     return engine
 
 

@@ -4,7 +4,7 @@ Payload and metadata are stored as canonical JSON *text* (not JSONB): the hash c
 over the exact bytes stored, so no backend may reorder keys or reformat numbers underneath it.
 """
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -31,4 +31,58 @@ projection_checkpoints = Table(
     Column("name", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", String(32), nullable=False),
+)
+
+# The SQL read model (migration 0002): a projection of the events, rebuildable at any time.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("agent", String(100), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("benchmark", String(100), nullable=False),
+    Column("agent_fix_commit", String(64)),
+    Column("baseline_campaign", String(80)),
+    Column("source", Text),
+    Column("created_at", String(32), nullable=False),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("campaign", String(80), nullable=False),
+    Column("repo", String(100), nullable=False),
+    Column("repo_raw", String(100)),
+    Column("agent", String(100)),
+    Column("model", String(100)),
+    Column("model_raw", String(100)),
+    Column("item_id", String(200)),
+    Column("commit", String(64), nullable=False),
+    Column("pre_commit", String(64)),
+    Column("run_path", Text),
+    Column("run_timestamp", String(32)),
+    Column("status", String(40)),
+    Column("failure_category", String(40)),
+    Column("rule_id", String(100)),
+    Column("rules_version", String(40)),
+    Column("return_code", Integer),
+    Column("duration_s", Float),
+    Column("input_tokens", BigInteger),
+    Column("cached_input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
+    Column("llm_calls", Integer),
+    Column("patch_bytes", BigInteger),
+    Column("patch_files", Integer),
+    Column("lines_added", Integer),
+    Column("lines_removed", Integer),
+    Column("patch_sha256", String(64)),
+    Column("eval_status", String(40)),
+    Column("speedup", Float),
+    Column("baseline_ms", Float),
+    Column("patched_ms", Float),
+    Column("problems", Text, nullable=False, server_default="[]"),
+    Column("last_position", BigInteger, nullable=False),
 )

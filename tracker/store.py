@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -175,8 +174,16 @@ class EventStore:
                 return self._append_locked(connection, stream_id, new_events, expected_version, stored)
 
     def _write_transaction(self) -> Any:
+        return self.transaction(lock_key=APPEND_LOCK_KEY)
+
+    def transaction(self, lock_key: int | None = None) -> Any:
+        """A write transaction (context manager giving a Connection), holding a lock while it runs.
+
+        SQLite takes its single write lock up front (`BEGIN IMMEDIATE`); PostgreSQL takes the
+        transaction-scoped advisory lock `lock_key` (appends and each projection have their own).
+        """
         connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-        return _Transaction(connection, self.is_postgres)
+        return _Transaction(connection, self.is_postgres, lock_key)
 
     def _append_locked(
         self, connection: Connection, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any,
@@ -259,6 +266,13 @@ class EventStore:
             position = batch[-1].position
             if len(batch) < batch_size:
                 return
+
+    def read_prefix(self, prefix: str) -> list[RecordedEvent]:
+        """Every event of the streams whose id starts with `prefix`, by stream then version."""
+        query = (select(*_COLUMNS).where(events.c.stream_id.startswith(prefix, autoescape=True))
+                 .order_by(events.c.stream_id, events.c.stream_version))
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return [_row_to_event(row) for row in connection.execute(query)]
 
     def read_all(self, from_position: int = 0, batch_size: int = 5000) -> Iterator[RecordedEvent]:
         for batch in self.read_batches(from_position, batch_size):
@@ -344,14 +358,15 @@ def _has_events_table(engine: Engine) -> bool:
 class _Transaction:
     """A write transaction that holds the append lock (advisory lock on PostgreSQL)."""
 
-    def __init__(self, connection: Connection, is_postgres: bool) -> None:
+    def __init__(self, connection: Connection, is_postgres: bool, lock_key: int | None) -> None:
         self.connection = connection
         self.is_postgres = is_postgres
+        self.lock_key = lock_key
 
     def __enter__(self) -> Connection:
         self._tx = self.connection.begin()
-        if self.is_postgres:
-            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+        if self.is_postgres and self.lock_key is not None:
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock_key})
         return self.connection
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -23,7 +23,7 @@ class Problem:
 
     `file` is relative to the run folder for per-run files and to the tree root for tree-level
     files (pipeline logs, evaluation results, discovery). `kind` is one of: missing, truncated,
-    invalid_json, binary, unreadable, too_large, unexpected, symlink_loop, ambiguous.
+    invalid_json, binary, unreadable, too_large, unexpected, symlink_loop, guessed (a fallback value).
     """
 
     file: str

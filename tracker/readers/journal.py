@@ -64,11 +64,18 @@ def parse_json_document(raw: bytes, rel: str) -> tuple[Any, Problem | None]:
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
-        stripped = text.rstrip()
-        kind = "truncated" if not stripped or exc.pos >= len(stripped) - 1 else "invalid_json"
-        if kind == "invalid_json" and stripped and stripped[-1] not in "}]":
-            kind = "truncated"
+        kind = "truncated" if _stops_early(text, exc) else "invalid_json"
         return None, Problem(rel, kind, f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def _stops_early(text: str, exc: json.JSONDecodeError) -> bool:
+    """A JSON document cut short: it starts like JSON, and fails at its end or lacks its closing bracket."""
+    stripped = text.strip()
+    if stripped[:1] not in ("{", "["):
+        return not stripped
+    if exc.pos >= len(text.rstrip()) - 1:
+        return True
+    return stripped[-1] not in "}]" and not exc.msg.startswith("Extra data")
 
 
 def journal_facts(doc: dict[str, Any]) -> JournalFacts:

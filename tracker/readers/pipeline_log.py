@@ -18,7 +18,7 @@ from typing import Any
 from tracker.readers.common import EvidenceLine, Problem, looks_binary, os_problem
 from tracker.readers.textlog import TOKEN_LINE, EvidenceCollector, iter_lines
 
-LOG_GLOB_RE = re.compile(r"^pipeline_run_.*\.log$")
+LOG_GLOB_RE = re.compile(r"^pipeline_run.*\.log$")
 _NAME_TS = re.compile(r"(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})")
 _LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}):(\d{2})(?:,\d+)? - (\S+) - ([A-Z]+) - (.*)$")
 _START = re.compile(r"^Starting task processing: (\S+)")

@@ -1,0 +1,170 @@
+"""The domain's events: what can be known about a campaign and about an attempt.
+
+Streams: `campaign:<name>` holds the campaign's own facts; `attempt:<campaign>:<repo>:<commit>:<ts>`
+holds one agent run on one commit in one campaign. Payloads are facts as observed; derived values
+(cost, success, best attempt) are computed by projections, so a new price table or classifier
+re-derives history without rewriting it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracker.errors import TrackerError
+from tracker.events import DomainEvent, domain_event
+
+CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+FAILURE_CATEGORIES = (
+    "tool_output_missing", "quota_exceeded", "invalid_api_key", "rate_limited", "json_parse_error",
+    "context_length_exceeded", "aws_sso_expired", "max_steps_exceeded", "no_patch", "timeout", "other",
+)
+"""Every category a failed attempt can get; a successful attempt's category is `none`."""
+
+
+def campaign_stream(name: str) -> str:
+    return f"campaign:{name}"
+
+
+def attempt_stream(campaign: str, repo: str, commit: str, timestamp: str) -> str:
+    return f"attempt:{campaign}:{repo}:{commit}:{timestamp}"
+
+
+def check_campaign_name(name: str) -> str:
+    if not CAMPAIGN_NAME.match(name):
+        raise TrackerError(
+            f"invalid campaign name {name!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+@domain_event
+@dataclass(frozen=True)
+class CampaignCreated(DomainEvent):
+    """An evaluation (kind `original`) or a rerun (kind `rerun`) of one agent and model."""
+
+    TYPE = "campaign.created"
+    name: str
+    kind: str
+    agent: str
+    model: str
+    benchmark: str = "iso-bench"
+    agent_fix_commit: str | None = None
+    baseline_campaign: str | None = None
+    source: str | None = None
+
+
+@domain_event
+@dataclass(frozen=True)
+class PlanCreated(DomainEvent):
+    """What a rerun was planned to cover, and why those commits were selected."""
+
+    TYPE = "plan.created"
+    plan_id: str
+    from_campaign: str
+    selection: dict[str, Any]
+    items: list[dict[str, Any]]
+    files: list[str] = field(default_factory=list)
+    estimate: dict[str, Any] | None = None
+
+
+@domain_event
+@dataclass(frozen=True)
+class AttemptObserved(DomainEvent):
+    """One agent run on one commit: who, what, where, and how it ended (as the files say)."""
+
+    TYPE = "attempt.observed"
+    campaign: str
+    repo: str
+    repo_raw: str
+    agent: str
+    model: str
+    model_raw: str
+    item_id: str
+    commit: str
+    pre_commit: str | None
+    run_path: str
+    run_timestamp: str
+    status: str
+    status_source: str | None
+    return_code: int | None
+    duration_s: float | None
+    time_budget_minutes: float | None
+    journal_error: str | None = None
+    journal_error_type: str | None = None
+
+
+@domain_event
+@dataclass(frozen=True)
+class UsageObserved(DomainEvent):
+    """Token buckets of one attempt (cached inside input, reasoning inside output: OpenAI's way)."""
+
+    TYPE = "usage.observed"
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    llm_calls: int | None
+    source: str | None
+
+
+@domain_event
+@dataclass(frozen=True)
+class PatchObserved(DomainEvent):
+    """The patch an attempt produced (empty means no patch)."""
+
+    TYPE = "patch.observed"
+    sha256: str | None
+    bytes: int
+    files: int
+    lines_added: int
+    lines_removed: int
+
+
+@domain_event
+@dataclass(frozen=True)
+class EvaluationObserved(DomainEvent):
+    """The performance test of an attempt's patch (eval_results_v2 test_results.json)."""
+
+    TYPE = "evaluation.observed"
+    status: str | None
+    speedup: float | None
+    baseline_ms: float | None
+    patched_ms: float | None
+    improvement: bool | None
+    error_message: str | None
+    file: str | None
+
+
+@domain_event
+@dataclass(frozen=True)
+class FailureClassified(DomainEvent):
+    """Why an attempt failed (`none` when it succeeded), by which rule of which table, on what evidence."""
+
+    TYPE = "failure.classified"
+    category: str
+    rule_id: str
+    table_version: str
+    evidence: list[dict[str, Any]]
+
+
+@domain_event
+@dataclass(frozen=True)
+class ImportProblem(DomainEvent):
+    """A file of the attempt that is missing, truncated or unreadable (the rest was still imported)."""
+
+    TYPE = "import.problem"
+    file: str
+    kind: str
+    detail: str
+
+
+@domain_event
+@dataclass(frozen=True)
+class ImportProblemResolved(DomainEvent):
+    """A file reported as a problem earlier reads fine now."""
+
+    TYPE = "import.problem_resolved"
+    file: str
+    kind: str

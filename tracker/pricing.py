@@ -1,0 +1,66 @@
+"""Cost from tokens, by a versioned price table (never a hard-coded guess).
+
+OpenAI counts cached tokens inside input tokens and reasoning tokens inside output tokens, so the
+bill is: (input - cached) at the input rate + cached at the cached rate + output at the output rate.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tracker.errors import TrackerError
+
+_DATED_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    input: float
+    cached_input: float
+    output: float
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    version: str
+    models: dict[str, ModelPrice]
+
+    def price_for(self, model: str | None) -> ModelPrice | None:
+        """The price of a model, matching dated snapshots (`gpt-5-2025-08-07`) to their family."""
+        if not model:
+            return None
+        name = model.lower().removeprefix("openai-").removeprefix("openai/")
+        if name in self.models:
+            return self.models[name]
+        undated = _DATED_SUFFIX.sub("", name)
+        return self.models.get(undated)
+
+    def cost_usd(self, model: str | None, input_tokens: int | None, cached_input_tokens: int | None,
+                 output_tokens: int | None) -> float | None:
+        """The cost of one attempt, or None when the model has no price or no tokens are known."""
+        price = self.price_for(model)
+        if price is None or (input_tokens is None and output_tokens is None):
+            return None
+        total_in = input_tokens or 0
+        cached = min(cached_input_tokens or 0, total_in)
+        cost = (total_in - cached) * price.input + cached * price.cached_input + (output_tokens or 0) * price.output
+        return round(cost / 1_000_000, 6)
+
+
+def load_price_table(path: str | Path | None = None) -> PriceTable:
+    """The packaged table, or an override file in the same JSON format."""
+    try:
+        if path is None:
+            raw: dict[str, Any] = json.loads(resources.files("tracker").joinpath("data/prices.json").read_text())
+        else:
+            raw = json.loads(Path(path).read_text())
+        models = {name.lower(): ModelPrice(float(p["input"]), float(p["cached_input"]), float(p["output"]))
+                  for name, p in raw["models"].items()}
+        return PriceTable(version=str(raw["version"]), models=models)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrackerError(f"cannot read price table {path}: {exc}") from None

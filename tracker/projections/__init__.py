@@ -1,0 +1,1 @@
+"""Projections: views built from the event log, each remembering how far it got (a checkpoint)."""

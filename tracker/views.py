@@ -1,0 +1,105 @@
+"""Read-side views for people and notebooks: campaigns, attempts (with cost), audit history.
+
+Views read the SQL read model (kept current by `projections.read_model.catch_up`) and derive
+values such as cost at read time from the versioned price table, so prices never get baked in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import case, func, select
+
+from tracker.errors import TrackerError
+from tracker.events import RecordedEvent
+from tracker.pricing import PriceTable, load_price_table
+from tracker.projections import read_model
+from tracker.schema import attempts, campaigns
+from tracker.store import EventStore
+
+ATTEMPT_COLUMNS = [
+    "campaign", "repo", "item_id", "commit", "run_path", "run_timestamp", "status", "failure_category",
+    "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "patch_bytes",
+    "patch_files", "lines_added", "lines_removed", "speedup", "duration_s", "return_code", "rule_id",
+    "rules_version", "model", "agent", "repo_raw", "model_raw", "problems", "stream_id",
+]
+
+
+def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
+    """Every campaign with its attempt, commit and success counts."""
+    read_model.catch_up(store)
+    counts = (
+        select(
+            attempts.c.campaign,
+            func.count().label("attempts"),
+            func.count(attempts.c.commit.distinct()).label("commits"),
+            func.sum(case((attempts.c.status == "success", 1), else_=0)).label("succeeded"),
+        ).group_by(attempts.c.campaign).subquery()
+    )
+    query = (select(campaigns, counts.c.attempts, counts.c.commits, counts.c.succeeded)
+             .select_from(campaigns.outerjoin(counts, counts.c.campaign == campaigns.c.name))
+             .order_by(campaigns.c.created_at))
+    with store.engine.connect() as connection:
+        rows = [dict(row) for row in connection.execute(query).mappings()]
+    for row in rows:
+        for key in ("attempts", "commits", "succeeded"):
+            row[key] = int(row[key] or 0)
+        row["failed"] = row["attempts"] - row["succeeded"]
+    return rows
+
+
+def campaign_exists(store: EventStore, name: str) -> bool:
+    read_model.catch_up(store)
+    with store.engine.connect() as connection:
+        return connection.execute(select(campaigns.c.name).where(campaigns.c.name == name)).first() is not None
+
+
+def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str | None = None,
+                   status: str | None = None, category: str | None = None,
+                   prices: PriceTable | None = None) -> pd.DataFrame:
+    """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
+    read_model.catch_up(store)
+    if campaign is not None and not campaign_exists(store, campaign):
+        raise TrackerError(f"no campaign named {campaign!r}: see `track campaigns`")
+    query = select(attempts)
+    for column, value in (("campaign", campaign), ("repo", repo), ("status", status), ("failure_category", category)):
+        if value is not None:
+            query = query.where(attempts.c[column] == value)
+    query = query.order_by(attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.run_timestamp)
+    with store.engine.connect() as connection:
+        frame = pd.read_sql(query, connection)
+    prices = prices or load_price_table()
+    frame["cost_usd"] = [
+        prices.cost_usd(model, _int(i), _int(c), _int(o))
+        for model, i, c, o in zip(frame["model"], frame["input_tokens"], frame["cached_input_tokens"],
+                                  frame["output_tokens"], strict=True)
+    ]
+    frame["problems"] = [json.loads(p or "[]") for p in frame["problems"]]
+    frame["failure_category"] = frame["failure_category"].fillna("none")
+    return frame[ATTEMPT_COLUMNS]
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: NaN becomes null, numpy numbers become Python numbers."""
+    return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]
+
+
+def commit_history(store: EventStore, campaign: str, commit: str) -> list[RecordedEvent]:
+    """Every event of every attempt of one commit in one campaign (the audit trail), in log order."""
+    frame = attempts_frame(store, campaign)
+    matches = frame[frame["commit"].str.startswith(commit.lower())]
+    if matches.empty:
+        raise TrackerError(f"campaign {campaign!r} has no attempt on commit {commit}")
+    if matches["commit"].nunique() > 1:
+        raise TrackerError(f"{commit} matches several commits; give more of the sha")
+    history: list[RecordedEvent] = []
+    for stream_id in matches["stream_id"]:
+        history.extend(store.read_stream(stream_id))
+    return sorted(history, key=lambda event: event.position)
+
