@@ -24,10 +24,15 @@ EXIT_NOTHING_IMPORTED = 1
 @click.option("--repo", type=click.Choice(["vllm", "sglang"]), default=None, help="Import one repo only.")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Failure rule table to classify with (default: the packaged one).")
+@click.option("--kind", type=click.Choice(["original", "rerun"]), default="original", show_default=True,
+              help="Record a rerun made outside `track run` with --kind rerun.")
+@click.option("--fix-commit", default=None, help="Agent fix commit of a rerun (e.g. a1c6d41).")
+@click.option("--baseline", default=None, help="Baseline campaign of a rerun.")
 @json_option
 @pass_app
 def import_command(app: AppContext, root: Path, campaign: str, agent: str, model: str, repo: str | None,
-                   rules_path: Path | None, as_json: bool) -> None:
+                   rules_path: Path | None, kind: str, fix_commit: str | None, baseline: str | None,
+                   as_json: bool) -> None:
     """Import an ISO-Bench checkout (state/runs, pipeline logs, eval results) as an original campaign.
 
     Re-importing the same tree adds no event; after a file changed, only what changed is added.
@@ -41,7 +46,8 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str, model
     with click.progressbar(length=total, label="importing runs", file=click.get_text_stream("stderr"),
                            show_pos=True, hidden=as_json) as bar:
         summary = import_tree(store, root, campaign, agent=agent, model=model, repo=repo, rules=rules,
-                              progress=lambda _facts: bar.update(1))
+                              progress=lambda _facts: bar.update(1), kind=kind, agent_fix_commit=fix_commit,
+                              baseline_campaign=baseline)
     if as_json:
         emit_json(summary.to_dict())
     else:

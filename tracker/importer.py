@@ -99,8 +99,14 @@ def import_tree(
     repo: str | None = None,
     rules: RuleTable | None = None,
     progress: Progress | None = None,
+    kind: str = "original",
+    agent_fix_commit: str | None = None,
+    baseline_campaign: str | None = None,
 ) -> ImportSummary:
-    """Record every run folder under ROOT/state/runs as an attempt of campaign CAMPAIGN."""
+    """Record every run folder under ROOT/state/runs as an attempt of campaign CAMPAIGN.
+
+    `kind="rerun"` (with the fix commit and baseline) records a rerun made outside `track run`.
+    """
     started = time.perf_counter()
     check_campaign_name(campaign)
     root = Path(root)
@@ -108,8 +114,12 @@ def import_tree(
         raise TrackerError(f"{root} is not a folder: pass the ISO-Bench checkout (the folder holding state/runs)")
     table = rules or load_rule_table()
     metadata = default_metadata(correlation_id=str(uuid.uuid4()), command="import", root=str(root.resolve()))
-    ensure_campaign(store, CampaignCreated(name=campaign, kind="original", agent=agent, model=model,
-                                           source=str(root.resolve())), metadata)
+    if kind not in ("original", "rerun"):
+        raise TrackerError(f"campaign kind must be original or rerun, not {kind!r}")
+    ensure_campaign(store, CampaignCreated(
+        name=campaign, kind=kind, agent=agent, model=model, source=str(root.resolve()),
+        agent_fix_commit=agent_fix_commit, baseline_campaign=baseline_campaign,
+    ), metadata)
     known = _known_facts(store, campaign)
     summary = ImportSummary(campaign=campaign, root=str(root), rules_version=table.version)
     tree_problems: list[Problem] = []

@@ -1,0 +1,32 @@
+"""Where MLflow lives: the embedded default (SQLite + local artifacts under ./mlruns) or a server.
+
+MLflow 3 dropped the plain-file backend as a default; the embedded store is its SQLite backend at
+`mlruns/mlflow.db` with artifacts under `mlruns/artifacts/`, so a laptop needs no server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MLFLOW_DB = Path("mlruns") / "mlflow.db"
+DEFAULT_ARTIFACTS = Path("mlruns") / "artifacts"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """The tracking URI: the flag, else $MLFLOW_TRACKING_URI, else the embedded SQLite store."""
+    uri = explicit or os.environ.get(TRACKING_URI_ENV)
+    if uri:
+        return uri
+    DEFAULT_MLFLOW_DB.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_MLFLOW_DB.resolve()}"
+
+
+def default_artifact_location(experiment_name: str) -> str | None:
+    """For the embedded store, keep artifacts under mlruns/artifacts/ (None: let the server decide)."""
+    return (DEFAULT_ARTIFACTS.resolve() / experiment_name.replace("/", "_")).as_uri()
+
+
+def is_embedded(uri: str) -> bool:
+    return uri.startswith("sqlite:")
