@@ -1,0 +1,86 @@
+"""Import throughput and memory: 434 runs (< 10 s), 20,000 runs (< 5 min, peak < 500 MB), one 200 MB
+trajectory (peak < 200 MB). Each import runs `track import` in a child process and reads its peak RSS.
+
+Usage: python benchmarks/bench_import.py [--small 434] [--large 20000] [--trajectory-mb 200] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tracker.sample_tree import RunSpec, generate_tree, write_big_trajectory, write_run_folder
+
+
+def timed_import(tree: Path, db: Path, campaign: str) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+    """Run the real CLI in a child process; return (seconds, peak RSS MB, summary JSON)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "runners.cli", "--db", f"sqlite:///{db}", "import", str(tree), "--campaign",
+             campaign, "--json"], stdout=out, stderr=subprocess.DEVNULL,
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the max of all children
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        if child.returncode != 0:
+            raise SystemExit(f"track import exited {child.returncode}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss / 1024, json.loads(out.read())
+
+
+def bench_tree(workdir: Path, runs: int) -> None:
+    tree = workdir / f"tree-{runs}"
+    start = time.perf_counter()
+    generated = generate_tree(tree, runs=runs, seed=runs)
+    print(f"generated {len(generated.runs):,} runs in {time.perf_counter() - start:.1f}s "
+          f"({sum(f.stat().st_size for f in tree.rglob('*') if f.is_file()) / 1e6:,.0f} MB)")
+    db = workdir / f"events-{runs}.db"
+    seconds, peak, summary = timed_import(tree, db, f"bench-{runs}")
+    print(f"import {summary['runs']:,} runs: {seconds:.1f}s ({summary['runs'] / seconds:,.0f} runs/s), "
+          f"peak RSS {peak:,.0f} MB, {summary['events_appended']:,} events, {summary['problems']} problems")
+    seconds, peak, summary = timed_import(tree, db, f"bench-{runs}")
+    print(f"re-import (nothing new): {seconds:.1f}s, {summary['events_appended']} events appended")
+
+
+def bench_big_trajectory(workdir: Path, megabytes: int) -> None:
+    tree = workdir / "tree-big-trajectory"
+    spec = RunSpec(repo="vllm", item_id="vllm_core-0000", commit="a" * 40, pre_commit="b" * 40, outcome="success",
+                   run_timestamp="2025-12-01_09-00-00")
+    run_dir = tree / "state/runs/vllm/trae/gpt-5-2025-08-07" / spec.run_timestamp / spec.item_id
+    write_run_folder(run_dir, spec)
+    sums = write_big_trajectory(run_dir / "trajectory.json", megabytes)
+    size = (run_dir / "trajectory.json").stat().st_size / 1e6
+    seconds, peak, summary = timed_import(tree, workdir / "events-big.db", "bench-big")
+    print(f"import one {size:,.0f} MB trajectory: {seconds:.1f}s, peak RSS {peak:,.0f} MB "
+          f"(input tokens summed: {sums['input_tokens']:,})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=434)
+    parser.add_argument("--large", type=int, default=20_000)
+    parser.add_argument("--trajectory-mb", type=int, default=200)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="track-bench-import-"))
+    try:
+        bench_tree(workdir, args.small)
+        if args.trajectory_mb:
+            bench_big_trajectory(workdir, args.trajectory_mb)
+        if args.large:
+            bench_tree(workdir, args.large)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
