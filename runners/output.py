@@ -30,7 +30,8 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     numeric = [all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows) for col in columns]
 
     def render(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+        cells = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in cells).rstrip()
 
     lines = [render(columns), render(["-" * w for w in widths])]
     lines += [render(line) for line in cells]

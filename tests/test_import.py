@@ -139,3 +139,25 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr + bad_name.stderr
     no_such = run_track("attempts", "--campaign", "ghost", cwd=tmp_path)
     assert no_such.returncode == 2 and "no campaign named" in no_such.stderr
+
+
+def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path, sqlite_url: str) -> None:
+    """A new rule-table version adds failure.classified events; the old classifications stay in the log."""
+    from tracker.classifier import load_rule_table, parse_rule_table
+
+    table = load_rule_table()
+    raw = json.loads((Path(__file__).resolve().parent.parent / "tracker/data/failure_rules.json").read_text())
+    raw["version"] = table.version + "-next"
+    newer = parse_rule_table(raw)
+    with EventStore.open(sqlite_url) as store:
+        import_tree(store, FIXTURES / "isobench-small-a", "orig")
+        before = [e for e in store.read_all() if e.event_type == "failure.classified"]
+        again = import_tree(store, FIXTURES / "isobench-small-a", "orig", rules=newer)
+        after = [e for e in store.read_all() if e.event_type == "failure.classified"]
+        assert again.events_appended == len(before) == 40
+        assert len(after) == 80
+        assert {e.payload["table_version"] for e in after} == {table.version, newer.version}
+        history = store.read_stream(before[0].stream_id)
+        assert [e.payload["table_version"] for e in history if e.event_type == "failure.classified"] == [
+            table.version, newer.version]
+        assert store.verify().ok

@@ -34,7 +34,8 @@ def attempt_stream(campaign: str, repo: str, commit: str, timestamp: str) -> str
 def check_campaign_name(name: str) -> str:
     if not CAMPAIGN_NAME.match(name):
         raise TrackerError(
-            f"invalid campaign name {name!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"invalid campaign name {name!r}: use 1-80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
     return name
 

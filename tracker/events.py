@@ -78,7 +78,7 @@ class DomainEvent:
     VERSION: ClassVar[int] = 1
 
     def to_payload(self) -> JsonDict:
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_new_event(self, event_id: str | None = None, metadata: JsonDict | None = None) -> NewEvent:
         return NewEvent(

@@ -234,7 +234,8 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
     seen = {(p.file, p.kind): p for p in facts.problems}
     changes += [ImportProblem(file=p.file, kind=p.kind, detail=p.detail)
                 for key, p in seen.items() if key not in state.problems]
-    changes += [ImportProblemResolved(file=file, kind=kind) for (file, kind) in state.problems if (file, kind) not in seen]
+    changes += [ImportProblemResolved(file=file, kind=kind)
+                for (file, kind) in state.problems if (file, kind) not in seen]
     changes += extra or []
     if not changes:
         return classification, 0

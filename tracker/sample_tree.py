@@ -269,7 +269,7 @@ class GeneratedTree:
 
 
 def _sha(rng: random.Random) -> str:
-    return "%040x" % rng.getrandbits(160)
+    return f"{rng.getrandbits(160):040x}"
 
 
 def _outcomes(runs: int, rng: random.Random) -> list[str]:

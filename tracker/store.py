@@ -313,7 +313,9 @@ class EventStore:
             .values(position=position, updated_at=utc_now())
         ).rowcount
         if not updated:
-            connection.execute(insert(projection_checkpoints).values(name=name, position=position, updated_at=utc_now()))
+            connection.execute(
+                insert(projection_checkpoints).values(name=name, position=position, updated_at=utc_now())
+            )
 
     # -- tamper evidence ----------------------------------------------------------------------
 
@@ -336,9 +338,11 @@ class EventStore:
 
 
 def _check_row(row: Sequence[Any], prev_hash: str, expected_position: int) -> ChainBreak | None:
-    position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at, stored_prev, stored_hash = row
+    (position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at,
+     stored_prev, stored_hash) = row
     if position != expected_position:
-        return ChainBreak(position, event_id, stream_id, f"missing event(s): expected position {expected_position}, found {position}")
+        reason = f"missing event(s): expected position {expected_position}, found {position}"
+        return ChainBreak(position, event_id, stream_id, reason)
     if stored_prev != prev_hash:
         return ChainBreak(position, event_id, stream_id, "prev_hash does not match the previous event's hash")
     actual = event_hash(prev_hash, position=position, stream_id=stream_id, stream_version=version, event_id=event_id,

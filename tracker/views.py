@@ -87,7 +87,8 @@ def _int(value: Any) -> int | None:
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: NaN becomes null, numpy numbers become Python numbers."""
-    return json.loads(frame.to_json(orient="records"))  # type: ignore[no-any-return]
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return records
 
 
 def commit_history(store: EventStore, campaign: str, commit: str) -> list[RecordedEvent]:

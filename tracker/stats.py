@@ -1,0 +1,57 @@
+"""The two statistics a comparison needs, in plain Python (no scipy at run time).
+
+- `wilson_interval`: the 95% interval of a success rate k/n. Wilson rather than the textbook
+  normal ("Wald") interval because ours are small samples with rates near 0 or 1, where Wald
+  gives impossible bounds (below 0, above 1) and far too narrow intervals.
+- `mcnemar_exact`: is the change real? On commits run in both campaigns only the discordant pairs
+  carry information: b fixed (fail -> success) and c regressed (success -> fail). Under "no change"
+  each discordant pair is a fair coin, so the exact two-sided p-value is a binomial test of b of b+c
+  at 1/2 (the chi-square version is wrong at the small counts we have).
+
+Both are checked against scipy in tests/test_compare_stats.py.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import NamedTuple
+
+
+class Interval(NamedTuple):
+    low: float
+    high: float
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> Interval:
+    """Wilson score interval for successes/trials; (nan, nan) when there are no trials."""
+    if trials < 0 or successes < 0 or successes > trials:
+        raise ValueError(f"need 0 <= successes <= trials, got {successes} of {trials}")
+    if trials == 0:
+        return Interval(math.nan, math.nan)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = successes / trials
+    z2n = z * z / trials
+    centre = (p + z2n / 2) / (1 + z2n)
+    half = z * math.sqrt(p * (1 - p) / trials + z2n / (4 * trials)) / (1 + z2n)
+    # Clamp: at k=0 or k=n the formula's bound is 0 or 1 up to rounding.
+    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mcnemar_exact(fixed: int, regressed: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant pairs (1.0 when there are none).
+
+    p = min(1, 2 * P[X <= min(b, c)]) with X ~ Binomial(b + c, 1/2), summed in exact integers so
+    that thousands of pairs neither underflow nor lose precision.
+    """
+    if fixed < 0 or regressed < 0:
+        raise ValueError("discordant pair counts cannot be negative")
+    n = fixed + regressed
+    if n == 0:
+        return 1.0
+    k = min(fixed, regressed)
+    term, tail = 1, 1  # C(n, 0)
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        tail += term
+    return min(1.0, 2 * tail / 2**n)  # int / int is correctly rounded even for huge ints
