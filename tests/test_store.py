@@ -183,3 +183,22 @@ def test_checkpoints_round_trip(store: EventStore) -> None:
     store.save_checkpoint("mlflow", 42)
     store.save_checkpoint("mlflow", 43)
     assert store.checkpoint("mlflow") == 43
+
+
+def test_append_survives_the_server_dropping_its_connection(pg_url: str) -> None:
+    """PostgreSQL restarts or a proxy kills idle connections: the next append still lands, once."""
+    with EventStore.open(pg_url) as store:
+        store.append("s", [ev(1)], expected_version=NO_STREAM)
+        with store.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            admin.commit()
+        store.append("s", [ev(2)], expected_version=1)
+        assert [e.payload["n"] for e in store.read_stream("s")] == [1, 2]
+
+
+def test_unreachable_store_is_a_clear_error() -> None:
+    from tracker.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="cannot reach the database"):
+        EventStore.open("postgresql://nobody@127.0.0.1:1/none")

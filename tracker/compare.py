@@ -169,11 +169,18 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
         "best_attempt_rule": BEST_ATTEMPT_RULE, "price_table": prices.version,
         "criteria": None if criteria is None else {"name": criteria.name, "source": criteria.source,
                                                    "measure": criteria.measure, "levels": criteria.levels},
-        "store_position": store.last_position(), "confidence": 0.95,
+        "store_position": store.last_position(), "store_head": _head_hash(store), "confidence": 0.95,
     }
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
                       estimate=estimate, meta=meta, notes=notes)
+
+
+def _head_hash(store: EventStore) -> str | None:
+    """The hash-chain head: identifies the log's exact content (two stores never share it)."""
+    position = store.last_position()
+    batch = next(iter(store.read_batches(position - 1, 1)), []) if position else []
+    return batch[0].hash if batch else None
 
 
 def _campaign_info(row: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +345,8 @@ def estimate_for(estimate: dict[str, Any] | None, scope: str) -> float | None:
     """The estimated USD for a repo or for `all` (the total, else the sum of the repos' estimates)."""
     if not estimate:
         return None
-    per_repo = estimate.get("per_repo") if isinstance(estimate.get("per_repo"), dict) else {}
+    raw = estimate.get("per_repo")
+    per_repo: dict[str, Any] = raw if isinstance(raw, dict) else {}
     if scope != COMBINED:
         return _money(per_repo.get(scope))
     total = _money(estimate)

@@ -96,7 +96,8 @@ def create_store_engine(raw_url: str) -> Engine:
         _check_sqlite_path(url)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
-        kwargs["pool_pre_ping"] = True
+        # No pre-ping (a round trip per checkout); a dropped connection is retried by the store instead.
+        kwargs["pool_recycle"] = 1800
         # Custom plans: generic plans chosen while the table was small turn into seq scans as it grows.
         kwargs["connect_args"] = {"connect_timeout": 10, "options": "-c plan_cache_mode=force_custom_plan"}
     try:

@@ -34,8 +34,10 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> In
     z2n = z * z / trials
     centre = (p + z2n / 2) / (1 + z2n)
     half = z * math.sqrt(p * (1 - p) / trials + z2n / (4 * trials)) / (1 + z2n)
-    # Clamp: at k=0 or k=n the formula's bound is 0 or 1 up to rounding.
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    # At k=0 (k=n) the lower (upper) bound is exactly 0 (1); the formula gets there only up to rounding.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return Interval(low, high)
 
 
 def mcnemar_exact(fixed: int, regressed: int) -> float:

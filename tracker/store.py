@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tracker import migrate
 from tracker.config import resolve_db_url
@@ -158,20 +158,30 @@ class EventStore:
             raise ValueError("the batch holds the same event id twice")
         with translate_errors(self.engine.url):
             try:
-                # Fast path: assume the ids are new; the unique index tells us when they are not.
-                with self._write_transaction() as connection:
-                    return self._append_locked(connection, stream_id, new_events, expected_version, None)
-            except (IntegrityError, _RetryWithIdCheck):
-                pass
+                return self._append_once(stream_id, new_events, expected_version, ids)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The server dropped the connection (restart, failover): retry once, appends are idempotent.
+                return self._append_once(stream_id, new_events, expected_version, ids)
+
+    def _append_once(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any,
+                     ids: list[str]) -> AppendResult:
+        try:
+            # Fast path: assume the ids are new; the unique index tells us when they are not.
             with self._write_transaction() as connection:
-                stored = dict(connection.execute(
-                    select(events.c.event_id, events.c.stream_id).where(events.c.event_id.in_(ids))
-                ).all())
-                foreign = {eid: sid for eid, sid in stored.items() if sid != stream_id}
-                if foreign:
-                    eid, sid = next(iter(foreign.items()))
-                    raise ValueError(f"event {eid} is already stored in another stream ({sid})")
-                return self._append_locked(connection, stream_id, new_events, expected_version, stored)
+                return self._append_locked(connection, stream_id, new_events, expected_version, None)
+        except (IntegrityError, _RetryWithIdCheck):
+            pass
+        with self._write_transaction() as connection:
+            stored = dict(connection.execute(
+                select(events.c.event_id, events.c.stream_id).where(events.c.event_id.in_(ids))
+            ).all())
+            foreign = {eid: sid for eid, sid in stored.items() if sid != stream_id}
+            if foreign:
+                eid, sid = next(iter(foreign.items()))
+                raise ValueError(f"event {eid} is already stored in another stream ({sid})")
+            return self._append_locked(connection, stream_id, new_events, expected_version, stored)
 
     def _write_transaction(self) -> Any:
         return self.transaction(lock_key=APPEND_LOCK_KEY)

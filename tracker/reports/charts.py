@@ -90,7 +90,8 @@ def transitions(summary: pd.DataFrame) -> str:
                 continue
             w = plot_w * count / total
             body.append(f'<rect class="bar" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" '
-                        f'fill="{TRANSITION_COLOURS[kind]}"><title>{escape(str(row.repo))} {kind}: {count}</title></rect>')
+                        f'fill="{TRANSITION_COLOURS[kind]}"><title>{escape(str(row.repo))} {kind}: {count}'
+                        '</title></rect>')
             if w > 18:
                 body.append(_text(x + w / 2, y + bar_h / 2 + 4, str(count)))
             x += w
@@ -102,8 +103,9 @@ def category_matrix(matrix: pd.DataFrame) -> str:
     if matrix.empty:
         return _svg("category-matrix", "No commit was run in both campaigns", 300, 30,
                     [_text(150, 20, "no commit was run in both campaigns")])
-    cell, left, top = 46, 170, 130
     rows, cols = list(matrix.index), list(matrix.columns)
+    cell, left = 46, 20 + 7 * max(len(str(r)) for r in rows)
+    top = 40 + int(5 * max(len(str(c)) for c in cols))
     peak = max(1, int(matrix.to_numpy().max()))
     body = [_text(left + len(cols) * cell / 2, 14, "rerun category →", extra='font-weight="600"'),
             _text(10, top - 8, "baseline category ↓", "start", 'font-weight="600"')]
@@ -151,7 +153,8 @@ def cost(cost_frame: pd.DataFrame) -> str:
                 continue
             h = plot_h * float(value) / peak
             body.append(f'<rect class="bar" x="{x}" y="{top + plot_h - h:.1f}" width="{bar_w - 4}" height="{h:.1f}" '
-                        f'fill="{PALETTE[key]}"><title>{escape(str(row.repo))} {key}: ${float(value):,.2f}</title></rect>')
+                        f'fill="{PALETTE[key]}"><title>{escape(str(row.repo))} {key}: ${float(value):,.2f}'
+                        '</title></rect>')
             body.append(_text(x + (bar_w - 4) / 2, top + plot_h - h - 4, f"${float(value):,.0f}",
                               extra='font-size="9"'))
         body.append(_text(x0 + bar_w, top + plot_h + 18, str(row.repo), extra='font-weight="600"'))
@@ -162,24 +165,25 @@ def cost(cost_frame: pd.DataFrame) -> str:
 def criteria(criteria_frame: pd.DataFrame) -> str:
     """Per scope, the measured count as a bar with each level's threshold marked."""
     scopes = list(dict.fromkeys(criteria_frame["scope"]))
-    left, top, bar_h, plot_w = 70, 20, 22, 480
+    left, top, bar_h, plot_w, step = 70, 20, 22, 480, 56
     peak = max([1, *criteria_frame["threshold"].tolist(), *criteria_frame["count"].tolist(),
                 *criteria_frame["of"].dropna().tolist()])
     body = []
     for i, scope in enumerate(scopes):
         part = criteria_frame[criteria_frame["scope"] == scope]
         count, reached = int(part["count"].iloc[0]), str(part["level_reached"].iloc[0])
-        y = top + i * (bar_h + 26)
+        y = top + i * step
         body.append(_text(left - 6, y + bar_h / 2 + 4, str(scope), "end", 'font-weight="600"'))
         w = plot_w * count / peak
         colour = "#c92a2a" if reached == "below_minimum" else "#2f9e44"
         body.append(f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
                     f'<title>{escape(str(scope))}: {count} ({escape(reached)})</title></rect>')
-        body.append(_text(left + w + 4, y + bar_h / 2 + 4, f"{count} — {reached.replace('_', ' ')}", "start"))
-        for level, threshold in zip(part["level"], part["threshold"], strict=True):
+        body.append(_text(left + plot_w + 10, y + bar_h / 2 + 4, f"{count}: {reached.replace('_', ' ')}", "start"))
+        for j, (level, threshold) in enumerate(zip(part["level"], part["threshold"], strict=True)):
             x = left + plot_w * int(threshold) / peak
-            body.append(f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{y + bar_h + 3}" '
+            label_y = y + bar_h + 11 + 10 * (j % 3)  # staggered: close thresholds would overlap
+            body.append(f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{label_y - 8}" '
                         f'stroke="#212529" stroke-dasharray="3,2"/>')
-            body.append(_text(x, y + bar_h + 14, f"{level} {threshold}", extra='font-size="9"'))
+            body.append(_text(x, label_y, f"{level} {threshold}", "start", 'font-size="9"'))
     return _svg("criteria", "Success criteria: count vs thresholds", left + plot_w + 160,
-                top + len(scopes) * (bar_h + 26) + 10, body)
+                top + len(scopes) * step + 20, body)

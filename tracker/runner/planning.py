@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.domain import FAILURE_CATEGORIES, PlanCreated, campaign_stream
+from tracker.domain import FAILURE_CATEGORIES, PlanCreated
 from tracker.errors import TrackerError
 from tracker.events import JsonDict, default_metadata, deterministic_event_id
 from tracker.hashing import canonical_json
@@ -161,7 +161,7 @@ def load_plan(path: Path) -> LoadedPlan:
         raise TrackerError(f"plan {path}: names no repo (need 'repo' or 'task_id')")
     items: list[PlanItem] = []
     for index, raw in enumerate(doc["items"]):
-        if not isinstance(raw, dict) or not isinstance(raw.get("item_id"), str) or not isinstance(raw.get("human"), str):
+        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
             raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
         human = raw["human"].strip().lower()
         if len(human) < 7 or any(ch not in "0123456789abcdef" for ch in human):
@@ -181,7 +181,3 @@ def plan_from_files(paths: list[Path], from_campaign: str) -> Plan:
                 items.append(item)
     selection = {"rule": "plan files", "files": [str(p) for p in paths], "selected": len(items)}
     return Plan(from_campaign, "", "", items, selection, [str(p) for p in paths])
-
-
-def campaign_plan_stream(name: str) -> str:
-    return campaign_stream(name)

@@ -1,0 +1,138 @@
+"""Talking to MLflow: where a tracking URI keeps its artifacts, and calls that retry, then fail clearly.
+
+A tracking server can be down or restarting. Every call goes through `Tracking.call`, which retries
+transient failures a bounded number of times (tenacity, exponential wait) and then raises
+`MlflowUnavailable`: one line saying what to do, with the projection's checkpoint left where it was.
+MLflow's own HTTP retries (7 by default, minutes of back-off) are turned down for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from tracker.errors import TrackerError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+T = TypeVar("T")
+
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""Let tenacity own the retries, so a dead server fails in seconds, not minutes (env still wins)."""
+
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
+
+
+class MlflowUnavailable(TrackerError):
+    """The tracking store could not be reached (after retries) or refused a write."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    first_wait_s: float = 0.25
+    max_wait_s: float = 2.0
+
+
+def checkpoint_name(tracking_uri: str) -> str:
+    """One checkpoint per tracking URI: projecting into a second server starts from the beginning."""
+    return "mlflow:" + hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]
+
+
+def safe_uri(uri: str) -> str:
+    """The URI without a password, fit for messages."""
+    parts = urlsplit(uri)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def is_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
+    """SQLite store `<dir>/mlflow.db` keeps artifacts in `<dir>/artifacts/<experiment>`; a server decides itself."""
+    if not is_sqlite(tracking_uri):
+        return None
+    db_path = Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else Path("mlruns/mlflow.db")
+    return (db_path.resolve().parent / "artifacts" / experiment_name.replace("/", "_")).as_uri()
+
+
+def ui_base(tracking_uri: str, ui_port: int = 5000) -> str:
+    """Where a person opens the runs: the server itself, or `track ui` on loopback for a SQLite store."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return f"http://127.0.0.1:{ui_port}"
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+    from requests import RequestException
+
+    if isinstance(exc, RequestException | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, MlflowException):
+        message = str(exc)
+        return exc.error_code in _TRANSIENT_CODES or "failed with exception" in message or "locked" in message
+    return False
+
+
+class Tracking:
+    """An MlflowClient whose calls retry transient failures and end in `MlflowUnavailable`."""
+
+    def __init__(self, tracking_uri: str, retry: RetryPolicy | None = None) -> None:
+        for key, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri
+        self.retry = retry or RetryPolicy()
+        self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
+
+    def call(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=wait_exponential(multiplier=self.retry.first_wait_s, max=self.retry.max_wait_s),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        )
+        try:
+            return retrying(func, *args, **kwargs)
+        except Exception as exc:
+            from mlflow.exceptions import MlflowException
+            from requests import RequestException
+
+            if not isinstance(exc, MlflowException | RequestException | OSError):
+                raise
+            tried = f" after {self.retry.attempts} attempts" if _is_transient(exc) else ""
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise MlflowUnavailable(
+                f"MLflow at {safe_uri(self.uri)} failed to {what}{tried}: {first}; nothing was lost, "
+                "run `track sync` again when it is reachable"
+            ) from None
+
+
+def ui_command(tracking_uri: str, port: int = 5000, python: str | None = None) -> list[str]:
+    """The `mlflow server` command line serving the UI over a SQLite store, on loopback only."""
+    import sys
+
+    if not is_sqlite(tracking_uri):
+        raise TrackerError(f"{safe_uri(tracking_uri)} is not an embedded store: open the server's own UI instead")
+    db = tracking_uri.split(":///", 1)[1] if ":///" in tracking_uri else "mlruns/mlflow.db"
+    artifacts = (Path(db).resolve().parent / "artifacts").as_uri()
+    return [python or sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]

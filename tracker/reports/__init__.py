@@ -1,0 +1,1 @@
+"""Exports of a comparison: Markdown, self-contained HTML, CSV/Parquet/JSON tables."""

@@ -1,0 +1,137 @@
+"""The comparison's tables as people read them: rates with intervals, money, short shas (all strings).
+
+Shared by the Markdown and HTML reports so both say the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from tracker.compare import Comparison
+
+Table = tuple[list[str], list[list[str]]]
+"""Column headers and rows of cell strings."""
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def rate(k: Any, n: Any, low: Any, high: Any) -> str:
+    if not n or is_missing(low):
+        return "–"
+    return f"{int(k)}/{int(n)} = {int(k) / int(n):.1%} [{float(low):.1%}, {float(high):.1%}]"
+
+
+def usd(value: Any, digits: int = 2) -> str:
+    return "–" if is_missing(value) else f"${float(value):,.{digits}f}"
+
+
+def number(value: Any, digits: int = 0) -> str:
+    if is_missing(value):
+        return "–"
+    return f"{float(value):,.{digits}f}" if digits else f"{int(round(float(value))):,}"
+
+
+def p_value(value: Any) -> str:
+    if is_missing(value):
+        return "–"
+    return f"{float(value):.2e}" if float(value) < 1e-3 else f"{float(value):.3f}"
+
+
+def text(value: Any) -> str:
+    return "" if is_missing(value) else str(value)
+
+
+def summary(c: Comparison) -> Table:
+    headers = ["repo", "before (baseline)", "rerun only", "after (latest state)", "fixed", "still failing",
+               "regressed", "still ok", "not rerun", "not in baseline", "McNemar p (exact)"]
+    rows = [[str(r.repo), rate(r.baseline_successes, r.baseline_commits, r.baseline_low, r.baseline_high),
+             rate(r.rerun_successes, r.rerun_commits, r.rerun_low, r.rerun_high),
+             rate(r.after_successes, r.after_commits, r.after_low, r.after_high),
+             str(r.fixed), str(r.still_failing), str(r.regressed), str(r.still_ok), str(r.not_rerun),
+             str(r.not_in_baseline), p_value(r.mcnemar_p)] for r in c.summary.itertuples(index=False)]
+    return headers, rows
+
+
+def transition_matrix(c: Comparison) -> Table:
+    matrix = c.transition_matrix()
+    if matrix.empty:
+        return ["baseline \\ rerun"], []
+    headers = ["baseline \\ rerun", *[str(col) for col in matrix.columns], "total"]
+    rows = [[str(name), *[str(int(v)) for v in values], str(int(sum(values)))]
+            for name, values in zip(matrix.index, matrix.to_numpy().tolist(), strict=True)]
+    return headers, rows
+
+
+def criteria(c: Comparison) -> Table:
+    frame = c.criteria
+    if frame.empty:
+        return [], []
+    levels = list(dict.fromkeys(frame["level"]))
+    headers = ["scope", "measure", "count", "rerun commits", "planned (of)", *levels, "level reached"]
+    rows = []
+    for scope, part in frame.groupby("scope", sort=False):
+        first = part.iloc[0]
+        marks = {lvl: f"{thr} {'✓' if met else '✗'}" for lvl, thr, met in
+                 zip(part["level"], part["threshold"], part["met"], strict=True)}
+        rows.append([str(scope), str(first["measure"]), str(first["count"]), str(first["commits"]),
+                     text(first["of"]), *[marks.get(lvl, "–") for lvl in levels],
+                     str(first["level_reached"]).replace("_", " ")])
+    return headers, rows
+
+
+def cost(c: Comparison) -> Table:
+    headers = ["repo", "rerun attempts", "rerun successes", "tokens (in+out)", "actual", "estimate",
+               "actual − estimate", "actual / estimate", "tokens per success", "cost per success",
+               "baseline cost", "unpriced attempts"]
+    rows = [[str(r.repo), str(r.rerun_attempts), str(r.rerun_successes), number(r.rerun_tokens),
+             usd(r.rerun_cost_usd), usd(r.estimate_usd), usd(r.over_estimate_usd),
+             "–" if is_missing(r.actual_to_estimate) else f"{float(r.actual_to_estimate):.2f}×",
+             number(r.tokens_per_success), usd(r.cost_per_success_usd, 3), usd(r.baseline_cost_usd),
+             str(r.unpriced_attempts)] for r in c.cost.itertuples(index=False)]
+    return headers, rows
+
+
+COMMIT_HEADERS = ["repo", "commit", "item", "baseline", "baseline category", "rerun", "rerun category",
+                  "transition", "attempts (b/r)", "tokens (b/r)", "cost (b/r)", "speedup (b/r)"]
+
+
+def commits(c: Comparison) -> Table:
+    frame = c.commits
+    cols = [frame[name].tolist() for name in (
+        "repo", "commit", "item_id", "baseline_status", "baseline_category", "rerun_status", "rerun_category",
+        "transition", "baseline_attempts", "rerun_attempts", "baseline_tokens", "rerun_tokens",
+        "baseline_cost_usd", "rerun_cost_usd", "baseline_speedup", "rerun_speedup")]
+    rows = []
+    for (repo, sha, item, bs, bc, rs, rc, tr, ba, ra, bt, rt, bcost, rcost, bsp, rsp) in zip(*cols, strict=True):
+        rows.append([repo, sha[:12], text(item), text(bs), text(bc), text(rs), text(rc), tr, f"{ba}/{ra}",
+                     f"{number(bt)}/{number(rt)}", f"{usd(bcost, 3)}/{usd(rcost, 3)}",
+                     f"{number(bsp, 2)}/{number(rsp, 2)}"])
+    return COMMIT_HEADERS, rows
+
+
+def headline(c: Comparison) -> list[str]:
+    """Two or three sentences a reader wants first."""
+    o = c.overall()
+    if not o:
+        return ["No commit in either campaign."]
+    lines = [
+        f"{o['fixed']} of {o['paired_commits']} commits run in both campaigns are fixed, {o['regressed']} regressed, "
+        f"{o['still_failing']} still fail (exact McNemar p = {p_value(o['mcnemar_p'])}).",
+        f"Success before: {rate(*(o[f'baseline_{k}'] for k in ('successes', 'commits', 'low', 'high')))}; "
+        f"after: {rate(*(o[f'after_{k}'] for k in ('successes', 'commits', 'low', 'high')))} (95% Wilson).",
+    ]
+    all_cost = c.cost[c.cost["repo"] == "all"]
+    if len(all_cost):
+        row = all_cost.iloc[0]
+        estimate = "no estimate recorded" if is_missing(row["estimate_usd"]) else f"estimate {usd(row['estimate_usd'])}"
+        lines.append(f"Rerun cost {usd(row['rerun_cost_usd'])} ({estimate}); "
+                     f"{number(row['tokens_per_success'])} tokens per success.")
+    if len(c.criteria):
+        reached = dict(zip(c.criteria["scope"], c.criteria["level_reached"], strict=True))
+        lines.append("Criteria: " + ", ".join(f"{k} {v.replace('_', ' ')}" for k, v in reached.items()) + ".")
+    return lines

@@ -1,0 +1,77 @@
+"""The comparison as Markdown: headline, then tables ready to paste into a report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tracker.compare import Comparison
+from tracker.reports import display
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table (pipes in cells escaped, numbers right-aligned)."""
+    if not headers:
+        return "_none_"
+
+    def cell(value: str) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    aligns = []
+    for i, _ in enumerate(headers):
+        column = [row[i] for row in rows]
+        numeric = bool(column) and all(v.replace(",", "").replace(".", "").replace("$", "").replace("/", "")
+                                       .replace("–", "").lstrip("-").isdigit() or v == "–" for v in column)
+        aligns.append("---:" if numeric else "---")
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join(aligns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(c: Comparison, *, commits: bool = True) -> str:
+    """The whole report; `commits=False` leaves out the per-commit table (long for big campaigns)."""
+    fix = c.rerun.get("agent_fix_commit")
+    parts = [
+        f"# {c.rerun['name']} vs {c.baseline['name']}",
+        "",
+        f"Agent {c.rerun.get('agent')} / model {c.rerun.get('model')}"
+        + (f", agent fix `{fix}`" if fix else "") + f". Generated {c.meta.get('generated_at')}.",
+        "",
+        *[f"- {line}" for line in display.headline(c)],
+        "",
+        "## Success per repo",
+        "",
+        table(*display.summary(c)),
+        "",
+        "Rates are successes/commits with 95% Wilson intervals. *Before* is the baseline, *rerun only* the "
+        "rerun campaign, *after* each commit's latest state. McNemar is exact, on commits run in both.",
+        "",
+        "## Failure category transitions (baseline → rerun)",
+        "",
+        table(*display.transition_matrix(c)),
+        "",
+    ]
+    if len(c.criteria):
+        parts += ["## Success criteria", "", table(*display.criteria(c)), ""]
+    parts += ["## Cost", "", table(*display.cost(c)), ""]
+    if c.notes:
+        parts += ["## Notes", "", *[f"- {note}" for note in c.notes], ""]
+    parts += [f"Best attempt rule: {c.meta.get('best_attempt_rule')}. Success: {c.meta.get('success_rule')}. "
+              f"Prices: table {c.meta.get('price_table')}.", ""]
+    if commits:
+        parts += ["## Commits", "", table(*display.commits(c)), ""]
+    return "\n".join(parts)
+
+
+def parse_table(markdown: str, heading: str) -> tuple[list[str], list[list[str]]]:
+    """Read back the table under `## heading` (used by tests to check what a reader would paste)."""
+    lines = markdown.splitlines()
+    start = lines.index(f"## {heading}")
+    rows: list[list[str]] = []
+    for line in lines[start + 1:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("|"):
+            cells = [c.strip().replace("\\|", "|") for c in line.strip().strip("|").split(" | ")]
+            rows.append(cells)
+    header, body = rows[0], [r for r in rows[2:]]
+    return header, body
