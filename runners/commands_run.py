@@ -1,0 +1,297 @@
+"""Commands of the GPU host: plan, estimate, preflight, run, status (thin over `tracker.runner`)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runners.context import AppContext, pass_app
+from runners.output import emit_json, format_table, json_option
+from tracker.domain import FAILURE_CATEGORIES, campaign_stream
+from tracker.runner.estimate import estimate_plan
+from tracker.runner.execution import RunConfig, RunProgress, StopControl, run_campaign
+from tracker.runner.planning import make_plan, plan_from_files, record_plan
+from tracker.runner.preflight import run_preflight
+from tracker.runner.status import campaign_status
+
+EXIT_PROBLEM = 1
+EXIT_INTERRUPTED = 130
+
+
+@click.command("plan")
+@click.option("--from", "from_campaign", required=True, help="Campaign whose never-succeeded commits to rerun.")
+@click.option("--failed", is_flag=True, default=True, help="Select commits that never succeeded (the default).")
+@click.option("--category", "categories", multiple=True, type=click.Choice(FAILURE_CATEGORIES),
+              help="Only commits whose latest attempt failed with this category (repeatable).")
+@click.option("--repo", "repos", multiple=True, help="Only this repo (repeatable).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the commit lists and bench plans.")
+@click.option("--repo-root", default=None, help="Folder holding the repo checkouts (plan 'repo' = ROOT/<repo>).")
+@json_option
+@pass_app
+def plan_command(app: AppContext, from_campaign: str, failed: bool, categories: tuple[str, ...],
+                 repos: tuple[str, ...], out_dir: Path, repo_root: str | None, as_json: bool) -> None:
+    """Write the commits that never succeeded as commit lists and bench plans (one per repo).
+
+    Example: track plan --from trae-gpt5-original --category tool_output_missing --out plans/
+    """
+    plan = make_plan(app.store(), from_campaign, out_dir, list(categories), list(repos), repo_root)
+    if as_json:
+        emit_json(plan.to_dict())
+        return
+    click.echo(f"plan {plan.plan_id}: {len(plan.items)} commits that never succeeded in {from_campaign}")
+    click.echo(format_table([{"repo": k, "commits": v} for k, v in plan.selection["by_repo"].items()]))
+    click.echo(format_table([{"last_category": k, "commits": v} for k, v in plan.selection["by_category"].items()]))
+    for file in plan.files:
+        click.echo(f"  wrote {file}")
+
+
+@click.command("estimate")
+@click.argument("plans", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--baseline", required=True, help="Campaign whose measured usage the estimate is based on.")
+@click.option("--price-table", default=None, type=click.Path(exists=True, dir_okay=False), help="Price table JSON.")
+@click.option("--buffer", default=0.2, show_default=True, type=click.FloatRange(0, 10), help="Safety margin.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--campaign", default=None, help="Also record the estimate as plan.created of this rerun campaign.")
+@json_option
+@pass_app
+def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, price_table: str | None, buffer: float,
+                     workers: int, campaign: str | None, as_json: bool) -> None:
+    """Expected tokens, cost and wall time of a plan, from what the baseline actually measured.
+
+    Example: track estimate plans/trae_gpt-5_vllm_plan.json --baseline trae-gpt5-original --workers 4
+    """
+    store = app.store()
+    plan = plan_from_files(list(plans), baseline)
+    estimate = estimate_plan(store, plan.items, baseline, price_table=price_table, buffer=buffer, workers=workers)
+    if campaign:
+        record_plan(store, plan, stream=campaign_stream(campaign), estimate=estimate)
+    if as_json:
+        emit_json(estimate)
+        return
+    click.echo(f"{estimate['items']} items, baseline {baseline}, prices {estimate['price_table_version']}")
+    rows = [{"repo": repo, "items": v["items"], "input_tokens": v["tokens"]["input"],
+             "cached_input": v["tokens"]["cached_input"], "output_tokens": v["tokens"]["output"],
+             "cost_usd": v["cost_usd"], "agent_hours": round(v["agent_time_s"] / 3600, 2),
+             "basis": ", ".join(f"{k}={n}" for k, n in v["basis"].items())} for repo, v in estimate["per_repo"].items()]
+    click.echo(format_table(rows))
+    click.echo(f"estimate: ${estimate['cost_usd']:.2f}  + buffer {estimate['buffer']:.0%} "
+               f"(${estimate['buffer_usd']:.2f}) = ${estimate['cost_usd_with_buffer']:.2f}")
+    click.echo(f"wall time with {workers} worker(s): {estimate['wall_time_s'] / 3600:.2f} h "
+               f"(agent time {estimate['agent_time_s'] / 3600:.2f} h)")
+
+
+@click.command("preflight")
+@click.option("--model", default="gpt-5", show_default=True)
+@click.option("--timeout", "timeout_s", default=20.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", default=3, show_default=True, type=click.IntRange(1, 10), help="Tries per transient error.")
+@click.option("--retry-wait", default=1.0, show_default=True, help="First back-off in seconds (doubles).")
+@json_option
+def preflight_command(model: str, timeout_s: float, retries: int, retry_wait: float, as_json: bool) -> None:
+    """Check the API key, endpoint, model and a tiny generation (the only way to see an exhausted quota).
+
+    Exit code 0 all checks passed, 1 the API refused or failed, 2 no usable key configured.
+
+    Example: OPENAI_API_KEY=... track preflight --model gpt-5
+    """
+    report = run_preflight(model, timeout_s=timeout_s, retries=retries, wait_s=retry_wait)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for check in report.checks:
+            mark = {True: "ok  ", False: "FAIL", None: "skip"}[check.ok]
+            extra = f" [{check.category}]" if check.category else ""
+            tries = f" ({check.attempts} tries)" if check.attempts > 1 else ""
+            click.echo(f"{mark} {check.name:<10} {check.detail}{extra}{tries}")
+    raise click.exceptions.Exit(report.exit_code)
+
+
+class _TemplateCommand(click.Command):
+    """Everything after `--` is the agent command template, not more PLAN arguments."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            index = args.index("--")
+            ctx.meta["template"] = args[index + 1:]
+            args = args[:index]
+        return super().parse_args(ctx, args)
+
+
+@click.command("run", cls=_TemplateCommand)
+@click.argument("plans", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign", required=True, help="Name of the rerun campaign (created on first run).")
+@click.option("--baseline", required=True, help="The campaign being rerun (estimates, comparison).")
+@click.option("--fix-commit", required=True, help="The agent fix commit this rerun tests (e.g. a1c6d41).")
+@click.option("--agent", default="trae", show_default=True)
+@click.option("--model", default="gpt-5", show_default=True)
+@click.option("--bench-root", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The ISO-Bench checkout (the bench runs there and writes state/runs).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--budget-usd", default=None, type=click.FloatRange(0), help="Start no item that would pass this.")
+@click.option("--item-timeout-min", default=None, type=click.FloatRange(0), help="Kill an item after this long.")
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1), help="Per commit, all runs.")
+@click.option("--retries", "transient_retries", default=3, show_default=True, type=click.IntRange(0),
+              help="Retries of a rate-limited or disconnected item within this run.")
+@click.option("--retry-wait", default=30.0, show_default=True, help="First back-off in seconds (doubles).")
+@click.option("--lease", "lease_s", default=300.0, show_default=True, help="Claim lease in seconds (heartbeat: 1/3).")
+@click.option("--python", default=sys.executable, show_default=False, help="Python of the bench environment.")
+@click.option("--bench-module", default="bench.cli", show_default=True)
+@click.option("--task", "task_yaml", default="tasks/{task_id}.yaml", show_default=True,
+              help="Task file passed to prepare ({task_id}, {repo} filled in).")
+@click.option("--bench-cfg", default="bench.yaml", show_default=True)
+@click.option("--log-dir", default="mlruns/attempt-logs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--price-table", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--stream", "stream_output", is_flag=True, help="Print the agents' output instead of a progress bar.")
+@click.option("--no-sync", is_flag=True, help="Do not project the results into MLflow at the end.")
+@click.option("--mlflow-uri", default=None, help="MLflow tracking URI for the final sync.")
+@json_option
+@pass_app
+@click.pass_context
+def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], campaign: str, baseline: str,
+                fix_commit: str, agent: str, model: str, bench_root: Path, workers: int, budget_usd: float | None,
+                item_timeout_min: float | None, max_attempts: int, transient_retries: int, retry_wait: float,
+                lease_s: float, python: str, bench_module: str, task_yaml: str, bench_cfg: str, log_dir: Path,
+                price_table: str | None, stream_output: bool, no_sync: bool, mlflow_uri: str | None,
+                as_json: bool) -> None:
+    """Run every item of PLAN once (skipping commits that already succeeded), recording each attempt.
+
+    By default each item runs `python -m bench.cli prepare <task.yaml> --from-plan <one-item plan>
+    --bench-cfg bench.yaml --max-workers 1 --resume` in --bench-root; a template after `--`
+    (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent. Ctrl-C once: finish
+    the running items and stop; twice: stop them too. Exit 0 every item ran, 1 the campaign stopped
+    early (quota, invalid key, budget), 130 interrupted.
+
+    Example: track run plans/trae_gpt-5_vllm_plan.json --campaign rerun-a1c6d41 --baseline trae-gpt5-original
+    --fix-commit a1c6d41 --bench-root ~/ISO-Bench --workers 2 --budget-usd 150
+    """
+    template = ctx.meta.get("template") or None
+    config = RunConfig(
+        campaign=campaign, baseline=baseline, fix_commit=fix_commit, agent=agent, model=model, bench_root=bench_root,
+        workers=workers, budget_usd=budget_usd, item_timeout_s=item_timeout_min * 60 if item_timeout_min else None,
+        max_attempts=max_attempts, template=template, python=python, bench_module=bench_module, task_yaml=task_yaml,
+        bench_cfg=bench_cfg, log_dir=log_dir, lease_s=lease_s, transient_retries=transient_retries,
+        retry_wait_s=retry_wait, price_table=price_table,
+    )
+    stop = StopControl()
+    _install_sigint(stop)
+    store = app.store()
+    lock = threading.Lock()
+    bar_state: dict[str, Any] = {"done": 0}
+    bar: Any
+    with click.progressbar(length=1, label=f"run {campaign}", file=click.get_text_stream("stderr"), show_pos=True,  # type: ignore[operator]
+                           item_show_func=_progress_text,
+                           hidden=as_json or stream_output) as bar:
+        def progress(snapshot: RunProgress) -> None:
+            with lock:
+                bar.length = snapshot.total
+                finished = snapshot.done + snapshot.skipped
+                bar.update(finished - bar_state["done"], current_item=snapshot)
+                bar_state["done"] = finished
+
+        echo = (lambda line: click.echo(line, err=True)) if stream_output else None
+        result = run_campaign(store, list(plans), config, stop, progress, echo)
+    synced = None
+    if not no_sync:
+        synced = _sync(store, mlflow_uri)
+    if as_json:
+        emit_json({**result.to_dict(), "mlflow": synced})
+    else:
+        click.echo(f"campaign {campaign}: {result.done} items run ({result.succeeded} succeeded, "
+                   f"{result.failed} failed), "
+                   f"{result.skipped} skipped {dict(result.skip_reasons)}, {result.attempts} attempts, "
+                   f"${result.cost_usd:.2f} spent; logs in {result.log_dir}")
+        if result.by_category:
+            click.echo(format_table([{"category": k, "attempts": v} for k, v in result.by_category.most_common()]))
+        if result.stopped:
+            click.echo(f"stopped: {result.stopped} {stop.detail}".rstrip(), err=True)
+    if stop.reason and stop.reason.startswith("interrupted"):
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    if result.stopped:
+        raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
+def _progress_text(p: Any) -> str | None:
+    if not isinstance(p, RunProgress):
+        return None
+    budget = f"/${p.budget_usd:.2f}" if p.budget_usd is not None else ""
+    return (f"ok {p.succeeded} failed {p.failed} running {p.running} | "
+            f"{(p.input_tokens + p.output_tokens) / 1e6:.1f}M tokens ${p.cost_usd:.2f}{budget}")
+
+
+def _install_sigint(stop: StopControl) -> None:
+    """First Ctrl-C: start nothing new, let running items finish; second: stop them as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.soft.is_set() and stop.reason and stop.reason.startswith("interrupted"):
+            stop.request("interrupted (SIGINT twice)", hard=True)
+            click.echo("\ninterrupting the running items", err=True)
+        else:
+            stop.request("interrupted (SIGINT)")
+            click.echo("\nfinishing the running items; Ctrl-C again to interrupt them", err=True)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _sync(store: Any, uri: str | None) -> dict[str, Any] | None:
+    """Project the campaign into MLflow (one run per attempt); a failure is reported, not fatal."""
+    try:
+        from tracker.projections import mlflow_runs
+
+        summary = mlflow_runs.sync(store, uri)
+    except Exception as exc:  # the results are in the store; MLflow can be synced later with `track sync`
+        click.echo(f"warning: MLflow sync failed ({type(exc).__name__}: {exc}); run `track sync` later", err=True)
+        return {"error": str(exc)}
+    to_dict = getattr(summary, "to_dict", None)
+    return to_dict() if callable(to_dict) else {"done": True}
+
+
+@click.command("status")
+@click.argument("campaign")
+@click.option("--watch", is_flag=True, help="Refresh until nothing is running or pending (Ctrl-C to leave).")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between refreshes with --watch.")
+@json_option
+@pass_app
+def status_command(app: AppContext, campaign: str, watch: bool, interval: float, as_json: bool) -> None:
+    """Progress of a campaign from the store: done, running, by status and category, tokens, cost, ETA.
+
+    Example: track status rerun-a1c6d41 --watch
+    """
+    store = app.store()
+    while True:
+        status = campaign_status(store, campaign)
+        if as_json:
+            emit_json(status)
+        else:
+            click.echo(_status_text(status))
+        if not watch or (status["running"] == 0 and status["pending"] == 0):
+            return
+        time.sleep(interval)
+        if not as_json:
+            click.echo("")
+
+
+def _status_text(s: dict[str, Any]) -> str:
+    lines = [
+        f"{s['campaign']} ({s['kind']}, fix {s['agent_fix_commit'] or '-'}, baseline {s['baseline_campaign'] or '-'})",
+        f"items {s['items']}: done {s['done']} (succeeded {s['succeeded']}, failed {s['failed']}), "
+        f"running {s['running']}, pending {s['pending']}; {s['attempts']} attempts",
+        f"tokens in {s['tokens']['input']:,} (cached {s['tokens']['cached_input']:,}) out {s['tokens']['output']:,}; "
+        f"cost ${s['cost_usd']:.2f}" + (f" of estimated ${s['estimate_usd']:.2f}" if s["estimate_usd"] else "")
+        + f"; ETA {s['eta_s'] / 60:.0f} min",
+    ]
+    if s["by_status"]:
+        lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
+    if s["by_category"]:
+        lines.append("failed by category: " + ", ".join(f"{k} {v}" for k, v in s["by_category"].items()))
+    if s["stopped"]:
+        lines.append(f"stopped: {s['stopped']['reason']} ({s['stopped']['detail']})")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""`track plan` and `track estimate`: the commits that never succeeded, and what rerunning them costs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, run_track
+from tracker.importer import import_tree
+from tracker.pricing import load_price_table
+from tracker.runner.baseline import MeasuredAttempt
+from tracker.runner.estimate import estimate_items, makespan, summarise
+from tracker.runner.planning import PlanItem, load_plan, make_plan
+from tracker.store import EventStore
+
+TREE = FIXTURES / "isobench-small-a"
+TRUTH = json.loads((FIXTURES / "isobench-small-a.truth.json").read_text())
+
+
+@pytest.fixture
+def baseline(sqlite_url: str) -> str:
+    with EventStore.open(sqlite_url) as store:
+        import_tree(store, TREE, "orig")
+    return sqlite_url
+
+
+def test_plan_selects_exactly_the_commits_that_never_succeeded(baseline: str, tmp_path: Path) -> None:
+    result = run_track("--db", baseline, "plan", "--from", "orig", "--out", str(tmp_path / "p"), "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert sorted(i["human"] for i in plan["items"]) == sorted(TRUTH["failed_commits"])
+    assert plan["selection"]["by_repo"] == TRUTH["never_ok"]
+    out = tmp_path / "p"
+    all_commits = (out / "trae_gpt-5_ALL_FAILED.txt").read_text().split()
+    assert sorted(all_commits) == sorted(TRUTH["failed_commits"]) and all(len(c) == 40 for c in all_commits)
+    for repo, count in TRUTH["never_ok"].items():
+        assert len((out / f"trae_gpt-5_{repo}_FAILED.txt").read_text().split()) == count
+        bench = json.loads((out / f"trae_gpt-5_{repo}_plan.json").read_text())
+        assert set(bench) == {"repo", "task_id", "items"} and bench["task_id"] == f"{repo}_core"
+        assert all(set(i) == {"item_id", "human", "pre"} for i in bench["items"])
+        assert [i["item_id"] for i in bench["items"]] == sorted(i["item_id"] for i in bench["items"])
+        assert load_plan(out / f"trae_gpt-5_{repo}_plan.json").repo == repo
+
+
+def test_plan_is_deterministic_and_records_why(baseline: str, tmp_path: Path) -> None:
+    with EventStore.open(baseline) as store:
+        first = make_plan(store, "orig", tmp_path / "a")
+        second = make_plan(store, "orig", tmp_path / "b")
+        events = [e for e in store.read_all() if e.event_type == "plan.created"]
+    for name in ("trae_gpt-5_ALL_FAILED.txt", "trae_gpt-5_vllm_plan.json", "trae_gpt-5_sglang_plan.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert first.plan_id == second.plan_id
+    assert len({e.payload["plan_id"] for e in events}) == 1
+    why = events[0].payload["selection"]["why"]
+    assert set(why) == set(TRUTH["failed_commits"]) and "quota_exceeded" in why.values()
+
+
+def test_plan_filters_by_category_and_repo(baseline: str, tmp_path: Path) -> None:
+    with EventStore.open(baseline) as store:
+        quota = make_plan(store, "orig", tmp_path / "q", categories=["quota_exceeded"])
+        vllm = make_plan(store, "orig", tmp_path / "v", repos=["vllm"])
+    assert quota.items and all(i.last_category == "quota_exceeded" for i in quota.items)
+    assert len(vllm.items) == TRUTH["never_ok"]["vllm"] and {i.repo for i in vllm.items} == {"vllm"}
+    assert not (tmp_path / "v" / "trae_gpt-5_sglang_plan.json").exists()
+
+
+def test_plan_refuses_bad_input(baseline: str, tmp_path: Path) -> None:
+    unknown = run_track("--db", baseline, "plan", "--from", "nope", "--out", str(tmp_path))
+    assert unknown.returncode == 2 and "no campaign named 'nope'" in unknown.stderr
+    bad_category = run_track("--db", baseline, "plan", "--from", "orig", "--category", "bogus", "--out", str(tmp_path))
+    assert bad_category.returncode == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "not-a-sha"}]}')
+    result = run_track("--db", baseline, "estimate", str(broken), "--baseline", "orig")
+    assert result.returncode == 2 and "no valid commit sha" in result.stderr
+
+
+def _measured(repo: str, commit: str, tokens: int, duration: float) -> MeasuredAttempt:
+    return MeasuredAttempt(repo, "i", commit, None, "2025-12-01_00-00-00", "error", "other", "gpt-5",
+                           tokens, tokens // 2, tokens // 10, duration)
+
+
+def test_estimate_uses_each_commits_history_and_the_repo_median_otherwise() -> None:
+    baseline = [_measured("vllm", "a" * 40, 1_000_000, 100), _measured("vllm", "a" * 40, 3_000_000, 300),
+                _measured("vllm", "b" * 40, 200_000, 50), _measured("sglang", "c" * 40, 400_000, 10)]
+    items = [PlanItem("vllm", "x", "a" * 40, None), PlanItem("vllm", "y", "d" * 40, None),
+             PlanItem("sglang", "z", "c" * 40, None)]
+    prices = load_price_table()
+    estimates = estimate_items(items, baseline, prices)
+    assert [e.basis for e in estimates] == ["commit", "repo_median", "commit"]
+    assert estimates[0].input_tokens == 2_000_000 and estimates[0].duration_s == 200  # median of its two runs
+    # gpt-5: (2M - 1M) * 1.25 + 1M * 0.125 + 200k * 10 per 1M tokens
+    assert estimates[0].cost_usd == pytest.approx(1.25 + 0.125 + 2.0)
+    assert estimates[1].input_tokens == 1_000_000  # median of the vllm attempts
+    summary = summarise(estimates, buffer=0.2, workers=2, price_version=prices.version, baseline="orig")
+    assert summary["cost_usd_with_buffer"] == pytest.approx(summary["cost_usd"] * 1.2, abs=1e-3)
+    assert summary["buffer_usd"] == pytest.approx(summary["cost_usd"] * 0.2, abs=1e-3)
+    assert summary["per_repo"]["vllm"]["items"] == 2 and summary["price_table_version"] == prices.version
+    assert summary["wall_time_s"] == 200  # 200 on one worker, 100 + 10 on the other
+
+
+def test_makespan_spreads_work_over_workers() -> None:
+    assert makespan([10, 10, 10, 10], 1) == 40
+    assert makespan([10, 10, 10, 10], 4) == 10
+    assert makespan([30, 10, 10, 10], 2) == 30
+    assert makespan([], 3) == 0
+
+
+def test_estimate_cli_against_the_measured_baseline(baseline: str, tmp_path: Path) -> None:
+    with EventStore.open(baseline) as store:
+        plan = make_plan(store, "orig", tmp_path)
+    plans = [f for f in plan.files if f.endswith("_plan.json")]
+    one = run_track("--db", baseline, "estimate", *plans, "--baseline", "orig", "--json", "--campaign", "rr")
+    four = run_track("--db", baseline, "estimate", *plans, "--baseline", "orig", "--json", "--workers", "4")
+    assert one.returncode == 0 and four.returncode == 0, one.stderr + four.stderr
+    a, b = json.loads(one.stdout), json.loads(four.stdout)
+    assert a["items"] == len(TRUTH["failed_commits"]) and a["cost_usd"] > 0
+    assert a["cost_usd"] == b["cost_usd"] and b["wall_time_s"] < a["wall_time_s"]
+    assert a["tokens"]["input"] > a["tokens"]["cached_input"] > 0
+    assert all(v["basis"] == {"commit": v["items"]} for v in a["per_repo"].values())
+    with EventStore.open(baseline) as store:
+        recorded = [e for e in store.read_stream("campaign:rr") if e.event_type == "plan.created"]
+    assert recorded and recorded[0].payload["estimate"]["cost_usd"] == a["cost_usd"]

@@ -1,0 +1,78 @@
+"""`track preflight` with the real `openai` SDK against a local server answering like the API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_track
+from tests.fake_openai import FakeOpenAI
+from tracker.runner.preflight import run_preflight
+
+KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _preflight(api: FakeOpenAI, *extra: str, key: str = KEY):  # type: ignore[no-untyped-def]
+    env = {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": api.base_url}
+    return run_track("preflight", "--timeout", "1", "--retry-wait", "0.01", *extra, env=env)
+
+
+@pytest.mark.parametrize(("scenario", "category", "exit_code", "hits"), [
+    ({}, None, 0, {"models": 1, "responses": 1}),
+    ({"models": ["invalid_api_key"]}, "invalid_api_key", 1, {"models": 1}),
+    ({"responses": ["insufficient_quota"]}, "quota_exceeded", 1, {"models": 1, "responses": 1}),
+    ({"responses": ["rate_limit_exceeded", "rate_limit_exceeded", "ok"]}, None, 0, {"models": 1, "responses": 3}),
+    ({"responses": ["rate_limit_exceeded"]}, "rate_limited", 1, {"models": 1, "responses": 3}),
+    ({"models": ["server_error", "ok"]}, None, 0, {"models": 2, "responses": 1}),
+    ({"models": ["server_error"]}, "server_error", 1, {"models": 3}),
+    ({"responses": ["hang"]}, "timeout", 1, {"models": 1, "responses": 3}),
+])
+def test_each_answer_gets_its_category_retry_and_exit_code(scenario: dict[str, list[str]], category: str | None,
+                                                           exit_code: int, hits: dict[str, int]) -> None:
+    with FakeOpenAI(scenario, hang_s=3) as api:
+        report = run_preflight("gpt-5", api_key=KEY, base_url=api.base_url, timeout_s=1, wait_s=0.01)
+        seen = dict(api.hits)
+    assert report.exit_code == exit_code and report.category == category
+    assert seen == hits  # transient errors retried (3 tries), auth and quota never
+    text = json.dumps(report.to_dict())
+    assert KEY not in text and KEY[8:20] not in text
+
+
+def test_cli_exit_code_and_json_for_an_invalid_key() -> None:
+    with FakeOpenAI({"models": ["invalid_api_key"]}) as api:
+        result = _preflight(api, "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["category"] == "invalid_api_key"
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_human_output_is_one_line_per_check_and_never_the_key() -> None:
+    with FakeOpenAI({"responses": ["insufficient_quota"]}) as api:
+        result = _preflight(api)
+        assert api.auth_headers and all(h == f"Bearer {KEY}" for h in api.auth_headers)
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[1] for line in lines] == ["api_key", "endpoint", "auth", "model", "generation"]
+    assert lines[-1].startswith("FAIL") and "[quota_exceeded]" in lines[-1]
+    assert "exceeded your current quota" in lines[-1]
+    assert KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("key", "category"), [("", "missing_api_key"), ("not-a-key", "malformed_api_key"),
+                                               (KEY + " ", "malformed_api_key")])
+def test_a_missing_or_malformed_key_is_a_configuration_error(key: str, category: str) -> None:
+    with FakeOpenAI() as api:
+        result = _preflight(api, "--json", key=key)
+        assert sum(api.hits.values()) == 0  # nothing was sent
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["category"] == category
+
+
+def test_an_unknown_model_and_an_unreachable_endpoint() -> None:
+    with FakeOpenAI() as api:
+        missing = run_preflight("gpt-9", api_key=KEY, base_url=api.base_url, timeout_s=1, wait_s=0.01)
+    assert missing.category == "model_not_listed" and missing.exit_code == 1
+    with FakeOpenAI() as api:
+        url = api.base_url
+    down = run_preflight("gpt-5", api_key=KEY, base_url=url, timeout_s=1, retries=2, wait_s=0.01)
+    assert down.category == "connection_error" and down.checks[1].attempts == 2

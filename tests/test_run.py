@@ -1,0 +1,273 @@
+"""`track run` against the stand-in bench: every outcome, retries, stops, budget, resume, kill -9, two hosts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, run_track
+from tracker.domain import CampaignCreated
+from tracker.importer import ensure_campaign
+from tracker.projections import read_model
+from tracker.runner.execution import RunConfig, run_campaign
+from tracker.runner.status import campaign_status
+from tracker.store import EventStore
+from tracker.views import attempts_frame
+
+OUTCOMES = ["success", "tool_output_missing", "json_parse_error", "context_length_exceeded", "aws_sso_expired",
+            "max_steps_exceeded", "no_patch", "timeout", "other", "rate_limited", "hang", "crash"]
+
+
+def _sha(i: int) -> str:
+    return hashlib.sha1(f"commit-{i}".encode()).hexdigest()
+
+
+def write_plan(path: Path, n: int, repo: str = "vllm", start: int = 0) -> list[dict[str, str]]:
+    items = [{"item_id": f"{repo}_core-{9000 + i:04d}", "human": _sha(i), "pre": None} for i in range(start, start + n)]
+    path.write_text(json.dumps({"repo": f"/repos/{repo}", "task_id": f"{repo}_core", "items": items}))
+    return items
+
+
+def make_baseline(url: str) -> None:
+    with EventStore.open(url) as store:
+        ensure_campaign(store, CampaignCreated(name="orig", kind="original", agent="trae", model="gpt-5"), {})
+
+
+def config(tmp_path: Path, **overrides: object) -> RunConfig:
+    values: dict[str, object] = dict(
+        campaign="rerun", baseline="orig", fix_commit="a1c6d41", bench_root=tmp_path / "bench",
+        bench_module="runners.standin_bench", log_dir=tmp_path / "logs", retry_wait_s=0.05, lease_s=30.0,
+        env={"PYTHONPATH": str(REPO_ROOT)},
+    )
+    values.update(overrides)
+    (tmp_path / "bench").mkdir(exist_ok=True)
+    return RunConfig(**values)  # type: ignore[arg-type]
+
+
+def outcomes_env(tmp_path: Path, table: dict[str, object], sleep: float = 0.0) -> dict[str, str]:
+    file = tmp_path / "outcomes.json"
+    file.write_text(json.dumps(table))
+    return {"PYTHONPATH": str(REPO_ROOT), "STANDIN_OUTCOMES": str(file), "STANDIN_SLEEP": str(sleep)}
+
+
+def frame(url: str, campaign: str = "rerun"):  # type: ignore[no-untyped-def]
+    with EventStore.open(url) as store:
+        read_model.catch_up(store)
+        return attempts_frame(store, campaign)
+
+
+def test_every_outcome_is_recorded_like_an_import(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", len(OUTCOMES))
+    table = {item["item_id"]: outcome for item, outcome in zip(items, OUTCOMES, strict=True)}
+    table[items[OUTCOMES.index("rate_limited")]["item_id"]] = ["rate_limited", "rate_limited", "success"]
+    cfg = config(tmp_path, workers=4, item_timeout_s=2.0, env=outcomes_env(tmp_path, table))
+    with EventStore.open(sqlite_url) as store:
+        result = run_campaign(store, [tmp_path / "plan.json"], cfg)
+        types = Counter(e.event_type for e in store.read_prefix("attempt:rerun:"))
+    assert result.done == len(OUTCOMES) and result.stopped is None
+    rows = frame(sqlite_url)
+    final = {row.item_id: row.failure_category for row in rows.sort_values("run_timestamp").itertuples()}
+    expected = {**table, items[OUTCOMES.index("rate_limited")]["item_id"]: "none",
+                items[OUTCOMES.index("hang")]["item_id"]: "timeout", items[OUTCOMES.index("crash")]["item_id"]: "other"}
+    expected = {k: ("none" if v == "success" else v) for k, v in expected.items()}
+    assert final == expected
+    # the rate-limited item was retried within the run (3 attempts), the others ran once
+    per_item = Counter(rows["item_id"])
+    assert per_item[items[OUTCOMES.index("rate_limited")]["item_id"]] == 3
+    assert sum(per_item.values()) == len(OUTCOMES) + 2
+    assert types["attempt.started"] == types["attempt.finished"] == len(OUTCOMES) + 2
+    assert types["attempt.observed"] == types["failure.classified"] == len(OUTCOMES) + 2
+    success = rows[rows.failure_category == "none"].iloc[0]
+    assert success.input_tokens > 0 and success.patch_bytes > 0 and success.status == "success"
+    assert success.run_path.startswith("vllm/trae/gpt-5-2025-08-07/")
+    assert (tmp_path / "bench" / "state" / "runs" / success.run_path / "journal.json").exists()
+    assert result.succeeded == 2 and result.failed == len(OUTCOMES) - 2
+
+
+def test_quota_exceeded_stops_the_whole_campaign_at_once(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 8)
+    table = {items[0]["item_id"]: "quota_exceeded"}
+    cfg = config(tmp_path, workers=1, env=outcomes_env(tmp_path, table))
+    with EventStore.open(sqlite_url) as store:
+        result = run_campaign(store, [tmp_path / "plan.json"], cfg)
+        stops = [e for e in store.read_stream("campaign:rerun") if e.event_type == "campaign.stopped"]
+        status = campaign_status(store, "rerun")
+    assert result.stopped and "quota_exceeded" in result.stopped
+    assert result.attempts == 1  # nothing else was started
+    assert len(stops) == 1 and stops[0].payload["category"] == "quota_exceeded"
+    assert stops[0].payload["items_left"] == 7
+    assert status["stopped"]["category"] == "quota_exceeded" and status["pending"] == 7
+
+
+def test_invalid_key_seen_live_kills_the_running_items(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 4)
+    # item 0 hangs (would run forever), item 1 prints an invalid key error: both must end promptly
+    table = {items[0]["item_id"]: "hang", items[1]["item_id"]: {"outcome": "invalid_api_key", "sleep": 0.5}}
+    cfg = config(tmp_path, workers=2, env=outcomes_env(tmp_path, table))
+    started = time.monotonic()
+    with EventStore.open(sqlite_url) as store:
+        result = run_campaign(store, [tmp_path / "plan.json"], cfg)
+    assert time.monotonic() - started < 20
+    assert result.stopped and "invalid_api_key" in result.stopped
+    rows = frame(sqlite_url)
+    by_item = dict(zip(rows.item_id, rows.status, strict=True))
+    assert by_item[items[0]["item_id"]] == "interrupted"
+    assert rows[rows.item_id == items[1]["item_id"]].failure_category.iloc[0] == "invalid_api_key"
+    assert set(by_item) == {items[0]["item_id"], items[1]["item_id"]}
+
+
+def test_budget_stops_new_items_and_a_rerun_resumes(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 6)
+    table = {items[1]["item_id"]: "no_patch"}
+    env = outcomes_env(tmp_path, table)
+    with EventStore.open(sqlite_url) as store:
+        first = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, budget_usd=1.0, env=env))
+    assert first.stopped == "budget"
+    assert 1 <= first.done < 6 and first.cost_usd <= 1.0 + 0.8  # at most one item past the estimate-less start
+    table[items[1]["item_id"]] = "success"
+    env = outcomes_env(tmp_path, table)
+    with EventStore.open(sqlite_url) as store:
+        second = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=env))
+        status = campaign_status(store, "rerun")
+    assert second.skip_reasons["succeeded"] == first.succeeded  # succeeded items are not run again
+    assert status["succeeded"] == 6 and status["failed"] == 0 and status["pending"] == 0
+    rows = frame(sqlite_url)
+    assert (rows[rows.status == "success"].groupby("commit").size() == 1).all()
+
+
+def test_max_attempts_bounds_attempts_across_runs(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 1)
+    env = outcomes_env(tmp_path, {items[0]["item_id"]: "tool_output_missing"})
+    with EventStore.open(sqlite_url) as store:
+        for _ in range(3):
+            result = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, max_attempts=2, env=env))
+    assert result.skip_reasons["max_attempts"] == 1
+    assert len(frame(sqlite_url)) == 2
+
+
+def test_a_template_runs_any_agent(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 2)
+    agent = tmp_path / "agent.py"
+    agent.write_text(
+        "import sys, json, pathlib\n"
+        "item, human, workdir = sys.argv[1:4]\n"
+        "print('Starting task processing: ' + item)\n"
+        "print('OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx1234')\n"
+        "j = {'task_id': 'vllm_core', 'commits': {'human': human, 'pre': None}, 'status': 'success',"
+        " 'trae': {'returncode': 0, 'duration_s': 1.0}}\n"
+        "pathlib.Path(workdir, 'journal.json').write_text(json.dumps(j))\n"
+        "pathlib.Path(workdir, 'model_patch.diff').write_text('diff --git a/x b/x\\n')\n"
+    )
+    cfg = config(tmp_path, template=[sys.executable, str(agent), "{item_id}", "{human}", "{workdir}"])
+    with EventStore.open(sqlite_url) as store:
+        result = run_campaign(store, [tmp_path / "plan.json"], cfg)
+    assert result.succeeded == 2
+    logs = list((tmp_path / "logs").rglob("pipeline_run_*.log"))
+    assert len(logs) == 2
+    text = "".join(log.read_text() for log in logs)
+    assert "Starting task processing" in text and "sk-proj-abcdefghij" not in text  # redacted on the way
+
+
+def _events(url: str) -> list:  # type: ignore[type-arg]
+    with EventStore.open(url) as store:
+        return list(store.read_all())
+
+
+def _start_run(url: str, tmp_path: Path, plan: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "runners.cli", "--db", url, "run", str(plan), "--campaign", "rerun",
+            "--baseline", "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"),
+            "--bench-module", "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+            *extra]
+    (tmp_path / "bench").mkdir(exist_ok=True)
+    return subprocess.Popen(args, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def test_kill_9_then_rerun_loses_nothing_and_runs_no_success_twice(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 6)
+    env = outcomes_env(tmp_path, {items[4]["item_id"]: "other"}, sleep=0.7)
+    proc = _start_run(sqlite_url, tmp_path, tmp_path / "plan.json", env, "--workers", "2")
+    _wait_for(lambda: sum(e.event_type == "claim.released" for e in _events(sqlite_url)) >= 2)
+    proc.kill()  # kill -9: no cleanup at all
+    proc.wait()
+    assert any(e.event_type == "attempt.started" for e in _events(sqlite_url))
+    again = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
+                      "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
+                      "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+                      "--workers", "2", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    rows = frame(sqlite_url)
+    final: dict[str, str] = {}
+    for row in rows.sort_values("run_timestamp").itertuples():
+        final[row.commit] = row.status
+    assert set(final) == {item["human"] for item in items}  # none lost
+    assert all(status in ("success", "error") for status in final.values())
+    assert (rows[rows.status == "success"].groupby("commit").size() == 1).all()  # none run twice after success
+    assert not (rows.status == "running").any()
+    events = _events(sqlite_url)
+    finished = Counter(e.stream_id for e in events if e.event_type == "attempt.finished")
+    assert all(n == 1 for n in finished.values())
+    # the attempts the dead runner left behind were either recovered from their run folder or abandoned
+    taken_over = [e for e in events if e.event_type == "attempt.abandoned"
+                  or (e.event_type == "attempt.finished" and e.payload["recovered"])]
+    assert taken_over
+    with EventStore.open(sqlite_url) as store:
+        status = campaign_status(store, "rerun")
+    assert status["succeeded"] == 5 and status["failed"] == 1 and status["running"] == 0
+
+
+def test_sigint_finishes_the_running_item_and_stops(sqlite_url: str, tmp_path: Path) -> None:
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 5)
+    env = outcomes_env(tmp_path, {}, sleep=1.0)
+    proc = _start_run(sqlite_url, tmp_path, tmp_path / "plan.json", env)
+    _wait_for(lambda: any(e.event_type == "attempt.started" for e in _events(sqlite_url)))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["done"] == 1 and summary["succeeded"] == 1 and summary["attempts"] == 1
+    rows = frame(sqlite_url)
+    assert list(rows.status) == ["success"]
+
+
+@pytest.mark.postgres
+def test_two_runners_on_one_postgres_campaign_never_share_an_item(pg_url: str, tmp_path: Path) -> None:
+    make_baseline(pg_url)
+    items = write_plan(tmp_path / "plan.json", 12)
+    env = outcomes_env(tmp_path, {}, sleep=0.3)
+    procs = [_start_run(pg_url, tmp_path, tmp_path / "plan.json", env, "--workers", "2") for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outputs]
+    summaries = [json.loads(o[0]) for o in outputs]
+    assert sum(s["done"] for s in summaries) == 12
+    started = [e for e in _events(pg_url) if e.event_type == "attempt.started"]
+    assert len(started) == 12  # every commit attempted exactly once, by one of the runners
+    assert {e.payload["commit"] for e in started} == {i["human"] for i in items}
+    pids = Counter(e.metadata["pid"] for e in started)
+    assert len(pids) == 2  # both runners did work
