@@ -163,27 +163,33 @@ def cost(cost_frame: pd.DataFrame) -> str:
 
 
 def criteria(criteria_frame: pd.DataFrame) -> str:
-    """Per scope, the measured count as a bar with each level's threshold marked."""
+    """Per scope, the measured count as a bar over its planned commits, each level's threshold marked.
+
+    Each scope has its own scale (its planned `of`, else its largest figure), so vLLM's 53 and the
+    combined 104 both read as "how far along the plan".
+    """
     scopes = list(dict.fromkeys(criteria_frame["scope"]))
     left, top, bar_h, plot_w, step = 70, 20, 22, 480, 56
-    peak = max([1, *criteria_frame["threshold"].tolist(), *criteria_frame["count"].tolist(),
-                *criteria_frame["of"].dropna().tolist()])
     body = []
     for i, scope in enumerate(scopes):
         part = criteria_frame[criteria_frame["scope"] == scope]
-        count, reached = int(part["count"].iloc[0]), str(part["level_reached"].iloc[0])
+        count, reached, of = int(part["count"].iloc[0]), str(part["level_reached"].iloc[0]), part["of"].iloc[0]
+        peak = max([1, count, *part["threshold"].tolist(), *([] if pd.isna(of) else [int(of)])])
         y = top + i * step
         body.append(_text(left - 6, y + bar_h / 2 + 4, str(scope), "end", 'font-weight="600"'))
+        body.append(f'<rect x="{left}" y="{y}" width="{plot_w}" height="{bar_h}" fill="#f1f3f5"/>')
         w = plot_w * count / peak
         colour = "#c92a2a" if reached == "below_minimum" else "#2f9e44"
         body.append(f'<rect class="bar" x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
                     f'<title>{escape(str(scope))}: {count} ({escape(reached)})</title></rect>')
-        body.append(_text(left + plot_w + 10, y + bar_h / 2 + 4, f"{count}: {reached.replace('_', ' ')}", "start"))
+        planned = "" if pd.isna(of) else f" of {int(of)}"
+        body.append(_text(left + plot_w + 10, y + bar_h / 2 + 4, f"{count}{planned}: {reached.replace('_', ' ')}",
+                          "start"))
         for j, (level, threshold) in enumerate(zip(part["level"], part["threshold"], strict=True)):
             x = left + plot_w * int(threshold) / peak
             label_y = y + bar_h + 11 + 10 * (j % 3)  # staggered: close thresholds would overlap
             body.append(f'<line class="threshold" x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{label_y - 8}" '
                         f'stroke="#212529" stroke-dasharray="3,2"/>')
             body.append(_text(x, label_y, f"{level} {threshold}", "start", 'font-size="9"'))
-    return _svg("criteria", "Success criteria: count vs thresholds", left + plot_w + 160,
+    return _svg("criteria", "Success criteria: count vs thresholds", left + plot_w + 190,
                 top + len(scopes) * step + 20, body)

@@ -1,0 +1,104 @@
+"""`track compare`: the baseline vs the rerun, as a terminal table or an export, logged to MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from runners.context import AppContext, pass_app
+from runners.output import format_table, json_option
+from tracker import views
+from tracker.compare import Comparison, compare
+from tracker.compare_mlflow import ComparisonNotLogged, log_comparison
+from tracker.criteria import BELOW
+from tracker.reports import display
+from tracker.reports.export import FORMATS, export
+
+EXIT_PROBLEM = 1
+
+
+@click.command("compare")
+@click.argument("baseline")
+@click.argument("rerun")
+@click.option("--criteria", "criteria_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Success criteria YAML (example: tracker/data/criteria.example.yaml).")
+@click.option("--repo", default=None, help="Compare one repo only (vllm, sglang).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table (terminal), json, csv, md, html (self-contained), parquet.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="File to write (json/md/html/table); for csv/parquet a folder (one file per table) "
+                   "or a file name ending in .csv/.parquet (the per-commit table).")
+@click.option("--mlflow/--no-mlflow", "to_mlflow", default=True, show_default=True,
+              help="Also log the comparison (tables, HTML report) as an MLflow run.")
+@click.option("--mlflow-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns).")
+@json_option
+@pass_app
+def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: Path | None, repo: str | None,
+                    fmt: str, out: Path | None, to_mlflow: bool, mlflow_uri: str | None, as_json: bool) -> None:
+    """Compare campaign RERUN with campaign BASELINE, commit by commit.
+
+    Shows which commits are fixed, still failing (and why) or regressed, success rates with 95%
+    Wilson intervals, an exact McNemar test, the category transition matrix, the criteria level
+    reached and the cost against the plan's estimate. Exit code 0; 1 when a repo (or the combined
+    figure) is below the criteria's minimum, or the MLflow run could not be logged; 2 on a usage error.
+
+    Example: track compare trae-gpt5-original trae-gpt5-rerun --criteria criteria.yaml --format html --out report.html
+    """
+    fmt = "json" if as_json else fmt
+    result = compare(app.store(), baseline, rerun, criteria=criteria_path, repo=repo)
+    if fmt == "table":
+        text = _terminal(result)
+        if out is None:
+            click.echo(text)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n", encoding="utf-8")
+            click.echo(f"wrote {out}", err=True)
+    else:
+        exported = export(result, fmt, out)
+        if exported.text is not None:
+            click.echo(exported.text, nl=not exported.text.endswith("\n"))
+        for path in exported.paths:
+            click.echo(f"wrote {path}", err=True)
+    problem = False
+    if to_mlflow:
+        try:
+            logged = log_comparison(result, mlflow_uri)
+            verb = "logged" if logged.created else "already logged"
+            click.echo(f"{verb} to MLflow: experiment {logged.experiment}, run {logged.run_id}", err=True)
+        except ComparisonNotLogged as exc:
+            click.echo(f"warning: {exc}", err=True)
+            problem = True
+    below = [scope for scope, level in _levels(result).items() if level == BELOW]
+    if below:
+        click.echo(f"below the criteria's minimum: {', '.join(below)}", err=True)
+        problem = True
+    if problem:
+        raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
+def _levels(result: Comparison) -> dict[str, str]:
+    frame = result.criteria
+    return dict(zip(frame["scope"], frame["level_reached"], strict=True)) if len(frame) else {}
+
+
+def _terminal(result: Comparison) -> str:
+    """Headline, per-repo summary, transitions, criteria, cost and the per-commit table."""
+
+    def table(headers: list[str], rows: list[list[str]]) -> str:
+        return format_table([dict(zip(headers, row, strict=True)) for row in rows], headers) if headers else "(none)"
+
+    commits = views.frame_records(result.commits.assign(commit=result.commits["commit"].str[:12]))
+    lines = [f"{result.rerun['name']} vs {result.baseline['name']}", *display.headline(result), "",
+             table(*display.summary(result)), "", "failure category, baseline -> rerun:",
+             table(*display.transition_matrix(result)), ""]
+    if len(result.criteria):
+        lines += ["criteria:", table(*display.criteria(result)), ""]
+    lines += ["cost:", table(*display.cost(result)), ""]
+    lines += [f"note: {note}" for note in result.notes]
+    lines += ["", format_table(commits, [
+        "repo", "commit", "item_id", "baseline_status", "baseline_category", "rerun_status", "rerun_category",
+        "transition", "baseline_attempts", "rerun_attempts", "rerun_tokens", "rerun_cost_usd", "rerun_speedup"]),
+        f"{len(commits)} commits"]
+    return "\n".join(lines)
