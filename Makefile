@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(TRACK) db upgrade && $(TRACK) import tests/fixtures/isobench-small-a --campaign demo-original && $(TRACK) campaigns && $(TRACK) verify
+	$(TRACK) demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -6,13 +6,12 @@ Exit codes: 0 done; 1 done but found a problem (a broken chain, a tree with no r
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from runners.commands_import import attempts_command, campaigns_command, import_command, log_command
-from runners.commands_store import db_group, verify_command
 from runners.context import AppContext
 from tracker import __version__
 from tracker.errors import TrackerError
@@ -21,7 +20,41 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS = {
+    "db": "runners.commands_store:db_group",
+    "demo": "runners.commands_demo:demo_command",
+    "import": "runners.commands_import:import_command",
+    "campaigns": "runners.commands_import:campaigns_command",
+    "attempts": "runners.commands_import:attempts_command",
+    "log": "runners.commands_import:log_command",
+    "plan": "runners.commands_run:plan_command",
+    "estimate": "runners.commands_run:estimate_command",
+    "preflight": "runners.commands_run:preflight_command",
+    "run": "runners.commands_run:run_command",
+    "status": "runners.commands_run:status_command",
+    "sync": "runners.commands_mlflow:sync_command",
+    "ui": "runners.commands_mlflow:ui_command_cli",
+    "compare": "runners.commands_compare:compare_command",
+    "verify": "runners.commands_store:verify_command",
+}
+"""Every subcommand and where it lives: imported only when used, so `track verify` does not pay for
+pandas, MLflow and the openai SDK at start-up."""
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="track")
 @click.option("--db", "db_url", envvar="TRACK_DB_URL", default=None, metavar="URL",
               help="Event store URL (default: sqlite:///mlruns/events.db; env TRACK_DB_URL).")
@@ -35,11 +68,6 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
     ctx.obj = app
     ctx.call_on_close(app.close)
 
-
-cli.add_command(db_group)
-cli.add_command(verify_command)
-for command in (import_command, campaigns_command, attempts_command, log_command):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

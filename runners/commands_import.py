@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from runners.commands_mlflow import mlflow_uri_option, run_sync, sync_text
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option
 from tracker import views
@@ -28,11 +29,13 @@ EXIT_NOTHING_IMPORTED = 1
               help="Record a rerun made outside `track run` with --kind rerun.")
 @click.option("--fix-commit", default=None, help="Agent fix commit of a rerun (e.g. a1c6d41).")
 @click.option("--baseline", default=None, help="Baseline campaign of a rerun.")
+@click.option("--no-sync", is_flag=True, help="Do not project into MLflow afterwards (`track sync` does it later).")
+@mlflow_uri_option
 @json_option
 @pass_app
 def import_command(app: AppContext, root: Path, campaign: str, agent: str, model: str, repo: str | None,
                    rules_path: Path | None, kind: str, fix_commit: str | None, baseline: str | None,
-                   as_json: bool) -> None:
+                   no_sync: bool, mlflow_uri: str | None, as_json: bool) -> None:
     """Import an ISO-Bench checkout (state/runs, pipeline logs, eval results) as an original campaign.
 
     Re-importing the same tree adds no event; after a file changed, only what changed is added.
@@ -48,10 +51,13 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str, model
         summary = import_tree(store, root, campaign, agent=agent, model=model, repo=repo, rules=rules,
                               progress=lambda _facts: bar.update(1), kind=kind, agent_fix_commit=fix_commit,
                               baseline_campaign=baseline)
+    synced = None if no_sync or summary.runs == 0 else run_sync(app, mlflow_uri, quiet=as_json)
     if as_json:
-        emit_json(summary.to_dict())
+        emit_json({**summary.to_dict(), "mlflow": synced.to_dict() if synced else None})
     else:
         click.echo(_summary_text(summary))
+        if synced:
+            click.echo(sync_text(synced))
     if summary.runs == 0:
         click.echo(f"no {agent}/{model} runs found under {root}/state/runs", err=True)
         raise click.exceptions.Exit(EXIT_NOTHING_IMPORTED)

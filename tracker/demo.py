@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracker.compare import Comparison, compare
+from tracker.compare_mlflow import log_comparison
+from tracker.criteria import example_path, load_criteria
 from tracker.importer import ImportSummary, import_tree
+from tracker.mlflow_config import resolve_tracking_uri
+from tracker.projections.mlflow_client import compare_url, rerun_and_baseline
+from tracker.projections.mlflow_runs import sync
+from tracker.reports import html_report, markdown
+from tracker.reports.display import headline
 from tracker.runner.estimate import estimate_plan
 from tracker.runner.execution import RunConfig, RunProgress, run_campaign
 from tracker.runner.planning import Plan, make_plan
@@ -26,6 +34,7 @@ from tracker.store import EventStore
 ORIGINAL = "demo-original"
 RERUN = "demo-rerun"
 FIX_COMMIT = "a1c6d41"
+EXPERIMENT = "iso-bench/trae/gpt-5"
 
 FIX_RATE = {
     "tool_output_missing": 0.85, "quota_exceeded": 0.9, "invalid_api_key": 0.9, "aws_sso_expired": 0.9,
@@ -62,8 +71,23 @@ def draw_outcomes(plan: Plan, seed: int) -> dict[str, str]:
     return outcomes
 
 
+def _compare_link(comparison: Comparison, tracking_uri: str | None) -> dict[str, str] | None:
+    """The MLflow compare page of one fixed commit: its original and rerun attempts side by side."""
+    fixed = comparison.commits[comparison.commits["transition"] == "fixed"]
+    if fixed.empty:
+        return None
+    commit = str(fixed.iloc[0]["commit"])
+    uri = resolve_tracking_uri(tracking_uri)
+    found = rerun_and_baseline(uri, EXPERIMENT, commit)
+    if found is None or len(found[1]) < 2:
+        return None
+    experiment_id, run_ids = found
+    return {"commit": commit, "url": compare_url(uri, experiment_id, run_ids)}
+
+
 def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025, workers: int = 2,
-             echo: Echo = print, on_run_progress: Callable[[RunProgress], None] | None = None) -> DemoResult:
+             echo: Echo = print, on_run_progress: Callable[[RunProgress], None] | None = None,
+             tracking_uri: str | None = None) -> DemoResult:
     """Every step of the real workflow, in `workdir`; returns what each step produced."""
     workdir = workdir.resolve()
     tree = workdir / "ISO-Bench"
@@ -96,4 +120,18 @@ def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025
     progress = run_campaign(store, plan_files, config, progress=on_run_progress, echo=lambda _line: None)
     echo(f"    {progress.succeeded} succeeded, {progress.failed} failed, {progress.skipped} skipped "
          f"(already done), ${progress.cost_usd:,.2f} spent")
-    return DemoResult(workdir, imported, plan, estimate, progress)
+    result = DemoResult(workdir, imported, plan, estimate, progress)
+    echo("6/7 projecting every attempt into MLflow")
+    result.outputs["mlflow"] = sync(store, tracking_uri)
+    comparison = compare(store, ORIGINAL, RERUN, criteria=load_criteria(example_path()))
+    reports = workdir / "reports"
+    html = html_report.write(comparison, reports / "compare.html")
+    md = reports / "compare.md"
+    md.write_text(markdown.render(comparison), encoding="utf-8")
+    logged = log_comparison(comparison, tracking_uri)
+    result.outputs.update(comparison=comparison, html=html, markdown=md, comparison_run=logged)
+    result.outputs["compare_url"] = _compare_link(comparison, tracking_uri)
+    overall = comparison.overall()
+    echo(f"7/7 compared {ORIGINAL} vs {RERUN}: " + " ".join(headline(comparison)[:2]))
+    result.outputs["overall"] = overall
+    return result

@@ -291,7 +291,8 @@ def generate_tree(root: Path, runs: int = 434, seed: int = 0, runs_per_folder: i
     rng = random.Random(seed)
     root = Path(root)
     commits: dict[str, list[tuple[str, str, str]]] = {}
-    per_repo = {repo: max(2, round(runs / 4.2 * share)) for repo, share in (("vllm", 0.51), ("sglang", 0.49))}
+    # about 4 runs per commit (as in the first evaluation), and enough commits to fill one run folder
+    per_repo = {repo: max(runs_per_folder, round(runs / 4.2 * share)) for repo, share in (("vllm", 0.51), ("sglang", 0.49))}
     for repo, count in per_repo.items():
         ids = [f"{repo}_core-{i:04d}" if repo == "vllm" else f"sglang_{i:03d}" for i in range(count)]
         commits[repo] = []

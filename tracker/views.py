@@ -87,8 +87,16 @@ def _int(value: Any) -> int | None:
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: NaN becomes null, numpy numbers become Python numbers."""
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
-    return records
+    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value, exact (no float rounding through a JSON encoder)."""
+    if value is None or isinstance(value, str | list | dict | bool):
+        return value
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def commit_history(store: EventStore, campaign: str, commit: str) -> list[RecordedEvent]:

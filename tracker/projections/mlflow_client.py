@@ -9,6 +9,7 @@ MLflow's own HTTP retries (7 by default, minutes of back-off) are turned down fo
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-"""Let tenacity own the retries, so a dead server fails in seconds, not minutes (env still wins)."""
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+"""Let tenacity own the retries, so a dead server fails in seconds, not minutes; and keep MLflow's
+"View run at" lines off stdout, which belongs to `--json` (the environment still wins)."""
 
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
 
@@ -79,6 +82,29 @@ def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+def compare_url(tracking_uri: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The MLflow UI's run-compare page for these runs (e.g. the original and rerun attempt of a commit)."""
+    runs = ",".join(f'"{run_id}"' for run_id in run_ids)
+    return f'{ui_base(tracking_uri)}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'
+
+
+def rerun_and_baseline(tracking_uri: str, experiment_name: str, commit: str) -> tuple[str, list[str]] | None:
+    """(experiment id, [baseline run id, rerun run id]) of one commit: the pair a person compares."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    reruns = client.search_runs([experiment.experiment_id],
+                                filter_string=f"params.commit = '{commit}' and params.phase = 'rerun'")
+    for run in reruns:
+        baseline = run.data.tags.get("track.baseline_run_id")
+        if baseline:
+            return experiment.experiment_id, [baseline, run.info.run_id]
+    return None
+
+
 def _is_transient(exc: BaseException) -> bool:
     from mlflow.exceptions import MlflowException
     from requests import RequestException
@@ -97,6 +123,9 @@ class Tracking:
     def __init__(self, tracking_uri: str, retry: RetryPolicy | None = None) -> None:
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        # MLflow announces its own schema set-up at INFO on stderr; our progress output is enough.
+        for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow import MlflowClient
 
         self.uri = tracking_uri

@@ -172,9 +172,9 @@ class _Projection:
             by_baseline[key] = min(pos, by_baseline.get(key, pos))
         for sid, row in self.rows.items():
             baseline = (self._campaign_of(sid) or {}).get("baseline_campaign")
-            pos = by_baseline.get((baseline, row["commit"])) if baseline else None
-            if pos is not None:
-                work[sid] = min(pos, work.get(sid, pos))
+            linked = by_baseline.get((baseline, row["commit"])) if baseline else None
+            if linked is not None:
+                work[sid] = min(linked, work.get(sid, linked))
         return work
 
     def _campaign_of(self, stream_id: str) -> dict[str, Any] | None:
@@ -451,4 +451,4 @@ def _json_list(value: Any) -> Iterable[dict[str, Any]]:
 
     if isinstance(value, list):
         return value
-    return json.loads(value or "[]")  # type: ignore[no-any-return]
+    return json.loads(value or "[]")

@@ -39,7 +39,14 @@ def number(value: Any, digits: int = 0) -> str:
 def p_value(value: Any) -> str:
     if is_missing(value):
         return "–"
+    if float(value) < 1e-12:
+        return "< 1e-12"
     return f"{float(value):.2e}" if float(value) < 1e-3 else f"{float(value):.3f}"
+
+
+def _relation(shown: str) -> str:
+    """`= 0.012` or `< 1e-12`: a p-value as it reads in a sentence."""
+    return shown if shown.startswith("<") else f"= {shown}"
 
 
 def text(value: Any) -> str:
@@ -121,7 +128,7 @@ def headline(c: Comparison) -> list[str]:
         return ["No commit in either campaign."]
     lines = [
         f"{o['fixed']} of {o['paired_commits']} commits run in both campaigns are fixed, {o['regressed']} regressed, "
-        f"{o['still_failing']} still fail (exact McNemar p = {p_value(o['mcnemar_p'])}).",
+        f"{o['still_failing']} still fail (exact McNemar p {_relation(p_value(o['mcnemar_p']))}).",
         f"Success before: {rate(*(o[f'baseline_{k}'] for k in ('successes', 'commits', 'low', 'high')))}; "
         f"after: {rate(*(o[f'after_{k}'] for k in ('successes', 'commits', 'low', 'high')))} (95% Wilson).",
     ]

@@ -1,0 +1,97 @@
+"""MLflow projection throughput: `track sync` (log_batch, diffed upserts) vs a naive fluent-API loop.
+
+Targets (issue 4): project >= 434 attempts with their artifacts into the embedded store in < 60 s; be
+at least 3x faster than `mlflow.start_run` / `log_param` / `log_metric` / `set_tag` / `log_artifact`
+per value on the same data; a re-sync with nothing new in < 2 s.
+
+Usage: python benchmarks/bench_mlflow.py [--campaigns 11]   (11 x 40 fixture runs = 440 attempts)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+from tracker.importer import import_tree  # noqa: E402
+from tracker.pricing import load_price_table  # noqa: E402
+from tracker.projections import mlflow_artifacts  # noqa: E402
+from tracker.projections.mlflow_runs import _Projection, run_name, sync  # noqa: E402
+from tracker.store import EventStore  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+
+
+def build_store(folder: Path, campaigns: int) -> EventStore:
+    store = EventStore.open(f"sqlite:///{folder / 'events.db'}")
+    for i in range(campaigns):
+        tree = FIXTURES / ("isobench-small-a" if i % 2 == 0 else "isobench-small-b")
+        import_tree(store, tree, f"bench-{i:02d}")
+    return store
+
+
+def naive(store: EventStore, uri: str) -> tuple[int, float]:
+    """The same runs, the fluent way: one call per param, metric, tag and artifact file."""
+    import mlflow
+
+    from tracker.projections.mlflow_client import Tracking
+
+    projection = _Projection(store, Tracking(uri), load_price_table(), None)  # type: ignore[arg-type]
+    projection._load({f"bench-{i:02d}" for i in range(1000)})
+    mlflow.set_tracking_uri(uri)
+    started = time.perf_counter()
+    for stream_id, row in projection.rows.items():
+        campaign = projection.campaigns[row["campaign"]]
+        mlflow.set_experiment(f"naive/{campaign['agent']}/{campaign['model']}")
+        events = store.read_stream(stream_id)
+        with mlflow.start_run(run_name=run_name(row, campaign["kind"])):
+            for key, value in projection._attempt_params(row, campaign, campaign["kind"]).items():
+                mlflow.log_param(key, value)
+            for key, value in projection._attempt_metrics(row).items():
+                mlflow.log_metric(key, value)
+            for key, value in projection._attempt_tags(row, campaign, events, None).items():
+                mlflow.set_tag(key, value)
+            with tempfile.TemporaryDirectory() as tmp:
+                for path in mlflow_artifacts.stage(mlflow_artifacts.run_folder(campaign["source"], row), events,
+                                                   Path(tmp)):
+                    mlflow.log_artifact(str(Path(tmp) / path), str(Path(path).parent) if "/" in path else None)
+    return len(projection.rows), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--campaigns", type=int, default=11)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store = build_store(folder, args.campaigns)
+        uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
+        (folder / "mlruns").mkdir()
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments()  # create MLflow's schema outside the timings
+        started = time.perf_counter()
+        summary = sync(store, uri)
+        projected = time.perf_counter() - started
+        started = time.perf_counter()
+        again = sync(store, uri)
+        idle = time.perf_counter() - started
+        naive_uri = f"sqlite:///{folder / 'naive' / 'mlflow.db'}"
+        (folder / "naive").mkdir()
+        MlflowClient(naive_uri).search_experiments()
+        count, naive_s = naive(store, naive_uri)
+        store.close()
+    print(f"attempts projected:        {summary.attempts_touched} (+{summary.summary_runs} summary runs)")
+    print(f"track sync (log_batch):    {projected:.1f} s  ({summary.attempts_touched / projected:.0f} attempts/s)"
+          f"  target < 60 s")
+    print(f"naive fluent loop:         {naive_s:.1f} s for {count} attempts")
+    print(f"speed-up:                  {naive_s / projected:.1f}x  target >= 3x")
+    print(f"re-sync, nothing new:      {idle:.3f} s  target < 2 s  (touched {again.attempts_touched})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Commands that project the log into MLflow and show it: sync, ui."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import click
+
+from runners.context import AppContext, pass_app
+from runners.output import emit_json, json_option
+from tracker.mlflow_config import resolve_tracking_uri
+from tracker.pricing import load_price_table
+from tracker.projections.mlflow_client import ui_command
+from tracker.projections.mlflow_runs import SyncSummary, sync
+
+mlflow_uri_option = click.option(
+    "--mlflow-uri", default=None, metavar="URI",
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the embedded store mlruns/mlflow.db).")
+
+
+class _SyncBar:
+    """A progress bar on stderr, opened once the sync knows how many attempts it will write."""
+
+    def __init__(self, hidden: bool) -> None:
+        self.hidden = hidden
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="syncing MLflow runs", show_pos=True,
+                                         file=click.get_text_stream("stderr"), hidden=self.hidden).__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def run_sync(app: AppContext, mlflow_uri: str | None, prices_path: str | None = None,
+             quiet: bool = False) -> SyncSummary:
+    """Sync with a progress bar on stderr (shared by `sync` and the import/run commands)."""
+    bar = _SyncBar(hidden=quiet)
+    try:
+        return sync(app.store(), mlflow_uri, prices=load_price_table(prices_path), progress=bar)
+    finally:
+        bar.close()
+
+
+def sync_text(summary: SyncSummary) -> str:
+    if summary.from_position >= summary.to_position:
+        return f"MLflow {summary.tracking_uri}: up to date (position {summary.to_position})"
+    return (f"MLflow {summary.tracking_uri}: {summary.attempts_touched} attempts touched, "
+            f"{summary.runs_created} runs created, {summary.runs_updated} updated, {summary.runs_unchanged} unchanged, "
+            f"{summary.summary_runs} summary runs created; experiments {', '.join(summary.experiments)}; "
+            f"positions {summary.from_position}..{summary.to_position} in {summary.seconds:.1f}s")
+
+
+@click.command("sync")
+@mlflow_uri_option
+@click.option("--prices", "prices_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Price table JSON overriding the packaged one.")
+@json_option
+@pass_app
+def sync_command(app: AppContext, mlflow_uri: str | None, prices_path: str | None, as_json: bool) -> None:
+    """Project new events into MLflow: one run per attempt, one summary run per campaign.
+
+    Safe to repeat or interrupt: runs are found by their stream id, never duplicated.
+
+    Example: track sync --mlflow-uri http://127.0.0.1:5000
+    """
+    summary = run_sync(app, mlflow_uri, prices_path, quiet=as_json)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(sync_text(summary))
+
+
+@click.command("ui")
+@click.option("--port", default=5000, show_default=True, type=int, help="Loopback port to serve the UI on.")
+@click.option("--mlflow-uri", default=None, metavar="URI",
+              help="A sqlite:/// tracking URI (default: the embedded store).")
+def ui_command_cli(port: int, mlflow_uri: str | None) -> None:
+    """Serve the MLflow UI on the embedded store, on 127.0.0.1 only (Ctrl-C stops it).
+
+    Example: track ui --port 5000   # then open http://127.0.0.1:5000
+    """
+    argv = ui_command(resolve_tracking_uri(mlflow_uri), port)
+    click.echo(f"MLflow UI at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    try:
+        raise click.exceptions.Exit(subprocess.call(argv, env=os.environ.copy()))
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(0) from None
