@@ -198,7 +198,7 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], ca
         result = run_campaign(store, list(plans), config, stop, progress, echo)
     synced = None
     if not no_sync:
-        synced = _sync(store, mlflow_uri)
+        synced = _sync(app, mlflow_uri, quiet=as_json)
     if as_json:
         emit_json({**result.to_dict(), "mlflow": synced})
     else:
@@ -241,17 +241,16 @@ def _install_sigint(stop: StopControl) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _sync(store: Any, uri: str | None) -> dict[str, Any] | None:
+def _sync(app: AppContext, uri: str | None, quiet: bool) -> dict[str, Any] | None:
     """Project the campaign into MLflow (one run per attempt); a failure is reported, not fatal."""
-    try:
-        from tracker.projections import mlflow_runs
+    from runners.commands_mlflow import run_sync
+    from tracker.errors import TrackerError
 
-        summary = mlflow_runs.sync(store, uri)
-    except Exception as exc:  # the results are in the store; MLflow can be synced later with `track sync`
-        click.echo(f"warning: MLflow sync failed ({type(exc).__name__}: {exc}); run `track sync` later", err=True)
+    try:
+        return run_sync(app, uri, quiet=quiet).to_dict()
+    except TrackerError as exc:  # the results are in the store; `track sync` catches MLflow up later
+        click.echo(f"warning: {exc}", err=True)
         return {"error": str(exc)}
-    to_dict = getattr(summary, "to_dict", None)
-    return to_dict() if callable(to_dict) else {"done": True}
 
 
 @click.command("status")

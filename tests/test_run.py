@@ -271,3 +271,28 @@ def test_two_runners_on_one_postgres_campaign_never_share_an_item(pg_url: str, t
     assert {e.payload["commit"] for e in started} == {i["human"] for i in items}
     pids = Counter(e.metadata["pid"] for e in started)
     assert len(pids) == 2  # both runners did work
+
+
+def test_run_ends_by_projecting_its_attempts_into_mlflow(sqlite_url: str, tmp_path: Path) -> None:
+    """Without --no-sync, `track run` writes one MLflow run per attempt, linked to nothing it should not be."""
+    from mlflow import MlflowClient
+
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 2)
+    env = outcomes_env(tmp_path, {items[1]["item_id"]: "no_patch"})
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "bench").mkdir()
+    result = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
+                       "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
+                       "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--mlflow-uri", mlflow_uri,
+                       "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["mlflow"]["runs_created"] == 2
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.get_experiment_by_name("iso-bench/trae/gpt-5")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], filter_string="params.phase = 'rerun'")
+    by_commit = {run.data.params["commit"]: run for run in runs if "track.campaign_summary" not in run.data.tags}
+    assert set(by_commit) == {item["human"] for item in items}
+    assert by_commit[items[1]["human"]].data.tags["failure_category"] == "no_patch"
+    assert by_commit[items[0]["human"]].data.params["agent_fix_commit"] == "a1c6d41"
