@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import emit_json
+from runners.output import emit_json, progress_bar
 from tracker.runner.execution import RunProgress
 
 
@@ -42,10 +42,10 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     def on_progress(progress: RunProgress) -> None:
         if as_json:
             return
-        if not bars:  # the rerun's size is known only once it starts
-            bars.append(click.progressbar(length=max(progress.total, 1), label="    rerun", show_pos=True,
-                                          file=click.get_text_stream("stderr")).__enter__())
-        bars[0].update(progress.done - bars[0].pos)
+        if not bars and sys.stderr.isatty():  # the rerun's size is known only once it starts
+            bars.append(progress_bar(max(progress.total, 1), "    rerun").__enter__())
+        if bars:
+            bars[0].update(progress.done - bars[0].pos)
 
     try:
         result = run_demo(store, workdir, runs=runs, seed=seed, workers=workers, echo=echo,
@@ -56,7 +56,8 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     logged = result.outputs["comparison_run"]
     overall = result.outputs["overall"]
     db_flag = f"--db {shlex.quote(app.db_url)} " if app.db_url else ""
-    ui = f"track {db_flag}ui" if uri.startswith("sqlite:") else f"open {uri}"
+    track = _invoked_as()
+    ui = f"{track} {db_flag}ui" if uri.startswith("sqlite:") else f"open {uri}"
     if as_json:
         emit_json({
             "workdir": str(result.workdir), "original": ORIGINAL, "rerun": RERUN,
@@ -78,7 +79,11 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     if link:
         click.echo(f"Compare one commit:   {link['url']}")
         click.echo(f"                      (commit {link['commit'][:12]}: original failed, rerun succeeded)")
-    click.echo(f"Audit trail:          track {db_flag}log --campaign {RERUN} --commit <sha>   |   "
-               f"track {db_flag}verify")
-    if sys.stdout.isatty():
-        click.echo("")
+    click.echo(f"Audit trail:          {track} {db_flag}log --campaign {RERUN} --commit <sha>   |   "
+               f"{track} {db_flag}verify")
+
+
+def _invoked_as() -> str:
+    """How to call track again, as the user did (`.venv/bin/track` after `make demo`)."""
+    argv0 = sys.argv[0]
+    return shlex.quote(argv0) if Path(argv0).name == "track" and "/" in argv0 else "track"

@@ -8,7 +8,7 @@ import click
 
 from runners.commands_mlflow import mlflow_uri_option, run_sync, sync_text
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, format_table, json_option
+from runners.output import emit_json, format_table, json_option, progress_bar
 from tracker import views
 from tracker.classifier import load_rule_table
 from tracker.importer import ImportSummary, import_tree
@@ -46,8 +46,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str, model
     store = app.store()
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
-    with click.progressbar(length=total, label="importing runs", file=click.get_text_stream("stderr"),
-                           show_pos=True, hidden=as_json) as bar:
+    with progress_bar(total, "importing runs", hidden=as_json) as bar:
         summary = import_tree(store, root, campaign, agent=agent, model=model, repo=repo, rules=rules,
                               progress=lambda _facts: bar.update(1), kind=kind, agent_fix_commit=fix_commit,
                               baseline_campaign=baseline)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, json_option
+from runners.output import emit_json, json_option, progress_bar
 from tracker.mlflow_config import resolve_tracking_uri
 from tracker.pricing import load_price_table
 from tracker.projections.mlflow_client import ui_command
@@ -29,8 +29,7 @@ class _SyncBar:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="syncing MLflow runs", show_pos=True,
-                                         file=click.get_text_stream("stderr"), hidden=self.hidden).__enter__()
+            self.bar = progress_bar(total, "syncing MLflow runs", hidden=self.hidden).__enter__()
         self.bar.update(done - self.bar.pos)
 
     def close(self) -> None:

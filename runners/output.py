@@ -16,6 +16,12 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(func)
 
 
+def progress_bar(length: int, label: str, hidden: bool = False) -> Any:
+    """The progress bar of long commands: on stderr, so `--json` output on stdout stays clean."""
+    stderr = click.get_text_stream("stderr")  # type: ignore[operator]  # click 8.5 stubs: module __getattr__
+    return click.progressbar(length=length, label=label, show_pos=True, file=stderr, hidden=hidden)
+
+
 def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False, default=str))
 

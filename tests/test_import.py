@@ -96,7 +96,8 @@ def test_planted_secrets_never_reach_the_store(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "isobench-small-a", tree)
     planted = "sk-proj-PLANTEDsecretKEY1234567890abcdef"
     stderr = next(tree.glob("state/runs/vllm/trae/*/*/vllm_core-0000/trae_stderr.txt"))
-    stderr.write_text(stderr.read_text() + f"openai.AuthenticationError: Error code: 401 - Incorrect API key provided: {planted}\n"
+    stderr.write_text(stderr.read_text()
+                      + f"openai.AuthenticationError: Error code: 401 - Incorrect API key provided: {planted}\n"
                       f"Authorization: Bearer {planted}\n")
     db = tmp_path / "events.db"
     result = run_track("--db", f"sqlite:///{db}", "import", str(tree), "--campaign", "orig", cwd=tmp_path)

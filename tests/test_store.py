@@ -106,16 +106,19 @@ def test_database_refuses_update_and_delete(store: EventStore) -> None:
     assert store.read_stream("s")[0].payload == {"n": 1}
 
 
+UPDATE_PAYLOAD = text("UPDATE events SET payload = :v WHERE position = :p")
+
+
 def _tamper(store: EventStore, position: int) -> None:
     """Change a stored payload the way an attacker with database access would: triggers off."""
     with store.engine.begin() as connection:
         if store.is_postgres:
             connection.execute(text("ALTER TABLE events DISABLE TRIGGER USER"))
-            connection.execute(text("UPDATE events SET payload = :v WHERE position = :p"), {"p": position, "v": '{"n":999}'})
+            connection.execute(UPDATE_PAYLOAD, {"p": position, "v": '{"n":999}'})
             connection.execute(text("ALTER TABLE events ENABLE TRIGGER USER"))
         else:
             connection.execute(text("DROP TRIGGER events_refuse_update"))
-            connection.execute(text("UPDATE events SET payload = :v WHERE position = :p"), {"p": position, "v": '{"n":999}'})
+            connection.execute(UPDATE_PAYLOAD, {"p": position, "v": '{"n":999}'})
 
 
 def test_verify_names_the_first_tampered_event(store: EventStore, store_url: str) -> None:

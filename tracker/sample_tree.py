@@ -292,7 +292,8 @@ def generate_tree(root: Path, runs: int = 434, seed: int = 0, runs_per_folder: i
     root = Path(root)
     commits: dict[str, list[tuple[str, str, str]]] = {}
     # about 4 runs per commit (as in the first evaluation), and enough commits to fill one run folder
-    per_repo = {repo: max(runs_per_folder, round(runs / 4.2 * share)) for repo, share in (("vllm", 0.51), ("sglang", 0.49))}
+    shares = (("vllm", 0.51), ("sglang", 0.49))
+    per_repo = {repo: max(runs_per_folder, round(runs / 4.2 * share)) for repo, share in shares}
     for repo, count in per_repo.items():
         ids = [f"{repo}_core-{i:04d}" if repo == "vllm" else f"sglang_{i:03d}" for i in range(count)]
         commits[repo] = []
