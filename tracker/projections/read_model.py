@@ -95,6 +95,8 @@ def _campaign_row(event: RecordedEvent) -> dict[str, Any]:
 
 def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
     """Apply every event after the checkpoint; returns how many were applied."""
+    if store.checkpoint(NAME) >= store.last_position():
+        return 0  # up to date: no write lock for read-only commands
     applied = 0
     with store.transaction(lock_key=LOCK_KEY) as connection:
         position = _checkpoint(connection)
