@@ -99,8 +99,17 @@ def test_planted_secrets_never_reach_the_store(tmp_path: Path) -> None:
     stderr.write_text(stderr.read_text()
                       + f"openai.AuthenticationError: Error code: 401 - Incorrect API key provided: {planted}\n"
                       f"Authorization: Bearer {planted}\n")
+    journal = stderr.parent / "journal.json"
+    doc = json.loads(journal.read_text())
+    doc["error"], doc["error_type"] = f"Incorrect API key provided: {planted} (Authorization: Bearer {planted})", "Auth"
+    journal.write_text(json.dumps(doc))
+    results = next(tree.glob("eval_results_v2/*/*/test_results.json"))
+    doc = json.loads(results.read_text())
+    doc["result"]["error_message"] = f"failed with OPENAI_API_KEY={planted}"
+    results.write_text(json.dumps(doc))
     db = tmp_path / "events.db"
-    result = run_track("--db", f"sqlite:///{db}", "import", str(tree), "--campaign", "orig", cwd=tmp_path)
+    result = run_track("--db", f"sqlite:///{db}", "import", str(tree), "--campaign", "orig", "--no-sync",
+                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for path in tmp_path.glob("events.db*"):
         assert planted.encode() not in path.read_bytes()

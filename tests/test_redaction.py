@@ -74,3 +74,17 @@ def test_fast_on_many_lines() -> None:
     for line in lines:
         redact(line)
     assert time.perf_counter() - start < 5.0  # ~1-5 µs a line; generous for slow CI machines
+
+
+def test_domain_events_redact_every_string_before_the_log() -> None:
+    """The last boundary: whatever a reader or the runner forgot, no payload carries a key."""
+    from tracker.run_events import AttemptStarted
+
+    key = "sk-proj-" + "Q" * 40
+    started = AttemptStarted(
+        campaign="c", repo="vllm", agent="trae", model="gpt-5", item_id="i", commit="a" * 40, pre_commit=None,
+        run_timestamp="2025-12-01_00-00-00", attempt_number=1, host="h", command=["agent", "--api-key", key],
+        log_file="/tmp/x.log", claim_token="t")
+    payload = started.to_new_event().payload
+    assert key not in repr(payload)
+    assert payload["command"][:2] == ["agent", "--api-key"]

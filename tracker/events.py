@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from tracker import __version__
+from tracker.redaction import redact_value
 
 JsonDict = dict[str, Any]
 Upcaster = Callable[[JsonDict], JsonDict]
@@ -78,7 +79,9 @@ class DomainEvent:
     VERSION: ClassVar[int] = 1
 
     def to_payload(self) -> JsonDict:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        """The event's fields, with secrets redacted: the last boundary before the append-only log."""
+        payload: JsonDict = redact_value(dataclasses.asdict(self))  # type: ignore[call-overload]
+        return payload
 
     def to_new_event(self, event_id: str | None = None, metadata: JsonDict | None = None) -> NewEvent:
         return NewEvent(

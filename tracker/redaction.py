@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Any
 
 MARK = "[REDACTED]"
 
@@ -80,3 +81,14 @@ def _splice(text: str, spans: list[tuple[int, int, str]]) -> str:
         pos = end
     out.append(text[pos:])
     return "".join(out)
+
+
+def redact_value(value: Any) -> Any:
+    """`redact` applied to every string inside a JSON-like value (dicts, lists, tuples)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(item) for item in value]
+    return value

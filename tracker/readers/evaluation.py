@@ -13,6 +13,7 @@ from typing import Any
 
 from tracker.readers.common import MAX_SMALL_JSON_BYTES, Problem, file_size, os_problem
 from tracker.readers.journal import parse_json_document
+from tracker.redaction import redact
 
 EVAL_DIR = "eval_results_v2"
 RESULT_FILE = "test_results.json"
@@ -118,7 +119,7 @@ def eval_facts(doc: dict[str, Any], rel: str) -> EvalFacts:
         patched_ms=_f(res.get("patched_ms")),
         speedup=_f(res.get("speedup")),
         improvement=res.get("improvement") if isinstance(res.get("improvement"), bool) else None,
-        error_message=_s(res.get("error_message")),
+        error_message=redact(_s(res.get("error_message")) or "") or None,
     )
 
 

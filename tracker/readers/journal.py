@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracker.readers.common import MAX_SMALL_JSON_BYTES, Problem, file_size, looks_binary, os_problem
+from tracker.redaction import redact
 
 JOURNAL = "journal.json"
 
@@ -89,7 +90,7 @@ def journal_facts(doc: dict[str, Any]) -> JournalFacts:
         pre_commit=_str(commits.get("pre")) or None,
         human_commit=_str(commits.get("human")) or None,
         agent_branch=_str(doc.get("agent_branch")),
-        error=_str(doc.get("error")),
+        error=redact(_str(doc.get("error")) or "") or None,
         error_type=_str(doc.get("error_type")),
         returncode=_int(trae.get("returncode")),
         duration_s=_float(trae.get("duration_s")),
