@@ -210,7 +210,7 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], ca
             click.echo(format_table([{"category": k, "attempts": v} for k, v in result.by_category.most_common()]))
         if result.stopped:
             click.echo(f"stopped: {result.stopped} {stop.detail}".rstrip(), err=True)
-    if stop.reason and stop.reason.startswith("interrupted"):
+    if stop.interrupts or (stop.reason and stop.reason.startswith("interrupted")):
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PROBLEM)
@@ -230,7 +230,8 @@ def _install_sigint(stop: StopControl) -> None:
         return
 
     def handler(signum: int, frame: object) -> None:
-        if stop.soft.is_set() and stop.reason and stop.reason.startswith("interrupted"):
+        stop.interrupts += 1
+        if stop.interrupts >= 2:
             stop.request("interrupted (SIGINT twice)", hard=True)
             click.echo("\ninterrupting the running items", err=True)
         else:

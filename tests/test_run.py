@@ -296,3 +296,22 @@ def test_run_ends_by_projecting_its_attempts_into_mlflow(sqlite_url: str, tmp_pa
     assert set(by_commit) == {item["human"] for item in items}
     assert by_commit[items[1]["human"]].data.tags["failure_category"] == "no_patch"
     assert by_commit[items[0]["human"]].data.params["agent_fix_commit"] == "a1c6d41"
+
+
+def test_ctrl_c_twice_interrupts_even_after_a_budget_stop(sqlite_url: str, tmp_path: Path) -> None:
+    """The budget stops new items; the user must still be able to interrupt a hanging one (exit 130)."""
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 3)
+    env = outcomes_env(tmp_path, {items[1]["item_id"]: "hang"})  # item 0 succeeds and spends ~$0.42
+    proc = _start_run(sqlite_url, tmp_path, tmp_path / "plan.json", env, "--workers", "2", "--budget-usd", "0.3")
+    _wait_for(lambda: any(e.event_type == "failure.classified" for e in _events(sqlite_url)))
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    statuses = dict(zip(frame(sqlite_url)["item_id"], frame(sqlite_url)["status"], strict=True))
+    assert statuses[items[0]["item_id"]] == "success"
+    assert statuses[items[1]["item_id"]] == "interrupted"
+    assert items[2]["item_id"] not in statuses, "the budget kept the third item from starting"

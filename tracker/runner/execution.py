@@ -117,6 +117,8 @@ class StopControl:
         self.reason: str | None = None
         self.category: str | None = None
         self.detail = ""
+        self.interrupts = 0
+        """How many times the user asked to stop (Ctrl-C / SIGTERM), whatever stopped the run first."""
 
     def request(self, reason: str, hard: bool = False, category: str | None = None, detail: str = "") -> None:
         if self.reason is None or (hard and not self.hard.is_set()):
@@ -280,7 +282,8 @@ class CampaignRunner:
             recovered = self._take_over(claim, claim.replaced, claim.replaced_reason or "runner died")
             if recovered is not None and recovered.category == "none":
                 return recovered
-        if self.stop.soft.is_set():
+        if self.stop.soft.is_set() and self.stop.reason != "budget":
+            # a budget stop only keeps new items from being taken: this one was reserved within budget
             self.claims.release(claim, "interrupted")
             return _Outcome("none", skipped="stopped")
         return self._launch(claim)
