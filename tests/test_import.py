@@ -171,3 +171,21 @@ def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path
         assert [e.payload["table_version"] for e in history if e.event_type == "failure.classified"] == [
             table.version, newer.version]
         assert store.verify().ok
+
+
+def test_a_rerun_name_cannot_be_reused_for_another_fix_or_baseline(sqlite_url: str) -> None:
+    from tracker.domain import CampaignCreated
+    from tracker.errors import TrackerError
+    from tracker.importer import ensure_campaign
+
+    with EventStore.open(sqlite_url) as store:
+        def rerun(fix: str, baseline: str) -> CampaignCreated:
+            return CampaignCreated(name="rr", kind="rerun", agent="trae", model="gpt-5", agent_fix_commit=fix,
+                                   baseline_campaign=baseline)
+
+        ensure_campaign(store, rerun("a1c6d41", "orig"), {})
+        ensure_campaign(store, rerun("a1c6d41", "orig"), {})  # the same campaign again: fine
+        with pytest.raises(TrackerError, match="agent_fix_commit"):
+            ensure_campaign(store, rerun("ffff000", "orig"), {})
+        with pytest.raises(TrackerError, match="baseline_campaign"):
+            ensure_campaign(store, rerun("a1c6d41", "other"), {})

@@ -74,7 +74,10 @@ def test_plan_refuses_bad_input(baseline: str, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "not-a-sha"}]}')
     result = run_track("--db", baseline, "estimate", str(broken), "--baseline", "orig")
-    assert result.returncode == 2 and "no valid commit sha" in result.stderr
+    assert result.returncode == 2 and "full 40-hex commit sha" in result.stderr
+    broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "6baa9455e3"}]}')  # a prefix
+    result = run_track("--db", baseline, "estimate", str(broken), "--baseline", "orig")
+    assert result.returncode == 2 and "full 40-hex commit sha" in result.stderr
 
 
 def _measured(repo: str, commit: str, tokens: int, duration: float) -> MeasuredAttempt:

@@ -73,12 +73,14 @@ class ImportSummary:
 
 
 def ensure_campaign(store: EventStore, created: CampaignCreated, metadata: JsonDict) -> None:
-    """Create the campaign once; refuse to reuse a name for a campaign of another kind/agent/model."""
+    """Create the campaign once; refuse to reuse a name for a campaign of another kind/agent/model
+    (or, for a rerun, another agent fix commit or baseline: its attempts would be credited wrongly)."""
     stream = campaign_stream(created.name)
     existing = [e for e in store.read_stream(stream) if e.event_type == CampaignCreated.TYPE]
     if existing:
         old = existing[0].payload
-        for key in ("kind", "agent", "model"):
+        keys = ("kind", "agent", "model") + (("agent_fix_commit", "baseline_campaign") if created.kind == "rerun" else ())
+        for key in keys:
             if old.get(key) != getattr(created, key):
                 raise TrackerError(
                     f"campaign {created.name!r} already exists with {key}={old.get(key)!r}, not "

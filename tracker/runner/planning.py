@@ -164,8 +164,9 @@ def load_plan(path: Path) -> LoadedPlan:
         if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
             raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
         human = raw["human"].strip().lower()
-        if len(human) < 7 or any(ch not in "0123456789abcdef" for ch in human):
-            raise TrackerError(f"plan {path}: item {raw['item_id']!r} has no valid commit sha in 'human'")
+        if len(human) != 40 or any(ch not in "0123456789abcdef" for ch in human):
+            # the full sha is the identity joining original and rerun: a prefix would split a commit in two
+            raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs the full 40-hex commit sha in 'human'")
         items.append(PlanItem(repo, raw["item_id"], human, raw.get("pre") or None))
     return LoadedPlan(str(path), repo, repo_path, task_id or f"{repo}_core", items)
 
