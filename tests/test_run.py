@@ -315,3 +315,21 @@ def test_ctrl_c_twice_interrupts_even_after_a_budget_stop(sqlite_url: str, tmp_p
     assert statuses[items[0]["item_id"]] == "success"
     assert statuses[items[1]["item_id"]] == "interrupted"
     assert items[2]["item_id"] not in statuses, "the budget kept the third item from starting"
+
+
+def test_resuming_with_fewer_plan_files_keeps_the_whole_plan(sqlite_url: str, tmp_path: Path) -> None:
+    """Status and compare count every item ever planned for the campaign, not only the last plan's."""
+    from tracker.compare import recorded_estimate
+
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "vllm.json", 2, repo="vllm")
+    write_plan(tmp_path / "sglang.json", 2, repo="sglang", start=10)
+    env = outcomes_env(tmp_path, {})
+    with EventStore.open(sqlite_url) as store:
+        run_campaign(store, [tmp_path / "vllm.json", tmp_path / "sglang.json"], config(tmp_path, env=env))
+        run_campaign(store, [tmp_path / "vllm.json"], config(tmp_path, env=env))
+        status = campaign_status(store, "rerun")
+        estimate = recorded_estimate(store, "rerun")
+    assert status["items"] == 4 and status["succeeded"] == 4 and status["pending"] == 0
+    assert estimate is not None and estimate["items"] == 4
+    assert set(estimate["per_repo"]) == {"vllm", "sglang"}

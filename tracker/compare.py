@@ -33,7 +33,6 @@ from sqlalchemy import func, select
 
 from tracker import views
 from tracker.criteria import COMBINED, Criteria, load_criteria
-from tracker.domain import PlanCreated, campaign_stream
 from tracker.errors import TrackerError
 from tracker.pricing import PriceTable, load_price_table
 from tracker.schema import attempts
@@ -386,12 +385,8 @@ def levels_reached(criteria: pd.DataFrame) -> dict[str, str]:
 
 
 def recorded_estimate(store: EventStore, campaign: str) -> dict[str, Any] | None:
-    """The estimate of the latest `plan.created` event of the campaign that has one, or None."""
-    estimate = None
-    for event in store.read_stream(campaign_stream(campaign)):
-        if event.event_type == PlanCreated.TYPE and isinstance(event.payload.get("estimate"), dict):
-            estimate = event.payload["estimate"]
-    return estimate
+    """The campaign's estimate: all its plans merged (see `views.campaign_plan`), or None."""
+    return views.campaign_plan(store, campaign)[1]
 
 
 def _money(value: Any) -> float | None:

@@ -112,3 +112,38 @@ def commit_history(store: EventStore, campaign: str, commit: str) -> list[Record
         history.extend(store.read_stream(stream_id))
     return sorted(history, key=lambda event: event.position)
 
+
+
+def campaign_plan(store: EventStore, campaign: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Everything a campaign was planned to cover: the union of its `plan.created` events.
+
+    A campaign resumed with fewer plan files records a smaller plan; the items and per-item estimates
+    of earlier plans still count (the latest wins per commit), and the totals are re-summed from them.
+    """
+    items: dict[str, dict[str, Any]] = {}
+    per_item: dict[str, dict[str, Any]] = {}
+    latest: dict[str, Any] | None = None
+    for event in store.read_stream(f"campaign:{campaign}"):
+        if event.event_type != "plan.created":
+            continue
+        for item in event.payload.get("items", []):
+            items[item["human"]] = item
+        estimate = event.payload.get("estimate")
+        if isinstance(estimate, dict):
+            latest = estimate
+            per_item.update(estimate.get("per_item") or {})
+    if latest is None or not per_item:
+        return list(items.values()), latest
+    merged = dict(latest)
+    costs = {commit: float(value.get("cost_usd") or 0.0) for commit, value in per_item.items() if commit in items}
+    per_repo: dict[str, dict[str, Any]] = {}
+    for commit, cost in costs.items():
+        repo = per_repo.setdefault(str(items[commit].get("repo", "")), {"items": 0, "cost_usd": 0.0})
+        repo["items"] += 1
+        repo["cost_usd"] = round(repo["cost_usd"] + cost, 4)
+    total = round(sum(costs.values()), 4)
+    buffer = float(latest.get("buffer") or 0.0)
+    merged.update(items=len(costs), cost_usd=total, buffer_usd=round(total * buffer, 4),
+                  cost_usd_with_buffer=round(total * (1 + buffer), 4), per_repo=per_repo,
+                  per_item={commit: per_item[commit] for commit in costs})
+    return list(items.values()), merged

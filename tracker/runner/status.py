@@ -13,22 +13,22 @@ from collections import Counter
 from statistics import median
 from typing import Any
 
-from tracker.domain import PlanCreated, campaign_stream
+from tracker.domain import campaign_stream
 from tracker.events import JsonDict
 from tracker.pricing import load_price_table
 from tracker.run_events import CampaignStopped
 from tracker.runner.baseline import campaign_row, measured_attempts
 from tracker.runner.claims import fold
 from tracker.store import EventStore
+from tracker.views import campaign_plan
 
 
 def campaign_status(store: EventStore, campaign: str, price_table: str | None = None) -> JsonDict:
     """Counts, tokens, cost and ETA of `campaign` (see module docstring)."""
     info = campaign_row(store, campaign)
     events = store.read_stream(campaign_stream(campaign))
-    plans = [e for e in events if e.event_type == PlanCreated.TYPE]
     stops = [e for e in events if e.event_type == CampaignStopped.TYPE]
-    plan_items: list[dict[str, Any]] = plans[-1].payload["items"] if plans else []
+    plan_items, estimate = campaign_plan(store, campaign)
     claims: dict[str, list[Any]] = {}
     for event in store.read_prefix(f"claim:{campaign}:"):
         claims.setdefault(event.stream_id.rsplit(":", 1)[1], []).append(event)
@@ -64,7 +64,7 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
                    "cached_input": sum(a.cached_input_tokens or 0 for a in attempts),
                    "output": sum(a.output_tokens or 0 for a in attempts)},
         "cost_usd": round(cost, 4),
-        "estimate_usd": (plans[-1].payload.get("estimate") or {}).get("cost_usd") if plans else None,
+        "estimate_usd": (estimate or {}).get("cost_usd"),
         "eta_s": eta, "running_items": sorted(running),
         "stopped": stops[-1].payload if stops else None,
         "price_table_version": prices.version,
