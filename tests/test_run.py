@@ -333,3 +333,19 @@ def test_resuming_with_fewer_plan_files_keeps_the_whole_plan(sqlite_url: str, tm
     assert status["items"] == 4 and status["succeeded"] == 4 and status["pending"] == 0
     assert estimate is not None and estimate["items"] == 4
     assert set(estimate["per_repo"]) == {"vllm", "sglang"}
+
+
+def test_a_bench_resume_skip_is_not_recorded_as_a_failure(sqlite_url: str, tmp_path: Path) -> None:
+    """Two campaigns in one bench root: the bench skips what already succeeded there; that is no `no_patch`."""
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 2)
+    env = outcomes_env(tmp_path, {})
+    with EventStore.open(sqlite_url) as store:
+        first = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=env))
+        second = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=env, campaign="rerun2"))
+        status = campaign_status(store, "rerun2")
+    assert first.succeeded == 2
+    assert second.failed == 0 and second.skip_reasons["bench_already_done"] == 2
+    assert status["failed"] == 0 and status["succeeded"] == 0
+    rows = frame(sqlite_url, "rerun2")
+    assert set(rows["status"]) == {"interrupted"} and len(rows) == len(items)

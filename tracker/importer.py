@@ -79,7 +79,7 @@ def ensure_campaign(store: EventStore, created: CampaignCreated, metadata: JsonD
     existing = [e for e in store.read_stream(stream) if e.event_type == CampaignCreated.TYPE]
     if existing:
         old = existing[0].payload
-        keys = ("kind", "agent", "model")
+        keys: tuple[str, ...] = ("kind", "agent", "model")
         if created.kind == "rerun":
             keys += ("agent_fix_commit", "baseline_campaign")
         for key in keys:

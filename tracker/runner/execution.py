@@ -313,13 +313,14 @@ class CampaignRunner:
             self.progress.attempts += 1
         self._notify()
         launched = datetime.now().replace(microsecond=0).strftime(TS_FORMAT)
+        existing = set(self._item_folders(item))  # an earlier run in the same second is not this attempt's
         try:
             result = process.run()
         finally:
             with self._lock:
                 self._running.pop(claim.token, None)
                 self.progress.running -= 1
-        folder = self._find_run_folder(item, launched, workdir)
+        folder = self._find_run_folder(item, launched, workdir, exclude=existing)
         return self._record(claim, folder, workdir, result)
 
     def _command(self, item: PlanItem, plan_file: Path, workdir: Path) -> list[str]:
@@ -332,10 +333,21 @@ class CampaignRunner:
         return [config.python, "-m", config.bench_module, "prepare", task, "--from-plan", str(plan_file),
                 "--bench-cfg", config.bench_cfg, "--max-workers", "1", "--resume"]
 
-    def _find_run_folder(self, item: PlanItem, since: str, workdir: Path) -> Path | None:
+    def _find_run_folder(self, item: PlanItem, since: str, workdir: Path,
+                         exclude: set[Path] | None = None) -> Path | None:
         """The run folder the bench wrote for this attempt: the newest of this item at or after launch."""
+        found = [(path.parent.name, path) for path in self._item_folders(item)
+                 if path.parent.name >= since and path not in (exclude or set())]
+        if found:
+            return max(found)[1]
+        if (workdir / "journal.json").exists():
+            return workdir
+        return None
+
+    def _item_folders(self, item: PlanItem) -> list[Path]:
+        """Every run folder of this item under the bench root (any timestamp)."""
         runs = self.config.bench_root / "state" / "runs"
-        found: list[tuple[str, Path]] = []
+        found: list[Path] = []
         if runs.is_dir():
             for repo_dir in runs.iterdir():
                 if normalise_repo(repo_dir.name) != item.repo:
@@ -346,14 +358,8 @@ class CampaignRunner:
                 for model_dir in agent_dir.iterdir():
                     if normalise_model(model_dir.name) != normalise_model(self.config.model):
                         continue
-                    for ts_dir in model_dir.iterdir():
-                        if ts_dir.name >= since and (ts_dir / item.item_id).is_dir():
-                            found.append((ts_dir.name, ts_dir / item.item_id))
-        if found:
-            return max(found)[1]
-        if (workdir / "journal.json").exists():
-            return workdir
-        return None
+                    found += [ts / item.item_id for ts in model_dir.iterdir() if (ts / item.item_id).is_dir()]
+        return found
 
     def _facts(self, item: PlanItem, run_ts: str, folder: Path | None, workdir: Path,
                result: ProcessResult | None) -> RunFacts:
@@ -390,6 +396,8 @@ class CampaignRunner:
     def _record(self, claim: Claim, folder: Path | None, workdir: Path, result: ProcessResult) -> _Outcome:
         item = claim.item
         facts = self._facts(item, claim.run_timestamp, folder, workdir, result)
+        if folder is None and _bench_skipped(workdir, item.item_id):
+            return self._bench_skipped(claim)
         extra: list = [AttemptFinished(exit_code=result.exit_code, wall_time_s=round(result.wall_time_s, 3),
                                        category="pending", run_folder=str(folder) if folder else None,
                                        killed=result.killed, live=result.live.to_dict())]
@@ -450,6 +458,21 @@ class CampaignRunner:
         self.stop.request(f"{category}: every further item would fail and cost", hard=True, category=category,
                           detail=detail)
 
+    def _bench_skipped(self, claim: Claim) -> _Outcome:
+        """The bench's own `--resume` skipped the item: a success from an earlier run in this bench root.
+
+        That success is not this campaign's, so nothing is classified: the attempt is recorded as
+        interrupted with the reason, and the user is told to use a fresh --bench-root.
+        """
+        reason = (f"the bench skipped {claim.item.item_id}: a run under {self.config.bench_root} already succeeded "
+                  "(bench --resume); use a fresh --bench-root to rerun it in this campaign")
+        event = AttemptInterrupted(reason=reason).to_new_event(metadata=self.metadata)
+        self.store.append(claim.attempt_stream, [event])
+        self.claims.release(claim, "interrupted")
+        if self.echo:
+            self.echo(f"warning: {reason}")
+        return _Outcome("none", skipped="bench_already_done")
+
     def _record_stop(self) -> None:
         left = len(self._queue)
         event = CampaignStopped(reason=self.stop.reason or "stopped", category=self.stop.category,
@@ -497,3 +520,13 @@ def run_campaign(store: EventStore, plan_paths: list[Path], config: RunConfig, s
     """`track run`: prepare the campaign, then run every item of the plan (see module docstring)."""
     items, estimate = prepare_campaign(store, plan_paths, config)
     return CampaignRunner(store, config, items, estimate, stop, progress, echo).run()
+
+
+def _bench_skipped(workdir: Path, item_id: str) -> bool:
+    """Did the bench print its `--resume` skip line for this item in this attempt's log?"""
+    needle = f"Skipping {item_id} - task already completed"
+    for log in workdir.glob("pipeline_run_*.log"):
+        with open(log, errors="replace") as lines:
+            if any(needle in line for line in lines):
+                return True
+    return False
