@@ -120,10 +120,11 @@ def import_tree(
     metadata = default_metadata(correlation_id=str(uuid.uuid4()), command="import", root=str(root.resolve()))
     if kind not in ("original", "rerun"):
         raise TrackerError(f"campaign kind must be original or rerun, not {kind!r}")
-    ensure_campaign(store, CampaignCreated(
+    created = CampaignCreated(
         name=campaign, kind=kind, agent=agent, model=model, source=str(root.resolve()),
         agent_fix_commit=agent_fix_commit, baseline_campaign=baseline_campaign,
-    ), metadata)
+    )
+    campaign_ready = False  # created with the first run, so a wrong or empty folder leaves no campaign behind
     known = _known_facts(store, campaign)
     summary = ImportSummary(campaign=campaign, root=str(root), rules_version=table.version)
     tree_problems: list[Problem] = []
@@ -138,6 +139,9 @@ def import_tree(
         if not facts.commit:
             tree_problems.append(Problem(folder.run_path, "unexpected", "no commit sha found in any file: run skipped"))
             continue
+        if not campaign_ready:
+            ensure_campaign(store, created, metadata)
+            campaign_ready = True
         stream = attempt_stream(campaign, folder.repo, facts.commit, folder.timestamp)
         classification, appended = record_attempt(store, campaign, facts, table, metadata, known.get(stream))
         summary.runs += 1

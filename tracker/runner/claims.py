@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -148,6 +149,8 @@ class Claims:
         self.pid = os.getpid()
         self.start = process_start(self.pid)
         self.metadata = metadata or {}
+        self._lock = threading.Lock()
+        """Heartbeats (main thread) and releases (workers) of one claim must not race on its version."""
 
     def state(self, commit: str) -> ClaimState:
         return fold(self.store.read_stream(claim_stream(self.campaign, commit)))
@@ -192,22 +195,24 @@ class Claims:
         """Extend the lease; False when the claim was lost (taken over after it expired)."""
         lease_until = time.time() + self.lease_s
         event = ClaimRenewed(token=claim.token, lease_until=lease_until, child_pid=child_pid)
-        try:
-            result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
-                                       expected_version=claim.version)
-        except ConcurrencyError:
-            return False
-        claim.version, claim.lease_until = result.stream_version, lease_until
+        with self._lock:
+            try:
+                result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
+                                           expected_version=claim.version)
+            except ConcurrencyError:
+                return False
+            claim.version, claim.lease_until = result.stream_version, lease_until
         return True
 
     def release(self, claim: Claim, outcome: str, category: str | None = None) -> bool:
         event = ClaimReleased(token=claim.token, outcome=outcome, category=category)
-        try:
-            result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
-                                       expected_version=claim.version)
-        except ConcurrencyError:
-            return False
-        claim.version = result.stream_version
+        with self._lock:
+            try:
+                result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
+                                           expected_version=claim.version)
+            except ConcurrencyError:
+                return False
+            claim.version = result.stream_version
         return True
 
 

@@ -208,7 +208,14 @@ class CampaignRunner:
                 entry.process.kill("timeout")
             elif now >= entry.next_renewal:
                 entry.next_renewal = now + self.config.lease_s / 3
-                if not self.claims.renew(entry.claim, entry.process.pid):
+                try:
+                    renewed = self.claims.renew(entry.claim, entry.process.pid)
+                except TrackerError as exc:  # the store blinked: keep the agent, try again soon
+                    entry.next_renewal = now + min(5.0, self.config.lease_s / 10)
+                    if self.echo:
+                        self.echo(f"warning: could not renew the lease of {entry.claim.item.item_id}: {exc}")
+                    continue
+                if not renewed:
                     entry.process.kill("lease_lost")
 
     def _next_item(self) -> PlanItem | None:
@@ -440,8 +447,11 @@ class CampaignRunner:
             record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=[
                 AttemptFinished(exit_code=None, wall_time_s=0.0, category=category, run_folder=str(folder),
                                 recovered=True)])
+            cost = self.prices.cost_usd(self.config.model, facts.tokens.input_tokens,
+                                        facts.tokens.cached_input_tokens, facts.tokens.output_tokens) or 0.0
             with self._lock:
                 self.progress.by_category[category] += 1
+                self.progress.cost_usd += cost  # what the dead runner spent counts against the budget
             if category == "none":
                 self.claims.release(claim, "succeeded", category)
             return _Outcome(category)
