@@ -193,5 +193,6 @@ def test_a_rerun_name_cannot_be_reused_for_another_fix_or_baseline(sqlite_url: s
 
 def test_an_empty_folder_leaves_no_campaign_behind(tmp_path: Path, sqlite_url: str) -> None:
     (tmp_path / "empty" / "state" / "runs").mkdir(parents=True)
-    assert run_track("--db", sqlite_url, "import", str(tmp_path / "empty"), "--campaign", "c", "--no-sync").returncode == 1
+    result = run_track("--db", sqlite_url, "import", str(tmp_path / "empty"), "--campaign", "c", "--no-sync")
+    assert result.returncode == 1
     assert json.loads(run_track("--db", sqlite_url, "campaigns", "--json").stdout) == []
