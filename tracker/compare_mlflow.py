@@ -22,6 +22,7 @@ import pandas as pd
 from tracker.compare import Comparison
 from tracker.errors import TrackerError
 from tracker.mlflow_config import resolve_tracking_uri
+from tracker.projections.mlflow_client import artifact_location, safe_uri
 from tracker.reports import files, html_report, markdown
 from tracker.views import frame_records
 
@@ -55,14 +56,6 @@ def comparison_key(c: Comparison) -> str:
              "criteria": c.meta.get("criteria"),
              "criteria_rows": frame_records(c.criteria), "prices": c.meta.get("price_table")}
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def _artifact_location(uri: str, experiment: str) -> str | None:
-    """Beside a SQLite tracking store (`<dir>/artifacts/<experiment>`); a server decides for itself."""
-    if not uri.startswith("sqlite:"):
-        return None
-    db = Path(uri.split(":///", 1)[1]) if ":///" in uri else Path("mlruns/mlflow.db")
-    return (db.resolve().parent / "artifacts" / experiment.replace("/", "_")).as_uri()
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +93,7 @@ def log_comparison(c: Comparison, tracking_uri: str | None = None) -> LoggedComp
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(name)
         experiment_id = found.experiment_id if found else client.create_experiment(
-            name, artifact_location=_artifact_location(uri, name))
+            name, artifact_location=artifact_location(uri, name))
         existing = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
         if existing:
             return LoggedComparison(uri, name, experiment_id, existing[0].info.run_id, created=False)
@@ -131,19 +124,10 @@ def log_comparison(c: Comparison, tracking_uri: str | None = None) -> LoggedComp
         client.set_terminated(run_id)
     except (MlflowException, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ComparisonNotLogged(f"could not log the comparison to MLflow at {_safe(uri)}: {first}") from None
+        raise ComparisonNotLogged(f"could not log the comparison to MLflow at {safe_uri(uri)}: {first}") from None
     except Exception as exc:  # requests' connection errors and the like, without importing them
         if type(exc).__module__.split(".")[0] not in ("requests", "urllib3"):
             raise
-        raise ComparisonNotLogged(f"could not reach MLflow at {_safe(uri)}: {type(exc).__name__}") from None
+        raise ComparisonNotLogged(f"could not reach MLflow at {safe_uri(uri)}: {type(exc).__name__}") from None
     return LoggedComparison(uri, name, experiment_id, run_id, created=True)
 
-
-def _safe(uri: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}"
-                                         + (f":{parts.port}" if parts.port else "")))
-    return uri

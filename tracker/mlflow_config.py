@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 DEFAULT_MLFLOW_DB = Path("mlruns") / "mlflow.db"
-DEFAULT_ARTIFACTS = Path("mlruns") / "artifacts"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 
@@ -22,11 +21,3 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     DEFAULT_MLFLOW_DB.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{DEFAULT_MLFLOW_DB.resolve()}"
 
-
-def default_artifact_location(experiment_name: str) -> str | None:
-    """For the embedded store, keep artifacts under mlruns/artifacts/ (None: let the server decide)."""
-    return (DEFAULT_ARTIFACTS.resolve() / experiment_name.replace("/", "_")).as_uri()
-
-
-def is_embedded(uri: str) -> bool:
-    return uri.startswith("sqlite:")

@@ -305,11 +305,14 @@ class EventStore:
 
     # -- projection checkpoints ---------------------------------------------------------------
 
-    def checkpoint(self, name: str) -> int:
-        with translate_errors(self.engine.url), self.engine.connect() as connection:
-            value = connection.execute(
-                select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-            ).scalar()
+    def checkpoint(self, name: str, connection: Connection | None = None) -> int:
+        """How far a projection got (read inside the caller's transaction when one is given)."""
+        if connection is None:
+            with translate_errors(self.engine.url), self.engine.connect() as own:
+                return self.checkpoint(name, own)
+        value = connection.execute(
+            select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
+        ).scalar()
         return int(value or 0)
 
     def save_checkpoint(self, name: str, position: int, connection: Connection | None = None) -> None:

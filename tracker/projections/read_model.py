@@ -99,7 +99,7 @@ def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
         return 0  # up to date: no write lock for read-only commands
     applied = 0
     with store.transaction(lock_key=LOCK_KEY) as connection:
-        position = _checkpoint(connection)
+        position = store.checkpoint(NAME, connection)
         for batch in store.read_batches(position, batch_size):
             _apply_batch(connection, batch)
             applied += len(batch)
@@ -116,13 +116,6 @@ def rebuild(store: EventStore) -> int:
         connection.execute(delete(campaigns))
         store.save_checkpoint(NAME, 0, connection)
     return catch_up(store)
-
-
-def _checkpoint(connection: Connection) -> int:
-    from tracker.schema import projection_checkpoints as cp
-
-    value = connection.execute(select(cp.c.position).where(cp.c.name == NAME)).scalar()
-    return int(value or 0)
 
 
 def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:

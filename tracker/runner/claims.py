@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tracker.domain import attempt_stream
 from tracker.errors import ConcurrencyError
-from tracker.events import JsonDict, RecordedEvent
+from tracker.events import DomainEvent, JsonDict, RecordedEvent
 from tracker.run_events import ClaimAcquired, ClaimReleased, ClaimRenewed, claim_stream
 from tracker.runner.planning import PlanItem
 from tracker.store import EventStore
@@ -195,17 +195,16 @@ class Claims:
         """Extend the lease; False when the claim was lost (taken over after it expired)."""
         lease_until = time.time() + self.lease_s
         event = ClaimRenewed(token=claim.token, lease_until=lease_until, child_pid=child_pid)
-        with self._lock:
-            try:
-                result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
-                                           expected_version=claim.version)
-            except ConcurrencyError:
-                return False
-            claim.version, claim.lease_until = result.stream_version, lease_until
+        if not self._append_held(claim, event):
+            return False
+        claim.lease_until = lease_until
         return True
 
     def release(self, claim: Claim, outcome: str, category: str | None = None) -> bool:
-        event = ClaimReleased(token=claim.token, outcome=outcome, category=category)
+        return self._append_held(claim, ClaimReleased(token=claim.token, outcome=outcome, category=category))
+
+    def _append_held(self, claim: Claim, event: DomainEvent) -> bool:
+        """Append to a claim we hold, at its version; False when someone else took it meanwhile."""
         with self._lock:
             try:
                 result = self.store.append(claim.stream, [event.to_new_event(metadata=self.metadata)],
