@@ -40,16 +40,16 @@ from typing import Any
 
 import yaml
 
+from tracker.domain import FAILURE_CATEGORIES
 from tracker.errors import TrackerError
 from tracker.readers.common import EvidenceLine
 from tracker.readers.run import RunFacts
 from tracker.redaction import redact
 
 DEFAULT_RULES = Path(__file__).parent / "data" / "failure_rules.json"
-CATEGORIES = (
-    "none", "tool_output_missing", "quota_exceeded", "invalid_api_key", "rate_limited", "json_parse_error",
-    "context_length_exceeded", "aws_sso_expired", "max_steps_exceeded", "no_patch", "timeout", "other",
-)
+CATEGORIES = ("none", *FAILURE_CATEGORIES)
+GENERIC_CATEGORIES = ("none", "other", "no_patch")
+"""Categories that name no specific error signature: they give a root cause but never an incident."""
 SOURCES = ("journal", "stderr", "stdout", "trajectory", "pipeline_log")
 _CONDITIONS = {
     "status", "patterns", "sources", "return_code", "duration_at_least_budget", "has_patch", "journal_error",
@@ -95,13 +95,36 @@ class Rule:
 
 @dataclass(frozen=True)
 class NoiseBlock:
-    """Lines from a `start` match through the next `end` match (same file) are not evidence."""
+    """Lines from a `start` match through the next `end` match (same file) are not evidence.
+
+    With `require_end`, a block whose end never comes within `max_lines` is not this noise at all
+    (the lakeview block is noise only when it is the IndexError it is known for). A line inside a
+    block that matches a specific failure signature is always kept: noise never hides a 401.
+    """
 
     id: str
     start: re.Pattern[str]
     end: re.Pattern[str]
     sources: tuple[str, ...]
     max_lines: int
+    require_end: bool = False
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One category of error signature seen in a run, with how often and where."""
+
+    category: str
+    rule_id: str
+    count: int
+    files: dict[str, int]
+    first: dict[str, Any]
+    last: dict[str, Any]
+    excerpt: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"category": self.category, "rule_id": self.rule_id, "count": self.count, "files": self.files,
+                "first": self.first, "last": self.last, "excerpt": self.excerpt}
 
 
 @dataclass(frozen=True)
@@ -177,7 +200,8 @@ def _parse_noise(raw: Any, source: str) -> NoiseBlock:
         raise RuleTableError(f"{source}: a noise entry needs string 'id', 'start' and 'end'")
     where = f"{source}: noise {raw['id']!r}"
     return NoiseBlock(raw["id"], _compile(raw["start"], 0, where), _compile(raw["end"], 0, where),
-                      tuple(raw.get("sources", SOURCES)), int(raw.get("max_lines", 40)))
+                      tuple(raw.get("sources", SOURCES)), int(raw.get("max_lines", 40)),
+                      bool(raw.get("require_end", False)))
 
 
 def _compile(pattern: Any, flags: int, where: str) -> re.Pattern[str]:
@@ -210,7 +234,15 @@ def default_rule_table() -> RuleTable:
 def classify(facts: RunFacts, table: RuleTable | None = None) -> Classification:
     """The category of one run: the first rule of the table whose conditions all hold."""
     table = table or default_rule_table()
-    lines = remove_noise(facts.evidence, table.noise)
+    return classify_lines(facts, evidence_lines(facts, table), table)
+
+
+def evidence_lines(facts: RunFacts, table: RuleTable) -> list[EvidenceLine]:
+    """The run's evidence with known-harmless noise removed (specific signatures always kept)."""
+    return remove_noise(facts.evidence, table.noise, _specific_patterns(table))
+
+
+def classify_lines(facts: RunFacts, lines: list[EvidenceLine], table: RuleTable) -> Classification:
     for rule in table.rules:
         evidence = _match(rule, facts, lines, table)
         if evidence is not None:
@@ -219,8 +251,50 @@ def classify(facts: RunFacts, table: RuleTable | None = None) -> Classification:
     return Classification("other", "<no rule>", table.version)
 
 
-def remove_noise(lines: Iterable[EvidenceLine], noise: Iterable[NoiseBlock]) -> list[EvidenceLine]:
-    """Drop evidence lines inside known-harmless blocks (e.g. a console helper's traceback)."""
+def find_incidents(lines: list[EvidenceLine], table: RuleTable) -> tuple[Incident, ...]:
+    """Every specific error signature in the run's evidence, one incident per category.
+
+    Each line counts for the first rule (in precedence order) that matches it, so a quota error,
+    which is also a 429, is not a rate-limit incident too. A category's `count` is its occurrences
+    in the file that shows most of them: TRAE echoes each API error in stdout and in the trajectory.
+    """
+    rules = [r for r in table.rules if r.patterns and r.category not in GENERIC_CATEGORIES]
+    hits: dict[str, list[tuple[Rule, EvidenceLine, re.Match[str]]]] = {}
+    for line in lines:
+        for rule in rules:
+            if line.source not in rule.sources:
+                continue
+            m = next((found for p in rule.patterns if (found := p.search(line.text))), None)
+            if m is not None:
+                hits.setdefault(rule.category, []).append((rule, line, m))
+                break
+    incidents: list[Incident] = []
+    order = {category: i for i, category in enumerate(CATEGORIES)}
+    for category in sorted(hits, key=lambda c: order.get(c, len(order))):
+        found = hits[category]
+        files: dict[str, int] = {}
+        for _, line, _ in found:
+            files[line.file] = files.get(line.file, 0) + line.count
+        top = max(files, key=lambda f: files[f])
+        in_top = [(rule, line, m) for rule, line, m in found if line.file == top]
+        rule, first, m = min(in_top, key=lambda h: h[1].line or 0)
+        last_line = max((h[1].last_line or h[1].line or 0) for h in in_top) or None
+        incidents.append(Incident(
+            category=category, rule_id=rule.id, count=files[top], files=files,
+            first={"file": top, "line": first.line}, last={"file": top, "line": last_line},
+            excerpt=excerpt(first.text, m.start(), m.end(), table.excerpt_chars),
+        ))
+    return tuple(incidents)
+
+
+def _specific_patterns(table: RuleTable) -> tuple[re.Pattern[str], ...]:
+    return tuple(p for r in table.rules if r.category not in GENERIC_CATEGORIES for p in r.patterns)
+
+
+def remove_noise(lines: Iterable[EvidenceLine], noise: Iterable[NoiseBlock],
+                 keep: tuple[re.Pattern[str], ...] = ()) -> list[EvidenceLine]:
+    """Drop evidence lines inside known-harmless blocks (e.g. a console helper's traceback);
+    lines matching one of `keep` stay whatever block they are in."""
     kept = list(lines)
     for block in noise:
         dropped: set[int] = set()
@@ -228,7 +302,8 @@ def remove_noise(lines: Iterable[EvidenceLine], noise: Iterable[NoiseBlock]) -> 
             if start.line is None or start.source not in block.sources or not block.start.search(start.text):
                 continue
             dropped |= _block_members(kept, i, block)
-        kept = [ln for j, ln in enumerate(kept) if j not in dropped]
+        kept = [ln for j, ln in enumerate(kept)
+                if j not in dropped or any(p.search(ln.text) for p in keep)]
     return kept
 
 
@@ -245,7 +320,9 @@ def _block_members(lines: list[EvidenceLine], i: int, block: NoiseBlock) -> set[
     for line_no, j in candidates:
         members.add(j)
         if line_no > first.line and block.end.search(lines[j].text):
-            break
+            return members
+    if block.require_end and not (block.max_lines == 0 and block.end.search(first.text)):
+        return set()
     return members
 
 

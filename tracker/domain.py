@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracker.errors import TrackerError
-from tracker.events import DomainEvent, domain_event
+from tracker.events import DomainEvent, JsonDict, domain_event, upcaster
 
 CAMPAIGN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 FAILURE_CATEGORIES = (
-    "tool_output_missing", "quota_exceeded", "invalid_api_key", "rate_limited", "json_parse_error",
-    "context_length_exceeded", "aws_sso_expired", "max_steps_exceeded", "no_patch", "timeout", "other",
+    "tool_output_missing", "tool_result_missing", "empty_error_content", "quota_exceeded", "invalid_api_key",
+    "rate_limited", "json_parse_error", "context_length_exceeded", "aws_sso_expired", "connection_error",
+    "harness_error", "max_steps_exceeded", "no_patch", "timeout", "other",
 )
 """Every category a failed attempt can get; a successful attempt's category is `none`."""
 
@@ -76,6 +77,7 @@ class AttemptObserved(DomainEvent):
     """One agent run on one commit: who, what, where, and how it ended (as the files say)."""
 
     TYPE = "attempt.observed"
+    VERSION = 2
     campaign: str
     repo: str
     repo_raw: str
@@ -94,6 +96,15 @@ class AttemptObserved(DomainEvent):
     time_budget_minutes: float | None
     journal_error: str | None = None
     journal_error_type: str | None = None
+    commit_source: str | None = None
+    patch_generated: bool | None = None
+    """v2: which file named the commit; the run summary's `patch_generated` (for runs without a diff)."""
+
+
+@upcaster(AttemptObserved.TYPE, 1)
+def _attempt_v1_to_v2(payload: JsonDict) -> JsonDict:
+    """0.1 did not record where the commit came from nor the run summary's patch flag."""
+    return {**payload, "commit_source": None, "patch_generated": None}
 
 
 @domain_event
@@ -102,12 +113,20 @@ class UsageObserved(DomainEvent):
     """Token buckets of one attempt (cached inside input, reasoning inside output: OpenAI's way)."""
 
     TYPE = "usage.observed"
+    VERSION = 2
     input_tokens: int | None
     cached_input_tokens: int | None
     output_tokens: int | None
     reasoning_tokens: int | None
     llm_calls: int | None
     source: str | None
+    agent_reported_cost_usd: float | None = None
+    """v2: the cost the agent printed itself (Claude Code's `total_cost_usd`), kept beside the priced one."""
+
+
+@upcaster(UsageObserved.TYPE, 1)
+def _usage_v1_to_v2(payload: JsonDict) -> JsonDict:
+    return {**payload, "agent_reported_cost_usd": None}
 
 
 @domain_event
@@ -129,6 +148,7 @@ class EvaluationObserved(DomainEvent):
     """The performance test of an attempt's patch (eval_results_v2 test_results.json)."""
 
     TYPE = "evaluation.observed"
+    VERSION = 2
     status: str | None
     speedup: float | None
     baseline_ms: float | None
@@ -136,6 +156,13 @@ class EvaluationObserved(DomainEvent):
     improvement: bool | None
     error_message: str | None
     file: str | None
+    agent_status: str | None = None
+    """v2: the agent status the evaluation harness saw (its `metadata.agent_status`)."""
+
+
+@upcaster(EvaluationObserved.TYPE, 1)
+def _evaluation_v1_to_v2(payload: JsonDict) -> JsonDict:
+    return {**payload, "agent_status": None}
 
 
 @domain_event
@@ -169,3 +196,52 @@ class ImportProblemResolved(DomainEvent):
     TYPE = "import.problem_resolved"
     file: str
     kind: str
+
+
+@domain_event
+@dataclass(frozen=True)
+class IncidentsObserved(DomainEvent):
+    """Every error signature seen during a run, whatever its outcome (a run that succeeded can still
+    have hit the tool-output bug forty times). One entry per category: `count` occurrences (in the
+    file that shows most of them, so a line echoed in two files is not counted twice), `files`
+    (occurrences per file), `first` / `last` (`{"file", "line"}`), a redacted `excerpt`, `rule_id`."""
+
+    TYPE = "incidents.observed"
+    incidents: list[dict[str, Any]]
+    table_version: str
+
+
+@domain_event
+@dataclass(frozen=True)
+class EvaluationReportObserved(DomainEvent):
+    """The team's own aggregate for this campaign (`evaluation_report.json` `runs[<agent>/<model>]`),
+    kept verbatim so a recount from the per-item results can be shown beside it."""
+
+    TYPE = "evaluation_report.observed"
+    file: str
+    run_key: str
+    generated_at: str | None
+    figures: dict[str, Any]
+
+
+@domain_event
+@dataclass(frozen=True)
+class FolderUnidentified(DomainEvent):
+    """A run folder of this campaign that cannot become an attempt (no file names its commit):
+    kept as a visible record with the reason and what could still be recovered."""
+
+    TYPE = "folder.unidentified"
+    run_path: str
+    reason: str
+    commit_hint: str | None
+    files: list[str]
+
+
+@domain_event
+@dataclass(frozen=True)
+class FolderIdentified(DomainEvent):
+    """A folder reported unidentified earlier became an attempt (a file naming its commit appeared)."""
+
+    TYPE = "folder.identified"
+    run_path: str
+    commit: str

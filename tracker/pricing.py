@@ -7,15 +7,13 @@ bill is: (input - cached) at the input rate + cached at the cached rate + output
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tracker.errors import TrackerError
-
-_DATED_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+from tracker.readers.discovery import normalise_model
 
 
 @dataclass(frozen=True)
@@ -34,11 +32,10 @@ class PriceTable:
         """The price of a model, matching dated snapshots (`gpt-5-2025-08-07`) to their family."""
         if not model:
             return None
-        name = model.lower().removeprefix("openai-").removeprefix("openai/")
+        name = model.lower()
         if name in self.models:
             return self.models[name]
-        undated = _DATED_SUFFIX.sub("", name)
-        return self.models.get(undated)
+        return self.models.get(normalise_model(name))
 
     def cost_usd(self, model: str | None, input_tokens: int | None, cached_input_tokens: int | None,
                  output_tokens: int | None) -> float | None:

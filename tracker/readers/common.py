@@ -44,6 +44,9 @@ class EvidenceLine:
     file: str
     line: int | None
     text: str
+    count: int = 1
+    last_line: int | None = None
+    """How often this line (digits and ids aside) occurred in the file, and where the last one was."""
 
 
 MAX_EVIDENCE_CHARS = 1000

@@ -1,4 +1,7 @@
-"""Find run folders: `state/runs/<repo>/<agent>/<model>/<YYYY-MM-DD_HH-MM-SS>/<item_id>/`.
+"""Find run folders: `state/runs/<repo>/<agent>/<model>/<run id>/<item_id>/`.
+
+The run id is normally the start time (`YYYY-MM-DD_HH-MM-SS`); older benches named it after the
+run's short hash (`389be848`). Either way it is the folder's run id: nothing is skipped for its name.
 
 The walk is fixed-depth with `os.scandir`, sorted at every level so the order is deterministic. It
 follows directory symlinks (runs are sometimes linked in from another disk) but remembers the
@@ -20,8 +23,11 @@ from tracker.readers.common import Problem
 RUNS_DIR = Path("state") / "runs"
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$")
 KNOWN_REPOS = ("vllm", "sglang")
-_MODEL_PREFIXES = ("openai-", "openai/", "anthropic-", "anthropic/", "azure-", "azure/")
+_MODEL_PREFIXES = ("openai-", "openai/", "anthropic-", "anthropic/", "anthropic.", "azure-", "azure/")
 _DATE_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8})$")
+_BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|global)[-.](?=anthropic)")
+_BEDROCK_VERSION = re.compile(r"-v\d+[-:]\d+$")
+_CLAUDE_SQUASHED = re.compile(r"^(claude-[a-z]+-)(\d)(\d)$")
 _LEVELS = ("repo", "agent", "model", "timestamp", "item")
 
 
@@ -38,6 +44,11 @@ class RunFolder:
     model: str
     timestamp: str
     item_id: str
+
+    @property
+    def timestamp_is_time(self) -> bool:
+        """False for run ids that are not a start time (e.g. an old bench's hash-named run folder)."""
+        return bool(TIMESTAMP_RE.match(self.timestamp))
 
     @property
     def key(self) -> str:
@@ -65,13 +76,18 @@ def normalise_repo(raw: str) -> str:
 
 
 def normalise_model(raw: str) -> str:
-    """Drop provider prefixes and release-date suffixes: `openai-gpt-5`, `gpt-5-2025-08-07` -> `gpt-5`."""
-    name = raw.strip().lower()
+    """One name per model: drop provider prefixes, Bedrock regions and versions, release dates.
+
+    `openai-gpt-5`, `gpt-5-2025-08-07` -> `gpt-5`; `us-anthropic-claude-sonnet-4-5-20250929-v1-0`,
+    `us.anthropic.claude-sonnet-4-5-20250929-v1:0`, `claude-sonnet-45` -> `claude-sonnet-4-5`.
+    """
+    name = _BEDROCK_REGION.sub("", raw.strip().lower())
     for prefix in _MODEL_PREFIXES:
         if name.startswith(prefix) and len(name) > len(prefix):
             name = name[len(prefix):]
             break
-    return _DATE_SUFFIX.sub("", name)
+    name = _DATE_SUFFIX.sub("", _BEDROCK_VERSION.sub("", name))
+    return _CLAUDE_SQUASHED.sub(r"\1\2-\3", name)
 
 
 def _edit_distance(a: str, b: str) -> int:
@@ -122,9 +138,6 @@ def _walk(
             return
         seen_items.add(ident)
         yield _make_folder(folder, parts)
-        return
-    if len(parts) == 4 and not TIMESTAMP_RE.match(parts[3]):
-        sink.append(Problem(rel, "unexpected", "expected a YYYY-MM-DD_HH-MM-SS folder; skipped"))
         return
     for name in _subdirs(folder, rel, sink):
         yield from _walk(folder / name, root, (*parts, name), [*ancestors, ident], seen_items, sink)

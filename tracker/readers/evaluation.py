@@ -1,7 +1,10 @@
 """Index `eval_results_v2/**/test_results.json`: the benchmark result of an agent's patch.
 
-A result belongs to a run when its `metadata.run_id` is the run's timestamp and its commit (or item
-id) matches; a result without `run_id` cannot be tied to one run and is only found by commit.
+The folder is at the checkout root or under `archive/analysis/`. Real results mirror the run
+folders (`<repo>/<agent>/<model>/<ts>/<item_id>/test_results.json`, `metadata.run_id` =
+`<repo>/<agent>/<model>/<ts>`), so a result belongs to the run at the same path; older layouts
+give `run_id` as the bare timestamp and are matched by timestamp plus commit (or item id).
+`evaluation_report.json` beside them holds the team's own aggregate per `"<agent>/<model>"`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from tracker.readers.journal import parse_json_document
 from tracker.redaction import redact
 
 EVAL_DIR = "eval_results_v2"
+EVAL_DIRS = (Path(EVAL_DIR), Path("archive") / "analysis" / EVAL_DIR)
 RESULT_FILE = "test_results.json"
+REPORT_FILE = "evaluation_report.json"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class EvalFacts:
     model: str | None
     repo: str | None
     status: str | None
+    agent_status: str | None
     baseline_ms: float | None
     patched_ms: float | None
     speedup: float | None
@@ -44,30 +50,77 @@ class EvaluationIndex:
 
     by_commit: dict[str, list[EvalFacts]] = field(default_factory=dict)
     by_item: dict[str, list[EvalFacts]] = field(default_factory=dict)
+    by_run_path: dict[str, EvalFacts] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    reports: list[EvaluationReport] = field(default_factory=list)
 
-    def find(self, commit: str | None, item_id: str, run_timestamp: str) -> EvalFacts | None:
-        """The result of this run: same run id, and same commit (or same item when no commit)."""
-        pool = self.by_commit.get(commit, []) if commit else self.by_item.get(item_id, [])
-        hits = [e for e in pool if e.run_id == run_timestamp and e.item_id in (None, item_id)]
+    def find(self, commit: str | None, item_id: str, run_timestamp: str, run_path: str = "") -> EvalFacts | None:
+        """The result of this run: at the same path, else same run id and commit (or item when no commit)."""
+        if run_path and run_path in self.by_run_path:
+            return self.by_run_path[run_path]
+        pool = self.by_commit.get(commit[:8], []) if commit else self.by_item.get(item_id, [])
+        hits = [e for e in pool if e.run_id is not None and e.run_id.rsplit("/", 1)[-1] == run_timestamp
+                and e.item_id in (None, item_id) and (not commit or not e.human_commit
+                                                      or _same_commit(commit, e.human_commit))]
         return hits[-1] if hits else None
+
+    def full_sha(self, short: str) -> str | None:
+        """The one full sha of the evaluation that starts with `short`, if exactly one does."""
+        found = {e.human_commit for e in self.by_commit.get(short[:8], [])
+                 if e.human_commit and len(e.human_commit) == 40 and e.human_commit.startswith(short)}
+        return found.pop() if len(found) == 1 else None
 
     def for_commit(self, commit: str) -> list[EvalFacts]:
         """Every result of a commit, whatever run it came from."""
-        return list(self.by_commit.get(commit, []))
+        return [e for e in self.by_commit.get(commit[:8], []) if e.human_commit
+                and _same_commit(commit, e.human_commit)]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """One `evaluation_report.json`: the team's own figures per `"<agent>/<model>"` run key."""
+
+    file: str
+    generated_at: str | None
+    runs: dict[str, dict[str, Any]]
+
+
+def _same_commit(a: str, b: str) -> bool:
+    """Two shas name the same commit when one is a prefix of the other (real files mix 8 and 40)."""
+    return a.startswith(b) or b.startswith(a)
 
 
 def index_evaluations(root: Path) -> EvaluationIndex:
-    """Walk `root/eval_results_v2` (no symlink following) and parse every result file."""
+    """Walk every `eval_results_v2` folder (no symlink following) and parse every result file."""
     index = EvaluationIndex()
-    base = Path(root) / EVAL_DIR
-    if not base.is_dir():
-        return index
-    for dirpath, dirnames, filenames in os.walk(base, onerror=_collect(index, root)):
-        dirnames.sort()
-        if RESULT_FILE in filenames:
-            _add(index, Path(dirpath) / RESULT_FILE, root)
+    for rel_base in EVAL_DIRS:
+        base = Path(root) / rel_base
+        if not base.is_dir():
+            continue
+        _read_report(index, base / REPORT_FILE, root)
+        for dirpath, dirnames, filenames in os.walk(base, onerror=_collect(index, root)):
+            dirnames.sort()
+            if RESULT_FILE in filenames:
+                _add(index, Path(dirpath) / RESULT_FILE, root, base)
     return index
+
+
+def _read_report(index: EvaluationIndex, path: Path, root: Path) -> None:
+    """Parse `evaluation_report.json` if present (a bad one is a problem, not a crash)."""
+    if not path.is_file():
+        return
+    rel = path.relative_to(root).as_posix()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        index.problems.append(os_problem(rel, exc))
+        return
+    doc, problem = parse_json_document(raw, rel)
+    if problem is not None or not isinstance(doc, dict):
+        index.problems.append(problem or Problem(rel, "invalid_json", "top level is not an object"))
+        return
+    runs = {str(key): value for key, value in _d(doc.get("runs")).items() if isinstance(value, dict)}
+    index.reports.append(EvaluationReport(rel, _s(doc.get("generated_at")), runs))
 
 
 def _collect(index: EvaluationIndex, root: Path) -> Any:
@@ -80,7 +133,7 @@ def _collect(index: EvaluationIndex, root: Path) -> Any:
     return onerror
 
 
-def _add(index: EvaluationIndex, path: Path, root: Path) -> None:
+def _add(index: EvaluationIndex, path: Path, root: Path, base: Path) -> None:
     """Parse one result file into the index, or record why not."""
     rel = path.relative_to(root).as_posix()
     size = file_size(path)
@@ -97,8 +150,11 @@ def _add(index: EvaluationIndex, path: Path, root: Path) -> None:
         index.problems.append(problem or Problem(rel, "invalid_json", "top level is not an object"))
         return
     facts = eval_facts(doc, rel)
+    run_path = path.parent.relative_to(base).as_posix()
+    if run_path.count("/") == 4:  # <repo>/<agent>/<model>/<ts>/<item_id>: mirrors state/runs
+        index.by_run_path[run_path] = facts
     if facts.human_commit:
-        index.by_commit.setdefault(facts.human_commit, []).append(facts)
+        index.by_commit.setdefault(facts.human_commit[:8], []).append(facts)
     if facts.item_id:
         index.by_item.setdefault(facts.item_id, []).append(facts)
 
@@ -115,6 +171,7 @@ def eval_facts(doc: dict[str, Any], rel: str) -> EvalFacts:
         model=_s(meta.get("model")),
         repo=_s(meta.get("repo")),
         status=_s(res.get("status")),
+        agent_status=_s(meta.get("agent_status")),
         baseline_ms=_f(res.get("baseline_ms")),
         patched_ms=_f(res.get("patched_ms")),
         speedup=_f(res.get("speedup")),

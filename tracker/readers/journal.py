@@ -81,35 +81,47 @@ def _stops_early(text: str, exc: json.JSONDecodeError) -> bool:
 
 def journal_facts(doc: dict[str, Any]) -> JournalFacts:
     """Pick typed fields out of a parsed journal, tolerating every variant seen in the wild."""
-    commits = _dict(doc.get("commits"))
-    trae = _dict(doc.get("trae"))
-    timestamps = _dict(doc.get("timestamps"))
+    commits = as_dict(doc.get("commits"))
+    trae = agent_block(doc)
+    timestamps = as_dict(doc.get("timestamps"))
     return JournalFacts(
-        status=_str(doc.get("status")),
-        task_id=_str(doc.get("task_id")),
-        pre_commit=_str(commits.get("pre")) or None,
-        human_commit=_str(commits.get("human")) or None,
-        agent_branch=_str(doc.get("agent_branch")),
-        error=redact(_str(doc.get("error")) or "") or None,
-        error_type=_str(doc.get("error_type")),
-        returncode=_int(trae.get("returncode")),
-        duration_s=_float(trae.get("duration_s")),
-        time_budget_minutes=_float(trae.get("time_budget_minutes")),
-        written_at=_float(timestamps.get("written")),
-        run_metadata=_dict(doc.get("run_metadata")),
-        metrics=_dict(doc.get("metrics")),
+        status=as_str(doc.get("status")),
+        task_id=as_str(doc.get("task_id")),
+        pre_commit=as_str(commits.get("pre")) or None,
+        human_commit=as_str(commits.get("human")) or None,
+        agent_branch=as_str(doc.get("agent_branch")),
+        error=redact(as_str(doc.get("error")) or "") or None,
+        error_type=as_str(doc.get("error_type")),
+        returncode=as_int(trae.get("returncode")),
+        duration_s=as_float(trae.get("duration_s")),
+        time_budget_minutes=as_float(trae.get("time_budget_minutes")),
+        written_at=as_float(timestamps.get("written")),
+        run_metadata=as_dict(doc.get("run_metadata")),
+        metrics=as_dict(doc.get("metrics")),
     )
 
 
-def _dict(value: Any) -> dict[str, Any]:
+AGENT_BLOCKS = ("trae", "claude_code", "codex", "codex_cli", "openhands")
+"""Each agent writes its process facts (cli, time budget, return code, duration) under its own key."""
+
+
+def agent_block(doc: dict[str, Any]) -> dict[str, Any]:
+    """The agent's process block of a journal, whichever agent wrote it."""
+    for key in AGENT_BLOCKS:
+        if isinstance(doc.get(key), dict):
+            return dict(doc[key])
+    return {}
+
+
+def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _str(value: Any) -> str | None:
+def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -119,7 +131,7 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

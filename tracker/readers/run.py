@@ -14,17 +14,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracker.readers.agent_output import AgentResult, read_agent_result, scan_outputs
 from tracker.readers.common import EvidenceLine, Problem, clip
 from tracker.readers.discovery import RunFolder, discover_runs
 from tracker.readers.evaluation import EvalFacts, EvaluationIndex, index_evaluations
 from tracker.readers.journal import JournalFacts, read_journal
 from tracker.readers.patch import PatchFacts, read_patch
 from tracker.readers.pipeline_log import ItemLog, PipelineLogIndex, index_pipeline_logs
-from tracker.readers.textlog import TextScan, scan_text
+from tracker.readers.summary import PromptFacts, RunSummaryFacts, read_prompt, read_run_summary
+from tracker.readers.textlog import TextScan
 from tracker.readers.trajectory import TrajectoryFacts, read_trajectory
 from tracker.redaction import redact
 
 STATUSES = ("success", "error", "max_steps_exceeded")
+"""Agent-run statuses as the journal (or run summary) states them; `unknown` when no file does."""
 _STATUS_ALIASES = {"failed": "error", "failure": "error", "max_steps": "max_steps_exceeded"}
 _SHA_SUFFIX = re.compile(r"(?:^|[_-])([0-9a-f]{7,40})$")
 
@@ -58,16 +61,30 @@ class RunFacts:
     patch: PatchFacts
     journal: JournalFacts | None
     trajectory: TrajectoryFacts | None
-    stdout: TextScan
-    stderr: TextScan
+    outputs: tuple[TextScan, ...]
     log: ItemLog | None
     evaluation: EvalFacts | None
     evidence: tuple[EvidenceLine, ...]
     problems: tuple[Problem, ...]
+    run_summary: RunSummaryFacts | None = None
+    prompt: PromptFacts | None = None
+    agent_result: AgentResult | None = None
 
     @property
     def has_patch(self) -> bool:
-        return self.patch.has_patch
+        """A non-blank diff, or (without a diff file) the run summary's word that one was generated."""
+        if self.patch.present:
+            return self.patch.has_patch
+        return bool(self.run_summary and self.run_summary.patch_generated)
+
+    @property
+    def stdout(self) -> TextScan:
+        """The first stdout-like file scanned (the run's own agent's), or an absent one."""
+        return next((o for o in self.outputs if o.source == "stdout"), TextScan("trae_stdout.txt", False, "stdout"))
+
+    @property
+    def stderr(self) -> TextScan:
+        return next((o for o in self.outputs if o.source == "stderr"), TextScan("trae_stderr.txt", False, "stderr"))
 
 
 def read_tree(root: Path, problems: list[Problem] | None = None) -> Iterator[RunFacts]:
@@ -88,40 +105,49 @@ def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) 
     """Read one run folder and join it with its pipeline-log block and evaluation result."""
     problems: list[Problem] = []
     journal, p = read_journal(folder.path)
-    problems += p
+    summary, p2 = read_run_summary(folder.path)
+    prompt, p3 = read_prompt(folder.path)
+    if journal is None and summary is not None:
+        p = [x for x in p if x.kind != "missing"]  # the run summary stands in for a missing journal
+    problems += p + p2 + p3
     trajectory, p = read_trajectory(folder.path)
     problems += p
     patch, p = read_patch(folder.path)
     problems += p
-    stdout = scan_text(folder.path / "trae_stdout.txt", "trae_stdout.txt", "stdout")
-    stderr = scan_text(folder.path / "trae_stderr.txt", "trae_stderr.txt", "stderr")
-    problems += [*stdout.problems, *stderr.problems]
+    outputs = scan_outputs(folder.path, folder.agent)
+    for scan in outputs:
+        problems += scan.problems
     journal_commit = journal.human_commit.lower() if journal and journal.human_commit else None
     log = logs.find(folder.item_id, folder.timestamp, journal_commit)
     evaluation = evals.find(journal_commit or (log.human_commit if log else None), folder.item_id,
-                            folder.timestamp)
-    commit, commit_source = _commit(folder, journal, log, evaluation, problems)
-    status, status_source = _status(journal, log, problems)
+                            folder.timestamp, folder.run_path)
+    commit, commit_source = _commit(folder, journal, summary, prompt, log, evaluation, evals, problems)
+    status, status_source = _status(journal, summary, log, problems)
+    agent_result = read_agent_result(folder.path, folder.agent)
     return RunFacts(
         folder=folder,
         commit=commit,
         commit_source=commit_source,
-        pre_commit=(journal.pre_commit if journal else None) or (log.pre_commit if log else None),
+        pre_commit=(journal.pre_commit if journal else None) or (prompt.pre_commit if prompt else None)
+        or (summary.pre_commit if summary else None) or (log.pre_commit if log else None),
         status=status,
         status_source=status_source,
         return_code=_first_int(journal.returncode if journal else None, log.return_code if log else None),
-        duration_s=_first_float(journal.duration_s if journal else None, log.duration_s if log else None),
+        duration_s=_first_float(journal.duration_s if journal else None, summary.duration_s if summary else None,
+                                log.duration_s if log else None),
         time_budget_minutes=journal.time_budget_minutes if journal else None,
-        tokens=_tokens(trajectory, stdout, log),
+        tokens=_tokens(trajectory, outputs, log, agent_result),
         patch=patch,
         journal=journal,
         trajectory=trajectory,
-        stdout=stdout,
-        stderr=stderr,
+        outputs=outputs,
         log=log,
         evaluation=evaluation,
-        evidence=_evidence(journal, trajectory, stdout, stderr, log),
+        evidence=_evidence(journal, trajectory, outputs, log, agent_result),
         problems=tuple(problems),
+        run_summary=summary,
+        prompt=prompt,
+        agent_result=agent_result,
     )
 
 
@@ -135,11 +161,12 @@ def normalise_status(raw: str | None) -> str | None:
 
 
 def _status(
-    journal: JournalFacts | None, log: ItemLog | None, problems: list[Problem]
+    journal: JournalFacts | None, summary: RunSummaryFacts | None, log: ItemLog | None, problems: list[Problem]
 ) -> tuple[str, str | None]:
-    """Journal status, else the pipeline log's determined (or journal-written) status."""
+    """Journal status, else the run summary's, else the pipeline log's determined (or journal-written) status."""
     candidates = [
         ("journal", journal.status if journal else None),
+        ("run_summary", summary.status if summary else None),
         ("pipeline_log", log.status if log else None),
         ("pipeline_log", log.journal_status if log else None),
     ]
@@ -148,7 +175,8 @@ def _status(
         if value:
             return value, source
         if raw:
-            where = "journal.json" if source == "journal" or log is None else log.log_file
+            where = {"journal": "journal.json", "run_summary": "run_summary.json"}.get(
+                source, log.log_file if log else source)
             problems.append(Problem(where, "unexpected", f"unknown status {raw!r}"))
     return "unknown", None
 
@@ -156,20 +184,36 @@ def _status(
 def _commit(
     folder: RunFolder,
     journal: JournalFacts | None,
+    summary: RunSummaryFacts | None,
+    prompt: PromptFacts | None,
     log: ItemLog | None,
     evaluation: EvalFacts | None,
+    evals: EvaluationIndex,
     problems: list[Problem],
 ) -> tuple[str | None, str | None]:
-    """Full human sha: journal, pipeline log, evaluation metadata, then the item id's sha suffix."""
+    """The full human sha, from the first source that has one; a short sha is completed when any
+    other source (or the evaluation) names exactly one full sha it starts with.
+
+    Order: journal, prompt (written before the agent starts, full shas), run summary, pipeline log,
+    evaluation metadata, then the item id's sha suffix (a guess, reported as such).
+    """
     j = journal.human_commit.lower() if journal and journal.human_commit else None
     lg = log.human_commit if log else None
-    if j and lg and j != lg:
+    if j and lg and not (j.startswith(lg) or lg.startswith(j)):
         problems.append(Problem(log.log_file if log else "", "unexpected",
                                 f"pipeline log names commit {lg}, journal {j}; journal wins"))
-    for value, source in ((j, "journal"), (lg, "pipeline_log"),
-                          (evaluation.human_commit if evaluation else None, "evaluation")):
-        if value:
-            return value, source
+    found = [(value, source) for value, source in (
+        (j, "journal"), (prompt.human_commit if prompt else None, "prompt"),
+        (summary.human_commit if summary else None, "run_summary"), (lg, "pipeline_log"),
+        (evaluation.human_commit if evaluation else None, "evaluation")) if value]
+    if found:
+        value, source = found[0]
+        if len(value) < 40:
+            full = next((v for v, _ in found if len(v) == 40 and v.startswith(value)), None) or evals.full_sha(value)
+            if full:
+                return full, source
+            problems.append(Problem(".", "guessed", f"only a short sha {value!r} is known for this run"))
+        return value, source
     suffix = _SHA_SUFFIX.search(folder.item_id.lower())
     if suffix:
         problems.append(Problem(".", "guessed", f"commit taken from the item id suffix {suffix.group(1)!r}"))
@@ -178,12 +222,19 @@ def _commit(
     return None, None
 
 
-def _tokens(trajectory: TrajectoryFacts | None, stdout: TextScan, log: ItemLog | None) -> TokenUsage:
+def _tokens(trajectory: TrajectoryFacts | None, outputs: tuple[TextScan, ...], log: ItemLog | None,
+            agent_result: AgentResult | None) -> TokenUsage:
     """Pick the best token source (see module docstring)."""
     if trajectory is not None and trajectory.complete:
         return _from_trajectory(trajectory, "trajectory")
-    if stdout.token_input is not None:
-        return TokenUsage(stdout.token_input, None, stdout.token_output, source="stdout")
+    if agent_result is not None and agent_result.input_tokens is not None:
+        # Anthropic counts cache reads apart from input; stored the OpenAI way (cached inside input)
+        cached = (agent_result.cache_read_input_tokens or 0) + (agent_result.cache_creation_input_tokens or 0)
+        return TokenUsage(agent_result.input_tokens + cached, agent_result.cache_read_input_tokens,
+                          agent_result.output_tokens, None, agent_result.turns, "agent_result")
+    printed = next((o for o in outputs if o.source == "stdout" and o.token_input is not None), None)
+    if printed is not None:
+        return TokenUsage(printed.token_input, None, printed.token_output, source="stdout")
     if log is not None and log.token_input is not None:
         return TokenUsage(log.token_input, None, log.token_output, source="pipeline_log")
     if trajectory is not None:
@@ -199,9 +250,9 @@ def _from_trajectory(t: TrajectoryFacts, source: str) -> TokenUsage:
 def _evidence(
     journal: JournalFacts | None,
     trajectory: TrajectoryFacts | None,
-    stdout: TextScan,
-    stderr: TextScan,
+    outputs: tuple[TextScan, ...],
     log: ItemLog | None,
+    agent_result: AgentResult | None,
 ) -> tuple[EvidenceLine, ...]:
     """All signature-matching lines, root-cause sources first (journal error, stderr, trajectory)."""
     lines: list[EvidenceLine] = []
@@ -210,12 +261,19 @@ def _evidence(
         if journal.error_type and not text.startswith(journal.error_type):
             text = f"{journal.error_type}: {text}"
         lines.append(EvidenceLine("journal", "journal.json", None, clip(redact(text))))
-    lines += stderr.evidence
+    if agent_result is not None and agent_result.is_error:
+        for error in agent_result.errors or (agent_result.subtype or "error",):
+            lines.append(EvidenceLine("journal", agent_result.file, None, clip(redact(f"agent result: {error}"))))
+    for scan in outputs:
+        if scan.source == "stderr":
+            lines += scan.evidence
     if trajectory is not None:
         lines += trajectory.evidence
     if log is not None:
         lines += log.evidence
-    lines += stdout.evidence
+    for scan in outputs:
+        if scan.source == "stdout":
+            lines += scan.evidence
     return tuple(lines)
 
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from tracker.readers.common import (
     MAX_EVIDENCE_CHARS,
@@ -25,7 +25,7 @@ from tracker.readers.common import (
 )
 from tracker.redaction import redact
 
-MAX_EVIDENCE_PER_FILE = 200
+MAX_EVIDENCE_PER_FILE = 300
 READ_LIMIT = 64 * 1024
 """A longer physical line is scanned in pieces of this many characters (same line number)."""
 
@@ -37,21 +37,26 @@ ERROR_SIGNATURE = re.compile(
 )
 TOKEN_LINE = re.compile(r"\bInput:\s*(\d+)\s+Output:\s*(\d+)")
 _DIGITS = re.compile(r"\d+")
+_IDS = re.compile(r"\b(?:call|req|resp|msg|toolu|chatcmpl|fc)_[A-Za-z0-9_-]+|\b(?=[A-Za-z_-]*\d)[A-Za-z0-9_-]{8,}\b")
 
 
 class EvidenceCollector:
-    """Keeps distinct matching lines of one file, up to a cap, and counts the rest."""
+    """Keeps distinct matching lines of one file, up to a cap, with how often each occurred.
+
+    Two lines are the same when they differ only in digits and ids (`call_…`, request ids, hex):
+    an agent retrying one API error 500 times leaves one line with count 500, not 500 lines, and
+    the cap is spent on distinct errors. Past the cap, repeats of kept lines are still counted.
+    """
 
     def __init__(self, source: str, rel: str, cap: int = MAX_EVIDENCE_PER_FILE) -> None:
         self.source = source
         self.rel = rel
         self.cap = cap
-        self.lines: list[EvidenceLine] = []
         self.dropped = 0
-        self._seen: set[str] = set()
+        self._kept: dict[str, list[Any]] = {}
 
     def offer(self, line_no: int | None, text: str) -> bool:
-        """Keep `text` if it looks like an error and is new; return whether it matched at all."""
+        """Keep `text` if it looks like an error; return whether it matched at all."""
         if not ERROR_SIGNATURE.search(text.lower()):
             return False
         self.add(line_no, text)
@@ -60,14 +65,26 @@ class EvidenceCollector:
     def add(self, line_no: int | None, text: str) -> None:
         """Keep `text` unconditionally (subject to dedupe and cap)."""
         clean = clip(redact(text.strip()), MAX_EVIDENCE_CHARS)
-        key = _DIGITS.sub("0", clean)
-        if key in self._seen:
+        key = dedupe_key(clean)
+        kept = self._kept.get(key)
+        if kept is not None:
+            kept[2] += 1
+            kept[3] = line_no
             return
-        if len(self.lines) >= self.cap:
+        if len(self._kept) >= self.cap:
             self.dropped += 1
             return
-        self._seen.add(key)
-        self.lines.append(EvidenceLine(self.source, self.rel, line_no, clean))
+        self._kept[key] = [line_no, clean, 1, line_no]
+
+    @property
+    def lines(self) -> list[EvidenceLine]:
+        return [EvidenceLine(self.source, self.rel, first, text, count, last)
+                for first, text, count, last in self._kept.values()]
+
+
+def dedupe_key(text: str) -> str:
+    """The line with ids and numbers blanked: what stays the same when an error repeats."""
+    return _DIGITS.sub("0", _IDS.sub("#", text))
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class TextScan:
 
     file: str
     present: bool
+    source: str = "stdout"
     lines: int = 0
     evidence: tuple[EvidenceLine, ...] = ()
     dropped_evidence: int = 0
@@ -92,7 +110,7 @@ def scan_text(path: Path, rel: str, source: str) -> TextScan:
     try:
         with open(path, "rb") as raw:
             if looks_binary(raw.read(8192)):
-                return TextScan(rel, True, problems=(Problem(rel, "binary", "NUL bytes in a text file"),))
+                return TextScan(rel, True, source, problems=(Problem(rel, "binary", "NUL bytes in a text file"),))
             raw.seek(0)
             with open(raw.fileno(), encoding="utf-8", errors="replace", closefd=False) as fh:
                 for line_no, chunk in iter_lines(fh):
@@ -100,12 +118,13 @@ def scan_text(path: Path, rel: str, source: str) -> TextScan:
                     if "Input:" in chunk:
                         tokens = _token_pair(chunk) or tokens
     except FileNotFoundError:
-        return TextScan(rel, False)
+        return TextScan(rel, False, source)
     except OSError as exc:
-        return TextScan(rel, True, problems=(os_problem(rel, exc),))
+        return TextScan(rel, True, source, problems=(os_problem(rel, exc),))
     return TextScan(
         rel,
         True,
+        source,
         lines=line_no,
         evidence=tuple(collector.lines),
         dropped_evidence=collector.dropped,
