@@ -25,6 +25,8 @@ COMMANDS = {
     "demo": "runners.commands_demo:demo_command",
     "import": "runners.commands_import:import_command",
     "campaigns": "runners.commands_import:campaigns_command",
+    "failures": "runners.commands_import:failures_command",
+    "folders": "runners.commands_import:folders_command",
     "attempts": "runners.commands_import:attempts_command",
     "log": "runners.commands_import:log_command",
     "plan": "runners.commands_run:plan_command",

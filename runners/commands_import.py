@@ -1,4 +1,5 @@
-"""Commands that bring an evaluation in and show what the store knows: import, campaigns, attempts, log."""
+"""Commands that bring an evaluation in and show what the store knows: import, campaigns, failures,
+folders, attempts, log."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option, progress_bar
 from tracker import views
 from tracker.classifier import load_rule_table
-from tracker.importer import ImportSummary, import_tree
+from tracker.failures import failure_evidence, failure_table
+from tracker.importer import ALL, ImportSummary, import_tree
 from tracker.readers import discover_runs
 
 EXIT_NOTHING_IMPORTED = 1
@@ -19,9 +21,11 @@ EXIT_NOTHING_IMPORTED = 1
 
 @click.command("import")
 @click.argument("root", type=click.Path(path_type=Path))
-@click.option("--campaign", required=True, help="Name of the original campaign to record into.")
-@click.option("--agent", default="trae", show_default=True, help="Agent folder to import.")
-@click.option("--model", default="gpt-5", show_default=True, help="Model to import (dated folder names match).")
+@click.option("--campaign", required=True,
+              help="Campaign to record into, or a pattern with {agent} {model} {repo} (one campaign each).")
+@click.option("--agent", default=None, help="Agent folder to import; '*' for all (default trae, or * with a pattern).")
+@click.option("--model", default=None,
+              help="Model to import (dated, provider and Bedrock names match); '*' for all (default gpt-5, or *).")
 @click.option("--repo", type=click.Choice(["vllm", "sglang"]), default=None, help="Import one repo only.")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Failure rule table to classify with (default: the packaged one).")
@@ -33,16 +37,22 @@ EXIT_NOTHING_IMPORTED = 1
 @mlflow_uri_option
 @json_option
 @pass_app
-def import_command(app: AppContext, root: Path, campaign: str, agent: str, model: str, repo: str | None,
-                   rules_path: Path | None, kind: str, fix_commit: str | None, baseline: str | None,
-                   no_sync: bool, mlflow_uri: str | None, as_json: bool) -> None:
-    """Import an ISO-Bench checkout (state/runs, pipeline logs, eval results) as an original campaign.
+def import_command(app: AppContext, root: Path, campaign: str, agent: str | None, model: str | None,
+                   repo: str | None, rules_path: Path | None, kind: str, fix_commit: str | None,
+                   baseline: str | None, no_sync: bool, mlflow_uri: str | None, as_json: bool) -> None:
+    """Import an ISO-Bench checkout (state/runs, pipeline logs, eval results) as original campaigns.
 
-    Re-importing the same tree adds no event; after a file changed, only what changed is added.
-    Exit code 0 if runs were imported, 1 if the tree had none, 2 on a usage error.
+    Every run folder is accounted for: an attempt, left out by a named filter, or an unidentified
+    record (`track folders`). Re-importing the same tree adds no event; after a file changed, only
+    what changed is added. Exit code 0 if runs were imported, 1 if the tree had none, 2 on a usage error.
 
-    Example: track import ~/ISO-Bench --campaign trae-gpt5-original
+    Example: track import ~/ISO-Bench --campaign trae-gpt5 --agent trae --model gpt-5
+
+    Example: track import ~/ISO-Bench --campaign 'isobench-{agent}-{model}'
     """
+    pattern = "{" in campaign
+    agent = agent or (ALL if pattern else "trae")
+    model = model or (ALL if pattern else "gpt-5")
     store = app.store()
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
@@ -63,20 +73,32 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str, model
 
 
 def _summary_text(summary: ImportSummary) -> str:
+    names = ", ".join(f"{name} ({n})" for name, n in sorted(summary.campaigns.items())) or summary.campaign
     lines = [
-        f"campaign {summary.campaign}: {summary.runs} runs from {summary.root} "
-        f"({summary.attempts_changed} attempts changed, {summary.events_appended} events appended, "
-        f"{summary.skipped} runs of other agents/models skipped) in {summary.seconds:.1f}s",
+        f"campaign {names}: {summary.runs} runs from {summary.root} "
+        f"({summary.attempts_changed} attempts changed, {summary.events_appended} events appended) "
+        f"in {summary.seconds:.1f}s",
+        f"folders: {summary.folders_seen} seen = {summary.runs} attempts + {sum(summary.filtered.values())} "
+        f"left out by a filter + {len(summary.unidentified)} unidentified"
+        + ("" if summary.accounted else "  (DOES NOT ADD UP: please report)"),
+    ]
+    lines += [f"  left out: {n} x {reason}" for reason, n in summary.filtered.most_common()]
+    lines += [f"  unidentified: {u['run_path']}: {u['reason']}" for u in summary.unidentified[:20]]
+    lines += [
         "",
         format_table([{"status": k, "runs": v} for k, v in sorted(summary.by_status.items())]),
         "",
-        format_table([{"failure_category": k, "runs": v} for k, v in summary.by_category.most_common()]),
+        format_table([{"root_cause": k, "runs": v} for k, v in summary.by_category.most_common()]),
+        "",
+        format_table([{"incident": k, "runs_affected": v} for k, v in summary.incidents.most_common()]),
         "",
         format_table([{"repo": k, "runs": v} for k, v in sorted(summary.by_repo.items())]),
         "",
         f"problems: {summary.problems} (files missing, truncated or unreadable; see `track attempts --json`)",
     ]
     lines += [f"  {p['file']}: {p['kind']} ({p['detail']})" for p in summary.tree_problems[:20]]
+    for report in summary.reports:
+        lines.append(f"evaluation report {report['file']} [{report['run_key']}] recorded for {report['campaign']}")
     return "\n".join(lines)
 
 
@@ -84,16 +106,91 @@ def _summary_text(summary: ImportSummary) -> str:
 @json_option
 @pass_app
 def campaigns_command(app: AppContext, as_json: bool) -> None:
-    """List campaigns with their counts.
+    """List campaigns with their outcome funnel (agent -> patch -> tests -> faster).
+
+    Where the team's evaluation report covers a campaign, its figures are shown beside the
+    recount from the per-item results, and every difference is named.
 
     Example: track campaigns --json
     """
     rows = views.list_campaigns(app.store())
     if as_json:
         emit_json(rows)
-    else:
-        click.echo(format_table(rows, ["name", "kind", "agent", "model", "agent_fix_commit", "baseline_campaign",
-                                       "attempts", "commits", "succeeded", "failed"]))
+        return
+    table = []
+    for row in rows:
+        f = row["funnel"]
+        table.append({**row, **{k: f[k] for k in ("agent_succeeded", "patch_produced", "evaluated", "tests_passed",
+                                                   "faster", "baseline_failed", "no_test")}, "basis": f["basis"]})
+    click.echo(format_table(table, ["name", "kind", "agent", "model", "attempts", "commits", "agent_succeeded",
+                                    "patch_produced", "evaluated", "tests_passed", "faster", "baseline_failed",
+                                    "no_test", "basis"]))
+    for row in rows:
+        report = row.get("evaluation_report")
+        if not report:
+            continue
+        click.echo(f"\n{row['name']}: the team's {report['file']} [{report['run_key']}] beside the recount")
+        click.echo(format_table(report["side_by_side"], ["figure", "report", "recount", "recount_counts"]))
+        if report["note"]:
+            click.echo(report["note"])
+
+
+@click.command("failures")
+@click.argument("campaign")
+@click.option("--evidence", "category", default=None, metavar="CATEGORY",
+              help="List every run behind this category's counts, with file, line and excerpt.")
+@json_option
+@pass_app
+def failures_command(app: AppContext, campaign: str, category: str | None, as_json: bool) -> None:
+    """The failure table: per category, runs affected, runs failed with it as root cause, commits, models.
+
+    Example: track failures trae-gpt5 --json
+
+    Example: track failures trae-gpt5 --evidence tool_output_missing
+    """
+    store = app.store()
+    if category:
+        rows = failure_evidence(store, campaign, category)
+        if as_json:
+            emit_json(rows)
+            return
+        for r in rows:
+            where = f"{r['first']['file']}:{r['first']['line']}" if r["first"] else "(root cause only)"
+            click.echo(f"{r['run_path']}  {r['status']}{' ROOT CAUSE' if r['root_cause'] else ''}  "
+                       f"x{r['count']} first at {where}")
+            if r["excerpt"]:
+                click.echo(f"    {r['excerpt']}")
+        click.echo(f"{len(rows)} runs with {category} in {campaign}")
+        return
+    table = failure_table(store, campaign)
+    if as_json:
+        emit_json(table)
+        return
+    click.echo(format_table([{**r, "models": ", ".join(r["models"])} for r in table],
+                            ["category", "affected_runs", "root_cause_runs", "commits", "occurrences", "models"]))
+    click.echo("affected = the signature occurred in the run, whatever its outcome; root cause = the run failed "
+               "and this is why (precedence). Evidence: track failures CAMPAIGN --evidence CATEGORY")
+
+
+@click.command("folders")
+@click.argument("campaign")
+@json_option
+@pass_app
+def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
+    """Run folders of a campaign that could not become attempts, with the reason and the files they hold.
+
+    Example: track folders trae-gpt5
+    """
+    store = app.store()
+    if not views.campaign_exists(store, campaign):
+        raise click.ClickException(f"no campaign named {campaign!r}: see `track campaigns`")
+    rows = views.unidentified_folders(store, campaign)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['run_path']}: {r['reason']}\n    files: {', '.join(r['files']) or '(none)'}")
+    click.echo(f"{len(rows)} unidentified folders in {campaign}")
 
 
 @click.command("attempts")

@@ -16,7 +16,8 @@ from runners.output import emit_json, format_table, json_option
 from tracker.domain import FAILURE_CATEGORIES, campaign_stream
 from tracker.runner.estimate import estimate_plan
 from tracker.runner.execution import RunConfig, RunProgress, StopControl, run_campaign
-from tracker.runner.planning import make_plan, plan_from_files, record_plan
+from tracker.outcomes import LEVELS
+from tracker.runner.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
 from tracker.runner.preflight import run_preflight
 from tracker.runner.status import campaign_status
 
@@ -25,29 +26,38 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("plan")
-@click.option("--from", "from_campaign", required=True, help="Campaign whose never-succeeded commits to rerun.")
-@click.option("--failed", is_flag=True, default=True, help="Select commits that never succeeded (the default).")
+@click.option("--from", "from_campaign", required=True, help="Campaign whose commits to select from.")
+@click.option("--select", "policy", type=click.Choice(list(POLICIES)), default="any-failed", show_default=True,
+              help="any-failed: at least one failed attempt (the team's); latest-failed; never-succeeded.")
+@click.option("--level", type=click.Choice(LEVELS), default="agent", show_default=True,
+              help="Outcome level that counts as success: agent finished, patch, tests passed, faster.")
+@click.option("--scope", type=click.Choice(SCOPES), default="auto", show_default=True,
+              help="Attempts that count: evaluated ones, all, or auto (evaluated when the campaign has evaluations).")
 @click.option("--category", "categories", multiple=True, type=click.Choice(FAILURE_CATEGORIES),
-              help="Only commits whose latest attempt failed with this category (repeatable).")
+              help="Only commits whose last failure has this root cause (repeatable).")
 @click.option("--repo", "repos", multiple=True, help="Only this repo (repeatable).")
+@click.option("--tag", default=None, help="Tag of the rerun item ids (default from the model: gpt5).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the commit lists and bench plans.")
 @click.option("--repo-root", default=None, help="Folder holding the repo checkouts (plan 'repo' = ROOT/<repo>).")
 @json_option
 @pass_app
-def plan_command(app: AppContext, from_campaign: str, failed: bool, categories: tuple[str, ...],
-                 repos: tuple[str, ...], out_dir: Path, repo_root: str | None, as_json: bool) -> None:
-    """Write the commits that never succeeded as commit lists and bench plans (one per repo).
+def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, scope: str,
+                 categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, out_dir: Path,
+                 repo_root: str | None, as_json: bool) -> None:
+    """Write the commits to rerun as commit lists and bench plans (one per repo).
 
-    Example: track plan --from trae-gpt5-original --category tool_output_missing --out plans/
+    Example: track plan --from trae-gpt5 --select any-failed --level agent --out plans/ --repo-root ~/repos
     """
-    plan = make_plan(app.store(), from_campaign, out_dir, list(categories), list(repos), repo_root)
+    plan = make_plan(app.store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
+                     policy=policy, level=level, scope=scope, tag=tag)
     if as_json:
         emit_json(plan.to_dict())
         return
-    click.echo(f"plan {plan.plan_id}: {len(plan.items)} commits that never succeeded in {from_campaign}")
+    click.echo(f"plan {plan.plan_id}: {len(plan.items)} of {plan.selection['commits_in_campaign']} commits of "
+               f"{from_campaign}: {plan.selection['rule']}")
     click.echo(format_table([{"repo": k, "commits": v} for k, v in plan.selection["by_repo"].items()]))
-    click.echo(format_table([{"last_category": k, "commits": v} for k, v in plan.selection["by_category"].items()]))
+    click.echo(format_table([{"last_failure": k, "commits": v} for k, v in plan.selection["by_category"].items()]))
     for file in plan.files:
         click.echo(f"  wrote {file}")
 

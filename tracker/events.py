@@ -136,5 +136,14 @@ def decode(event: RecordedEvent) -> DomainEvent:
     if cls is None:
         raise KeyError(f"unknown event type {event.event_type!r}")
     _, payload = upcast(event.event_type, event.schema_version, event.payload)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     return cls(**{key: value for key, value in payload.items() if key in names})
+
+
+def is_registered(event_type: str) -> bool:
+    return event_type in _REGISTRY
+
+
+_FIELD_NAMES: dict[type[DomainEvent], frozenset[str]] = {}

@@ -81,7 +81,8 @@ ALL = "*"
 """`--agent '*'` / `--model '*'`: every agent or model of the tree (with a campaign name pattern)."""
 """Event types of which only the latest matters: a new one is appended only when it differs."""
 
-Progress = Callable[[RunFacts], None]
+Progress = Callable[[RunFolder], None]
+"""Called once per run folder seen (attempt, filtered or unidentified alike)."""
 
 
 @dataclass
@@ -203,6 +204,8 @@ def import_tree(
     tree_problems += logs.problems + evals.problems
     for folder in discover_runs(root, tree_problems):
         summary.folders_seen += 1
+        if progress:
+            progress(folder)
         reason = _filter_reason(folder, agent, wanted_model, repo)
         if reason is not None:
             summary.filtered[reason] += 1
@@ -210,8 +213,6 @@ def import_tree(
             continue
         name = check_campaign_name(campaign_name_for(campaign, folder))
         facts = read_run(folder, logs, evals)
-        if progress:
-            progress(facts)
         if not facts.commit:
             summary.unidentified.append(session.unidentified(name, facts))
             continue

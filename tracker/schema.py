@@ -4,7 +4,7 @@ Payload and metadata are stored as canonical JSON *text* (not JSONB): the hash c
 over the exact bytes stored, so no backend may reorder keys or reformat numbers underneath it.
 """
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -85,4 +85,12 @@ attempts = Table(
     Column("patched_ms", Float),
     Column("problems", Text, nullable=False, server_default="[]"),
     Column("last_position", BigInteger, nullable=False),
+    # migration 0003: outcome levels and incidents
+    Column("commit_source", String(40)),
+    Column("patch_generated", Boolean),
+    Column("agent_reported_cost_usd", Float),
+    Column("eval_agent_status", String(40)),
+    Column("improvement", Boolean),
+    Column("eval_error", Text),
+    Column("incidents", Text),
 )

@@ -6,48 +6,80 @@ values such as cost at read time from the versioned price table, so prices never
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import select
+
+from tracker import outcomes
+from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified
 
 from tracker.errors import TrackerError
-from tracker.events import RecordedEvent
+from tracker.events import RecordedEvent, decode
 from tracker.pricing import PriceTable, load_price_table
 from tracker.projections import read_model
+from tracker.report_check import report_comparison
 from tracker.schema import attempts, campaigns
 from tracker.store import EventStore
 
 ATTEMPT_COLUMNS = [
-    "campaign", "repo", "item_id", "commit", "run_path", "run_timestamp", "status", "failure_category",
-    "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "patch_bytes",
-    "patch_files", "lines_added", "lines_removed", "speedup", "duration_s", "return_code", "rule_id",
-    "rules_version", "model", "agent", "repo_raw", "model_raw", "problems", "stream_id",
+    "campaign", "repo", "item_id", "commit", "pre_commit", "run_path", "run_timestamp", "status", "failure_category",
+    "outcome_level", "eval_status", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
+    "cost_usd", "agent_reported_cost_usd", "patch_bytes", "patch_files", "lines_added", "lines_removed",
+    "patch_generated", "patch_sha256", "speedup", "improvement", "eval_agent_status", "eval_error", "duration_s",
+    "return_code", "rule_id", "rules_version", "model", "agent", "repo_raw", "model_raw", "commit_source",
+    "incidents", "problems", "stream_id",
 ]
 
 
 def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
-    """Every campaign with its attempt, commit and success counts."""
+    """Every campaign with its attempt and commit counts, its outcome funnel, and the team's own
+    evaluation report beside the recount where the campaign has one."""
     read_model.catch_up(store)
-    counts = (
-        select(
-            attempts.c.campaign,
-            func.count().label("attempts"),
-            func.count(attempts.c.commit.distinct()).label("commits"),
-            func.sum(case((attempts.c.status == "success", 1), else_=0)).label("succeeded"),
-        ).group_by(attempts.c.campaign).subquery()
-    )
-    query = (select(campaigns, counts.c.attempts, counts.c.commits, counts.c.succeeded)
-             .select_from(campaigns.outerjoin(counts, counts.c.campaign == campaigns.c.name))
-             .order_by(campaigns.c.created_at))
     with store.engine.connect() as connection:
-        rows = [dict(row) for row in connection.execute(query).mappings()]
+        rows = [dict(row) for row in connection.execute(select(campaigns).order_by(campaigns.c.created_at)).mappings()]
+        attempt_rows = [dict(r) for r in connection.execute(select(
+            attempts.c.campaign, attempts.c.commit, attempts.c.status, attempts.c.patch_sha256,
+            attempts.c.patch_bytes, attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement,
+            attempts.c.speedup, attempts.c.model_raw)).mappings()]
+    by_campaign: dict[str, list[dict[str, Any]]] = {}
+    for attempt in attempt_rows:
+        by_campaign.setdefault(attempt["campaign"], []).append(attempt)
     for row in rows:
-        for key in ("attempts", "commits", "succeeded"):
-            row[key] = int(row[key] or 0)
+        mine = by_campaign.get(row["name"], [])
+        row["attempts"] = len(mine)
+        row["commits"] = len({a["commit"] for a in mine})
+        row["succeeded"] = sum(1 for a in mine if outcomes.succeeded(a, "agent"))
         row["failed"] = row["attempts"] - row["succeeded"]
+        row["funnel"] = outcomes.funnel(mine)
+        folders = sorted({a["model_raw"] for a in mine if a["model_raw"]})
+        if len(folders) > 1:
+            row["funnel_by_model_folder"] = {
+                folder: outcomes.funnel([a for a in mine if a["model_raw"] == folder]) for folder in folders}
+        row["evaluation_report"] = report_comparison(latest_report(store, row["name"]), row["funnel"])
     return rows
+
+
+def latest_report(store: EventStore, campaign: str) -> dict[str, Any] | None:
+    """The campaign's latest `evaluation_report.observed` payload, if any."""
+    found = None
+    for event in store.read_stream(f"campaign:{campaign}"):
+        if event.event_type == EvaluationReportObserved.TYPE:
+            found = dataclasses.asdict(decode(event))
+    return found
+
+
+def unidentified_folders(store: EventStore, campaign: str) -> list[dict[str, Any]]:
+    """Folders of the campaign recorded as unidentified and not identified since."""
+    found: dict[str, dict[str, Any]] = {}
+    for event in store.read_stream(f"campaign:{campaign}"):
+        if event.event_type == FolderUnidentified.TYPE:
+            found[event.payload["run_path"]] = {**dataclasses.asdict(decode(event)), "recorded_at": event.recorded_at}
+        elif event.event_type == FolderIdentified.TYPE:
+            found.pop(event.payload["run_path"], None)
+    return list(found.values())
 
 
 def campaign_exists(store: EventStore, name: str) -> bool:
@@ -77,7 +109,9 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
                                   frame["output_tokens"], strict=True)
     ]
     frame["problems"] = [json.loads(p or "[]") for p in frame["problems"]]
+    frame["incidents"] = [json.loads(p or "[]") for p in frame["incidents"]]
     frame["failure_category"] = frame["failure_category"].fillna("none")
+    frame["outcome_level"] = [outcomes.highest_level(row) for row in frame.to_dict(orient="records")]
     return frame[ATTEMPT_COLUMNS]
 
 

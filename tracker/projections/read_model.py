@@ -14,59 +14,72 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
-from tracker.events import RecordedEvent
+from tracker.domain import (
+    AttemptObserved,
+    EvaluationObserved,
+    FailureClassified,
+    ImportProblem,
+    ImportProblemResolved,
+    IncidentsObserved,
+    PatchObserved,
+    UsageObserved,
+)
+from tracker.events import DomainEvent, RecordedEvent, decode, is_registered
 from tracker.schema import attempts, campaigns
 from tracker.store import EventStore
 
 NAME = "read_model"
 LOCK_KEY = zlib.crc32(b"track.read_model")
 
-_ATTEMPT_FIELDS = {
-    "attempt.observed": {
+_ATTEMPT_FIELDS: dict[type[DomainEvent], dict[str, str]] = {
+    AttemptObserved: {
         "campaign": "campaign", "repo": "repo", "repo_raw": "repo_raw", "agent": "agent", "model": "model",
         "model_raw": "model_raw", "item_id": "item_id", "commit": "commit", "pre_commit": "pre_commit",
         "run_path": "run_path", "run_timestamp": "run_timestamp", "status": "status", "return_code": "return_code",
-        "duration_s": "duration_s",
+        "duration_s": "duration_s", "commit_source": "commit_source", "patch_generated": "patch_generated",
     },
-    "usage.observed": {
+    UsageObserved: {
         "input_tokens": "input_tokens", "cached_input_tokens": "cached_input_tokens",
         "output_tokens": "output_tokens", "reasoning_tokens": "reasoning_tokens", "llm_calls": "llm_calls",
+        "agent_reported_cost_usd": "agent_reported_cost_usd",
     },
-    "patch.observed": {
+    PatchObserved: {
         "bytes": "patch_bytes", "files": "patch_files", "lines_added": "lines_added",
         "lines_removed": "lines_removed", "sha256": "patch_sha256",
     },
-    "evaluation.observed": {
+    EvaluationObserved: {
         "status": "eval_status", "speedup": "speedup", "baseline_ms": "baseline_ms", "patched_ms": "patched_ms",
+        "agent_status": "eval_agent_status", "improvement": "improvement", "error_message": "eval_error",
     },
-    "failure.classified": {"category": "failure_category", "rule_id": "rule_id", "table_version": "rules_version"},
+    FailureClassified: {"category": "failure_category", "rule_id": "rule_id", "table_version": "rules_version"},
 }
-"""Which payload field of which event sets which column: later events of a type win."""
+"""Which field of which typed event sets which column: later events of a type win."""
 
 
 def _new_attempt_row(stream_id: str) -> dict[str, Any]:
     _, campaign, repo, commit, timestamp = (stream_id.split(":", 4) + ["", "", "", ""])[:5]
     row: dict[str, Any] = {column.name: None for column in attempts.columns}
     row.update(stream_id=stream_id, campaign=campaign, repo=repo, commit=commit, run_timestamp=timestamp,
-               problems=[], last_position=0)
+               problems=[], incidents=[], last_position=0)
     return row
 
 
 def apply(row: dict[str, Any], event: RecordedEvent) -> None:
-    """Fold one attempt event into its row."""
-    mapping = _ATTEMPT_FIELDS.get(event.event_type)
-    payload = event.payload
+    """Fold one attempt event into its row, through the typed decode (old versions are upcast)."""
+    fact = decode(event) if is_registered(event.event_type) else None
+    mapping = _ATTEMPT_FIELDS.get(type(fact)) if fact is not None else None
     if mapping:
         for field, column in mapping.items():
-            if field in payload:
-                row[column] = payload[field]
-    elif event.event_type == "import.problem":
-        key = (payload["file"], payload["kind"])
+            row[column] = getattr(fact, field)
+    elif isinstance(fact, IncidentsObserved):
+        row["incidents"] = list(fact.incidents)
+    elif isinstance(fact, ImportProblem):
+        key = (fact.file, fact.kind)
         row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != key] + [
-            {"file": payload["file"], "kind": payload["kind"], "detail": payload.get("detail", "")}
+            {"file": fact.file, "kind": fact.kind, "detail": fact.detail}
         ]
-    elif event.event_type == "import.problem_resolved":
-        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (payload["file"], payload["kind"])]
+    elif isinstance(fact, ImportProblemResolved):
+        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (fact.file, fact.kind)]
     else:
         _apply_run_event(row, event)
     row["last_position"] = event.position
@@ -137,7 +150,8 @@ def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None
     ids = list(touched)
     for start in range(0, len(ids), 500):
         connection.execute(delete(attempts).where(attempts.c.stream_id.in_(ids[start:start + 500])))
-    connection.execute(insert(attempts), [{**rows[sid], "problems": json.dumps(rows[sid]["problems"])} for sid in ids])
+    connection.execute(insert(attempts), [{**rows[sid], "problems": json.dumps(rows[sid]["problems"]),
+                                           "incidents": json.dumps(rows[sid]["incidents"])} for sid in ids])
 
 
 def _load_rows(connection: Connection, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -147,5 +161,6 @@ def _load_rows(connection: Connection, stream_ids: list[str]) -> dict[str, dict[
         for found in connection.execute(select(attempts).where(attempts.c.stream_id.in_(chunk))).mappings():
             row = dict(found)
             row["problems"] = json.loads(row["problems"] or "[]")
+            row["incidents"] = json.loads(row["incidents"] or "[]")
             rows[row["stream_id"]] = row
     return rows

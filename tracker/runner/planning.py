@@ -1,9 +1,17 @@
-"""Plan a rerun: the commits that never succeeded in a campaign, as commit lists and bench plans.
+"""Plan a rerun: which commits of a campaign to run again, as commit lists and bench plans.
 
-Replaces the hand-written plan generators. The output is deterministic (sorted by repo, item id,
-commit) so two runs of `track plan` on the same store give byte-identical files, and the selection
-(which rule, which filters, what each commit last failed with) is recorded as a `plan.created`
-event so the reason a commit was rerun stays in the audit log.
+Three selection policies, at any outcome level (`tracker.outcomes`):
+
+- `any-failed`: commits with at least one failed attempt (the team's: their 104 "failed commits");
+- `latest-failed`: commits whose latest attempt failed;
+- `never-succeeded`: commits with no successful attempt.
+
+`scope` says which attempts count: `evaluated` (the attempts the evaluation measured; the default
+when the campaign has evaluations, since "the evaluation" is what the team's lists come from) or
+`all`. The output is deterministic (sorted by repo and commit), the plan's header names policy,
+level and scope, and the selection is recorded as a `plan.created` event. Bench plans follow the
+team's rerun convention (`<repo>_<tag>_rerun_<sha8>`, `pre` "" with `pre_parent_index` 1), so the
+bench never finds the original's worktree under a reused item id.
 """
 
 from __future__ import annotations
@@ -15,13 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracker import outcomes
 from tracker.domain import FAILURE_CATEGORIES, PlanCreated
 from tracker.errors import TrackerError
 from tracker.events import JsonDict, default_metadata, deterministic_event_id
 from tracker.hashing import canonical_json
 from tracker.readers import normalise_repo
-from tracker.runner.baseline import MeasuredAttempt, campaign_row, measured_attempts
+from tracker.runner.baseline import campaign_row
 from tracker.store import EventStore
+from tracker.views import attempts_frame
+
+POLICIES = {
+    "any-failed": "commits with at least one failed attempt",
+    "latest-failed": "commits whose latest attempt failed",
+    "never-succeeded": "commits with no successful attempt",
+}
+SCOPES = ("auto", "evaluated", "all")
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,9 @@ class PlanItem:
     attempts: int = 0
 
     def bench_item(self) -> JsonDict:
-        return {"item_id": self.item_id, "human": self.commit, "pre": self.pre_commit}
+        """The bench's plan item in the team's rerun convention: the pre-commit is the human commit's
+        parent, resolved by the bench (`pre` "", `pre_parent_index` 1); the recorded one is in the plan event."""
+        return {"item_id": self.item_id, "human": self.commit, "pre": "", "pre_parent_index": 1}
 
 
 @dataclass
@@ -49,6 +68,7 @@ class Plan:
     items: list[PlanItem]
     selection: JsonDict
     files: list[str] = field(default_factory=list)
+    tag: str = "rerun"
 
     @property
     def plan_id(self) -> str:
@@ -58,8 +78,8 @@ class Plan:
     def to_dict(self) -> JsonDict:
         return {"plan_id": self.plan_id, "from_campaign": self.from_campaign, "agent": self.agent,
                 "model": self.model, "selection": self.selection, "files": self.files,
-                "items": [{"repo": i.repo, **i.bench_item(), "last_category": i.last_category,
-                           "attempts": i.attempts} for i in self.items]}
+                "items": [{"repo": i.repo, **i.bench_item(), "pre_commit": i.pre_commit,
+                           "last_category": i.last_category, "attempts": i.attempts} for i in self.items]}
 
 
 @dataclass(frozen=True)
@@ -73,35 +93,61 @@ class LoadedPlan:
     items: list[PlanItem]
 
 
-def select_never_succeeded(store: EventStore, campaign: str, categories: list[str] | None = None,
-                           repos: list[str] | None = None) -> Plan:
-    """Commits of `campaign` with no successful attempt, optionally only some last categories or repos."""
+def rerun_tag(model: str) -> str:
+    """`gpt-5` -> `gpt5`: the tag in the team's rerun item ids (`vllm_gpt5_rerun_0d243f2a`)."""
+    return "".join(ch for ch in model.lower() if ch.isalnum()) or "rerun"
+
+
+def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
+                   scope: str = "auto", categories: list[str] | None = None, repos: list[str] | None = None,
+                   tag: str | None = None) -> Plan:
+    """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring)."""
+    if policy not in POLICIES:
+        raise TrackerError(f"unknown selection policy {policy!r}: use one of {', '.join(POLICIES)}")
+    if scope not in SCOPES:
+        raise TrackerError(f"unknown scope {scope!r}: use one of {', '.join(SCOPES)}")
+    outcomes.check_level(level)
     for category in categories or []:
         if category not in FAILURE_CATEGORIES:
             raise TrackerError(f"unknown failure category {category!r}: use one of {', '.join(FAILURE_CATEGORIES)}")
     info = campaign_row(store, campaign)
-    by_commit: dict[tuple[str, str], list[MeasuredAttempt]] = {}
-    for attempt in measured_attempts(store, campaign):
-        if attempt.commit:
-            by_commit.setdefault((attempt.repo, attempt.commit), []).append(attempt)
-    never: list[PlanItem] = []
-    for (repo, commit), runs in by_commit.items():
-        if any(run.status == "success" for run in runs):
+    frame = attempts_frame(store, campaign)
+    evaluated = frame["eval_status"].notna()
+    used_scope = ("evaluated" if evaluated.any() else "all") if scope == "auto" else scope
+    if used_scope == "evaluated":
+        frame = frame[evaluated]
+    frame = frame.assign(ok=outcomes.level_column(frame, level)).sort_values(["repo", "commit", "run_timestamp"])
+    tag = tag or rerun_tag(str(info["model"]))
+    chosen_all: list[PlanItem] = []
+    commits = 0
+    for (repo, commit), runs in frame.groupby(["repo", "commit"], sort=True):
+        commits += 1
+        latest = runs.iloc[-1]
+        failed = {"any-failed": not runs["ok"].all(), "latest-failed": not bool(latest["ok"]),
+                  "never-succeeded": not runs["ok"].any()}[policy]
+        if not failed:
             continue
-        latest = max(runs, key=lambda r: r.run_timestamp or "")
-        pre = next((r.pre_commit for r in reversed(runs) if r.pre_commit), None)
-        never.append(PlanItem(repo, latest.item_id or commit[:12], commit, pre, latest.category, len(runs)))
-    chosen = [i for i in never if (not categories or i.last_category in categories) and (not repos or i.repo in repos)]
-    chosen.sort(key=lambda i: (i.repo, i.item_id, i.commit))
+        failures = runs[~runs["ok"]]
+        last_failure = failures.iloc[-1] if len(failures) else latest
+        category = str(last_failure["failure_category"])
+        if level != "agent" and category == "none":
+            category = f"below_{level}"
+        pre = next((p for p in reversed(list(runs["pre_commit"])) if isinstance(p, str) and p), None)
+        chosen_all.append(PlanItem(str(repo), f"{repo}_{tag}_rerun_{str(commit)[:8]}", str(commit), pre,
+                                   category, len(runs)))
+    chosen = [i for i in chosen_all if (not categories or i.last_category in categories)
+              and (not repos or i.repo in repos)]
     selection: JsonDict = {
-        "rule": "commits with no successful attempt in the campaign",
+        "policy": policy, "level": level, "scope": used_scope,
+        "rule": f"{POLICIES[policy]} at level {level} ({outcomes.LEVEL_HELP[level]}), "
+                f"{'evaluated attempts only' if used_scope == 'evaluated' else 'all attempts'}",
         "categories": sorted(categories or []), "repos": sorted(repos or []),
-        "commits_in_campaign": len(by_commit), "never_succeeded": len(never), "selected": len(chosen),
-        "by_repo": dict(sorted(Counter(i.repo for i in chosen).items())),
+        "attempts_considered": len(frame), "commits_in_campaign": commits, "matching_policy": len(chosen_all),
+        "selected": len(chosen), "by_repo": dict(sorted(Counter(i.repo for i in chosen).items())),
         "by_category": dict(sorted(Counter(i.last_category for i in chosen).items())),
         "why": {i.commit: i.last_category for i in chosen},
     }
-    return Plan(campaign, str(info["agent"]), str(info["model"]), chosen, selection)
+    return Plan(campaign, str(info["agent"]), str(info["model"]), chosen, selection, tag=tag)
 
 
 def write_plan_files(plan: Plan, out_dir: Path, repo_root: str | None = None) -> list[str]:
@@ -114,7 +160,8 @@ def write_plan_files(plan: Plan, out_dir: Path, repo_root: str | None = None) ->
         items = [i for i in plan.items if i.repo == repo]
         commits = out_dir / f"{prefix}_{repo}_FAILED.txt"
         commits.write_text("".join(f"{i.commit}\n" for i in items))
-        bench = {"repo": f"{repo_root.rstrip('/')}/{repo}" if repo_root else repo, "task_id": f"{repo}_core",
+        bench = {"repo": f"{repo_root.rstrip('/')}/{repo}" if repo_root else repo,
+                 "task_id": f"{repo}_{plan.tag}_rerun", "selection": plan.selection["rule"],
                  "items": [i.bench_item() for i in items]}
         plan_file = out_dir / f"{prefix}_{repo}_plan.json"
         plan_file.write_text(json.dumps(bench, indent=2) + "\n")
@@ -138,9 +185,11 @@ def record_plan(store: EventStore, plan: Plan, stream: str | None = None, estima
 
 
 def make_plan(store: EventStore, campaign: str, out_dir: Path, categories: list[str] | None = None,
-              repos: list[str] | None = None, repo_root: str | None = None) -> Plan:
+              repos: list[str] | None = None, repo_root: str | None = None, *, policy: str = "any-failed",
+              level: str = "agent", scope: str = "auto", tag: str | None = None) -> Plan:
     """`track plan`: select, write the files, record the selection."""
-    plan = select_never_succeeded(store, campaign, categories, repos)
+    plan = select_commits(store, campaign, policy=policy, level=level, scope=scope, categories=categories,
+                          repos=repos, tag=tag)
     write_plan_files(plan, out_dir, repo_root)
     record_plan(store, plan)
     return plan

@@ -1,0 +1,120 @@
+"""Outcome levels: how far an attempt got. One definition, used by every command and view.
+
+An attempt climbs a funnel: the **agent** finished (journal status `success`) -> it produced a
+**patch** (a non-blank diff, else the run summary's `patch_generated`) -> the patch's **tests**
+passed (evaluation `result.status` `success`) -> the patched code is **faster** (the evaluation's
+`improvement`, else speedup > 1). Journal `success` says only that the agent process finished.
+
+Evaluation statuses `baseline_failed` (the harness failed before measuring the patch, e.g. `No
+module named 'IPython'`) and `no_test` (no test for the commit) are problems of the evaluation, not
+of the agent: they are counted apart and never as agent failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+LEVELS = ("agent", "patch", "tests", "faster")
+LEVEL_HELP = {
+    "agent": "the agent run finished (journal status success)",
+    "patch": "a patch was produced",
+    "tests": "the evaluation's tests passed with the patch",
+    "faster": "the evaluation measured the patched code faster",
+}
+EVALUATION_PROBLEMS = ("baseline_failed", "no_test")
+TESTS_RUN = ("success", "error")
+"""Evaluation statuses for which the patched code was actually run."""
+
+
+def check_level(level: str) -> str:
+    if level not in LEVELS:
+        from tracker.errors import TrackerError
+
+        raise TrackerError(f"unknown outcome level {level!r}: use one of {', '.join(LEVELS)}")
+    return level
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value))
+
+
+def patch_produced(row: Mapping[str, Any]) -> bool:
+    if _present(row.get("patch_sha256")):
+        return True
+    return not (row.get("patch_bytes") or 0) and row.get("patch_generated") is True
+
+
+def faster(row: Mapping[str, Any]) -> bool:
+    if row.get("eval_status") != "success":
+        return False
+    improvement = row.get("improvement")
+    if improvement is True or improvement is False:
+        return bool(improvement)
+    speedup = row.get("speedup")
+    return _present(speedup) and float(speedup) > 1.0
+
+
+def succeeded(row: Mapping[str, Any], level: str = "agent") -> bool:
+    """Did this attempt succeed at `level`?"""
+    if level == "agent":
+        return row.get("status") == "success"
+    if level == "patch":
+        return patch_produced(row)
+    if level == "tests":
+        return row.get("eval_status") == "success"
+    if level == "faster":
+        return faster(row)
+    check_level(level)
+    return False
+
+
+def highest_level(row: Mapping[str, Any]) -> str:
+    """The highest level reached (`none` when not even the agent finished)."""
+    reached = "none"
+    for level in LEVELS:
+        if succeeded(row, level):
+            reached = level
+    return reached
+
+
+def level_column(frame: pd.DataFrame, level: str) -> pd.Series:
+    """`succeeded(row, level)` for every row of an attempts frame."""
+    check_level(level)
+    return pd.Series([succeeded(row, level) for row in frame.to_dict(orient="records")], index=frame.index,
+                     dtype=bool)
+
+
+def funnel(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A campaign's funnel. Where evaluations exist, `no_patch`, `errors` and `tests_*` are the
+    evaluation's (`basis: evaluation`); otherwise they are the agent's (`basis: agent`)."""
+    evaluated = [r for r in rows if _present(r.get("eval_status"))]
+    statuses: dict[str, int] = {}
+    for r in evaluated:
+        statuses[str(r["eval_status"])] = statuses.get(str(r["eval_status"]), 0) + 1
+    out: dict[str, Any] = {
+        "runs": len(rows),
+        "agent_succeeded": sum(1 for r in rows if succeeded(r, "agent")),
+        "patch_produced": sum(1 for r in rows if patch_produced(r)),
+        "evaluated": len(evaluated),
+    }
+    if evaluated:
+        out.update(
+            basis="evaluation",
+            tests_run=sum(statuses.get(s, 0) for s in TESTS_RUN),
+            tests_passed=statuses.get("success", 0),
+            no_patch=statuses.get("no_patch", 0),
+            errors=statuses.get("error", 0),
+            baseline_failed=statuses.get("baseline_failed", 0),
+            no_test=statuses.get("no_test", 0),
+            faster=sum(1 for r in evaluated if faster(r)),
+            evaluation_status=dict(sorted(statuses.items())),
+        )
+    else:
+        out.update(basis="agent", tests_run=0, tests_passed=0,
+                   no_patch=sum(1 for r in rows if not patch_produced(r)),
+                   errors=sum(1 for r in rows if r.get("status") != "success"),
+                   baseline_failed=0, no_test=0, faster=0, evaluation_status={})
+    return out
