@@ -72,9 +72,13 @@ def test_default_table_is_versioned_and_ordered() -> None:
     assert order == [
         "none",
         "tool_output_missing",
+        "tool_result_missing",
+        "empty_error_content",
         "quota_exceeded",
         "invalid_api_key",
         "aws_sso_expired",
+        "connection_error",
+        "harness_error",
         "context_length_exceeded",
         "json_parse_error",
         "rate_limited",

@@ -152,7 +152,8 @@ def test_exit_codes(tmp_path: Path) -> None:
 
 
 def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path, sqlite_url: str) -> None:
-    """A new rule-table version adds failure.classified events; the old classifications stay in the log."""
+    """A new rule-table version adds failure.classified and incidents.observed events (incidents are
+    read by the table too); the old classifications stay in the log."""
     from tracker.classifier import load_rule_table, parse_rule_table
 
     table = load_rule_table()
@@ -164,7 +165,7 @@ def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path
         before = [e for e in store.read_all() if e.event_type == "failure.classified"]
         again = import_tree(store, FIXTURES / "isobench-small-a", "orig", rules=newer)
         after = [e for e in store.read_all() if e.event_type == "failure.classified"]
-        assert again.events_appended == len(before) == 40
+        assert again.events_appended == 2 * len(before) == 80
         assert len(after) == 80
         assert {e.payload["table_version"] for e in after} == {table.version, newer.version}
         history = store.read_stream(before[0].stream_id)

@@ -27,7 +27,8 @@ def baseline(sqlite_url: str) -> str:
 
 
 def test_plan_selects_exactly_the_commits_that_never_succeeded(baseline: str, tmp_path: Path) -> None:
-    result = run_track("--db", baseline, "plan", "--from", "orig", "--out", str(tmp_path / "p"), "--json")
+    result = run_track("--db", baseline, "plan", "--from", "orig", "--select", "never-succeeded", "--scope", "all",
+                       "--out", str(tmp_path / "p"), "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert sorted(i["human"] for i in plan["items"]) == sorted(TRUTH["failed_commits"])
@@ -38,16 +39,19 @@ def test_plan_selects_exactly_the_commits_that_never_succeeded(baseline: str, tm
     for repo, count in TRUTH["never_ok"].items():
         assert len((out / f"trae_gpt-5_{repo}_FAILED.txt").read_text().split()) == count
         bench = json.loads((out / f"trae_gpt-5_{repo}_plan.json").read_text())
-        assert set(bench) == {"repo", "task_id", "items"} and bench["task_id"] == f"{repo}_core"
-        assert all(set(i) == {"item_id", "human", "pre"} for i in bench["items"])
+        assert set(bench) == {"repo", "task_id", "selection", "items"} and bench["task_id"] == f"{repo}_gpt5_rerun"
+        # the team's rerun convention: a fresh item id (the bench never meets the original's worktree),
+        # and the parent of the human commit as pre-commit
+        assert all(i == {"item_id": f"{repo}_gpt5_rerun_{i['human'][:8]}", "human": i["human"], "pre": "",
+                         "pre_parent_index": 1} for i in bench["items"])
         assert [i["item_id"] for i in bench["items"]] == sorted(i["item_id"] for i in bench["items"])
         assert load_plan(out / f"trae_gpt-5_{repo}_plan.json").repo == repo
 
 
 def test_plan_is_deterministic_and_records_why(baseline: str, tmp_path: Path) -> None:
     with EventStore.open(baseline) as store:
-        first = make_plan(store, "orig", tmp_path / "a")
-        second = make_plan(store, "orig", tmp_path / "b")
+        first = make_plan(store, "orig", tmp_path / "a", policy="never-succeeded", scope="all")
+        second = make_plan(store, "orig", tmp_path / "b", policy="never-succeeded", scope="all")
         events = [e for e in store.read_all() if e.event_type == "plan.created"]
     for name in ("trae_gpt-5_ALL_FAILED.txt", "trae_gpt-5_vllm_plan.json", "trae_gpt-5_sglang_plan.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -59,8 +63,9 @@ def test_plan_is_deterministic_and_records_why(baseline: str, tmp_path: Path) ->
 
 def test_plan_filters_by_category_and_repo(baseline: str, tmp_path: Path) -> None:
     with EventStore.open(baseline) as store:
-        quota = make_plan(store, "orig", tmp_path / "q", categories=["quota_exceeded"])
-        vllm = make_plan(store, "orig", tmp_path / "v", repos=["vllm"])
+        quota = make_plan(store, "orig", tmp_path / "q", categories=["quota_exceeded"], policy="never-succeeded",
+                          scope="all")
+        vllm = make_plan(store, "orig", tmp_path / "v", repos=["vllm"], policy="never-succeeded", scope="all")
     assert quota.items and all(i.last_category == "quota_exceeded" for i in quota.items)
     assert len(vllm.items) == TRUTH["never_ok"]["vllm"] and {i.repo for i in vllm.items} == {"vllm"}
     assert not (tmp_path / "v" / "trae_gpt-5_sglang_plan.json").exists()
@@ -113,7 +118,7 @@ def test_makespan_spreads_work_over_workers() -> None:
 
 def test_estimate_cli_against_the_measured_baseline(baseline: str, tmp_path: Path) -> None:
     with EventStore.open(baseline) as store:
-        plan = make_plan(store, "orig", tmp_path)
+        plan = make_plan(store, "orig", tmp_path, policy="never-succeeded", scope="all")
     plans = [f for f in plan.files if f.endswith("_plan.json")]
     one = run_track("--db", baseline, "estimate", *plans, "--baseline", "orig", "--json", "--campaign", "rr")
     four = run_track("--db", baseline, "estimate", *plans, "--baseline", "orig", "--json", "--workers", "4")

@@ -28,6 +28,7 @@ from tracker.readers import (
     read_tree,
     scan_text,
 )
+from tracker.readers.textlog import MAX_EVIDENCE_PER_FILE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHA = "8319002d3167d53e5753dc98fa36a1009aecac22"
@@ -286,7 +287,10 @@ def test_normalise_repo(raw: str, expected: str) -> None:
         ("gpt-5-2025-08-07", "gpt-5"),
         ("openai-gpt-5", "gpt-5"),
         ("openai/gpt-4o", "gpt-4o"),
-        ("claude-sonnet-45", "claude-sonnet-45"),
+        ("claude-sonnet-45", "claude-sonnet-4-5"),
+        ("us-anthropic-claude-sonnet-4-5-20250929-v1-0", "claude-sonnet-4-5"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("o4-mini", "o4-mini"),
         ("GPT-5", "gpt-5"),
     ],
 )
@@ -344,11 +348,14 @@ def test_symlink_loops_terminate(tmp_path: Path) -> None:
     assert any(p.kind == "symlink_loop" for p in problems)
 
 
-def test_unexpected_timestamp_folder_is_reported(tmp_path: Path) -> None:
-    make_run(tmp_path, ts="latest")
+def test_run_folder_named_by_hash_is_a_run(tmp_path: Path) -> None:
+    """Older benches named the run folder after the run's short hash (`sglang/codex/gpt-5/389be848/`):
+    it is a run like any other, never skipped for its name."""
+    make_run(tmp_path, ts="389be848")
     problems: list[Problem] = []
-    assert list(discover_runs(tmp_path, problems)) == []
-    assert kinds(problems) == {("state/runs/vllm/trae/gpt-5/latest", "unexpected")}
+    folders = list(discover_runs(tmp_path, problems))
+    assert [(f.timestamp, f.timestamp_is_time) for f in folders] == [("389be848", False)]
+    assert problems == []
 
 
 def test_unreadable_directory_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -617,7 +624,9 @@ def test_text_scan_dedupes_caps_and_reads_tokens(tmp_path: Path) -> None:
     scan = scan_text(path, "trae_stdout.txt", "stdout")
     assert (scan.token_input, scan.token_output) == (332283, 2188)
     assert scan.lines == len(lines)
-    assert len(scan.evidence) == 200 and scan.dropped_evidence > 0
+    assert len(scan.evidence) == MAX_EVIDENCE_PER_FILE and scan.dropped_evidence > 0
+    retry = scan.evidence[0]  # the same retry line 1000 times is one line that knows how often it came
+    assert (retry.line, retry.count, retry.last_line) == (1, 1000, 1000)
     assert scan.evidence[0].line == 1 and scan.evidence[1].line == 1001  # retries collapse into one
     assert all(len(e.text) <= 1000 for e in scan.evidence)
 

@@ -16,6 +16,9 @@ SECRETS = [
     ("key sk-svcacct-AbCdEf0123456789AbCdEf0123456789 here", "AbCdEf0123456789AbCdEf0123456789"),
     ("old style sk-0123456789abcdefABCDEF0123456789abcdefABCDEF", "0123456789abcdefABCDEF"),
     ("Incorrect API key provided: sk-proj-t3r0ki9u****************************ONFM.", "t3r0ki9u"),
+    # the API's short masked echo (seen in real TRAE stdout): its visible tail is still a piece of the key
+    ("Incorrect API key provided: sk-proj-****B7cA. You can find your API key at", "B7cA"),
+    ("Incorrect API key provided: sk-proj***7cA.", "7cA"),
     ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-nature_x", "eyJhbGciOiJIUzI1NiJ9"),
     ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
     ("temporary ASIAZ3EXAMPLE0EXAMPL used", "ASIAZ3EXAMPLE0EXAMPL"),

@@ -121,12 +121,14 @@ class UsageObserved(DomainEvent):
     llm_calls: int | None
     source: str | None
     agent_reported_cost_usd: float | None = None
-    """v2: the cost the agent printed itself (Claude Code's `total_cost_usd`), kept beside the priced one."""
+    usage_model: str | None = None
+    """v2: the cost the agent printed itself (Claude Code's `total_cost_usd`), kept beside the priced one,
+    and the model the tokens were spent on when the agent names it (a `default` model folder does not)."""
 
 
 @upcaster(UsageObserved.TYPE, 1)
 def _usage_v1_to_v2(payload: JsonDict) -> JsonDict:
-    return {**payload, "agent_reported_cost_usd": None}
+    return {**payload, "agent_reported_cost_usd": None, "usage_model": None}
 
 
 @domain_event

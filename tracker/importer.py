@@ -250,6 +250,7 @@ class _ImportSession:
         self.unidentified_now: dict[str, set[str]] = {}
         self.identified: dict[str, list[tuple[str, str]]] = {}
         self.reports: list[dict[str, Any]] = []
+        self.claimed: dict[str, str] = {}
 
     def _ready(self, name: str, facts: RunFacts) -> dict[str, _StreamState]:
         if name not in self.known:
@@ -266,12 +267,25 @@ class _ImportSession:
 
     def record(self, name: str, facts: RunFacts) -> tuple[Classification, tuple[Incident, ...], int]:
         known = self._ready(name, facts)
-        stream = attempt_stream(name, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
+        stream = self._stream_for(name, facts, known)
         classification, incidents, appended = record_attempt(
-            self.store, name, facts, self.table, self.metadata, known.get(stream))
+            self.store, name, facts, self.table, self.metadata, known.get(stream), stream=stream)
         if facts.folder.run_path in self.unidentified_before[name]:
             self.identified.setdefault(name, []).append((facts.folder.run_path, facts.commit or ""))
         return classification, incidents, appended
+
+    def _stream_for(self, name: str, facts: RunFacts, known: dict[str, _StreamState]) -> str:
+        """The attempt's stream. Two folders of one run batch can hold the same commit under two item
+        ids (the real trees do); the folder that claimed the plain id first keeps it, and the other
+        gets `~<item_id>` appended, so neither overwrites the other."""
+        stream = attempt_stream(name, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
+        owner = self.claimed.get(stream)
+        if owner is None and stream in known:
+            owner = (known[stream].latest.get(AttemptObserved.TYPE) or {}).get("run_path")
+        if owner is not None and owner != facts.folder.run_path:
+            stream = f"{stream}~{facts.folder.item_id}"
+        self.claimed[stream] = facts.folder.run_path
+        return stream
 
     def unidentified(self, name: str, facts: RunFacts) -> dict[str, Any]:
         self._ready(name, facts)
@@ -381,6 +395,8 @@ def attempt_facts(campaign: str, facts: RunFacts, classification: Classification
             output_tokens=tokens.output_tokens, reasoning_tokens=tokens.reasoning_tokens,
             llm_calls=tokens.interactions, source=tokens.source,
             agent_reported_cost_usd=facts.agent_result.cost_usd if facts.agent_result else None,
+            usage_model=normalise_model(facts.agent_result.models[0])
+            if facts.agent_result and facts.agent_result.models else None,
         ),
         PatchObserved(
             sha256=patch.sha256 if patch.has_patch else None, bytes=patch.bytes, files=patch.files_changed,
@@ -405,7 +421,7 @@ def attempt_facts(campaign: str, facts: RunFacts, classification: Classification
 
 def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: RuleTable, metadata: JsonDict,
                    state: _StreamState | None = None, extra: list[DomainEvent] | None = None,
-                   ) -> tuple[Classification, tuple[Incident, ...], int]:
+                   stream: str | None = None) -> tuple[Classification, tuple[Incident, ...], int]:
     """Classify one run folder's facts and append what is new about its attempt.
 
     Used by `import` and by `track run` (which passes `extra` lifecycle events). Without `state`,
@@ -415,7 +431,7 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
     lines = evidence_lines(facts, table)
     classification = classify_lines(facts, lines, table)
     incidents = find_incidents(lines, table)
-    stream = attempt_stream(campaign, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
+    stream = stream or attempt_stream(campaign, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
     if state is None:
         state = _StreamState()
         for event in store.read_stream(stream):

@@ -80,11 +80,22 @@ def highest_level(row: Mapping[str, Any]) -> str:
     return reached
 
 
+def outcome_at(row: Mapping[str, Any], level: str) -> bool | None:
+    """Success (True), failure (False), or not known at this level (None): at the tests and faster
+    levels an attempt without an evaluation, or whose evaluation failed on its own (baseline_failed,
+    no_test), says nothing about the agent."""
+    if level in ("tests", "faster"):
+        status = row.get("eval_status")
+        if not _present(status) or status in EVALUATION_PROBLEMS:
+            return None
+    return succeeded(row, level)
+
+
 def level_column(frame: pd.DataFrame, level: str) -> pd.Series:
-    """`succeeded(row, level)` for every row of an attempts frame."""
+    """`outcome_at(row, level)` for every row of an attempts frame (object dtype: True, False or None)."""
     check_level(level)
-    return pd.Series([succeeded(row, level) for row in frame.to_dict(orient="records")], index=frame.index,
-                     dtype=bool)
+    return pd.Series([outcome_at(row, level) for row in frame.to_dict(orient="records")], index=frame.index,
+                     dtype=object)
 
 
 def funnel(rows: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 # OpenAI keys: sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...; also the API's own masked echo
 # ("sk-proj-t3r0ki9u****...ONFM"), whose visible part is still a piece of the key.
-_OPENAI_KEY = re.compile(r"(?<![a-z0-9])sk-[a-z0-9_\-*]{16,}")
+_OPENAI_KEY = re.compile(r"(?<![a-z0-9])sk-(?:[a-z0-9_\-*]{16,}|[a-z0-9_\-]*\*{2,}[a-z0-9_\-*]*)")
+"""A key, or the API's short masked echo of one (`sk-proj-****B7cA`, `sk-proj***7cA`)."""
 _BEARER = re.compile(r"(?<![a-z])bearer\s+([a-z0-9\-._~+/]+=*)")
 _AWS_KEY_ID = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])")
 # name = value / "name": "value" assignments whose value is a secret, whatever the value looks like

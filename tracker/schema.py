@@ -89,6 +89,7 @@ attempts = Table(
     Column("commit_source", String(40)),
     Column("patch_generated", Boolean),
     Column("agent_reported_cost_usd", Float),
+    Column("usage_model", String(100)),
     Column("eval_agent_status", String(40)),
     Column("improvement", Boolean),
     Column("eval_error", Text),

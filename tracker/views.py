@@ -27,7 +27,7 @@ from tracker.store import EventStore
 ATTEMPT_COLUMNS = [
     "campaign", "repo", "item_id", "commit", "pre_commit", "run_path", "run_timestamp", "status", "failure_category",
     "outcome_level", "eval_status", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens",
-    "cost_usd", "agent_reported_cost_usd", "patch_bytes", "patch_files", "lines_added", "lines_removed",
+    "cost_usd", "agent_reported_cost_usd", "usage_model", "patch_bytes", "patch_files", "lines_added", "lines_removed",
     "patch_generated", "patch_sha256", "speedup", "improvement", "eval_agent_status", "eval_error", "duration_s",
     "return_code", "rule_id", "rules_version", "model", "agent", "repo_raw", "model_raw", "commit_source",
     "incidents", "problems", "stream_id",
@@ -104,9 +104,9 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
         frame = pd.read_sql(query, connection)
     prices = prices or load_price_table()
     frame["cost_usd"] = [
-        prices.cost_usd(model, _int(i), _int(c), _int(o))
-        for model, i, c, o in zip(frame["model"], frame["input_tokens"], frame["cached_input_tokens"],
-                                  frame["output_tokens"], strict=True)
+        prices.cost_usd(used if isinstance(used, str) and used else model, _int(i), _int(c), _int(o))
+        for model, used, i, c, o in zip(frame["model"], frame["usage_model"], frame["input_tokens"],
+                                        frame["cached_input_tokens"], frame["output_tokens"], strict=True)
     ]
     frame["problems"] = [json.loads(p or "[]") for p in frame["problems"]]
     frame["incidents"] = [json.loads(p or "[]") for p in frame["incidents"]]

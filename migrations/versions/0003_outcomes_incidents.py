@@ -20,6 +20,7 @@ _COLUMNS = (
     ("commit_source", sa.String(40)),
     ("patch_generated", sa.Boolean),
     ("agent_reported_cost_usd", sa.Float),
+    ("usage_model", sa.String(100)),
     ("eval_agent_status", sa.String(40)),
     ("improvement", sa.Boolean),
     ("eval_error", sa.Text),

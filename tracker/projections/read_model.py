@@ -41,7 +41,7 @@ _ATTEMPT_FIELDS: dict[type[DomainEvent], dict[str, str]] = {
     UsageObserved: {
         "input_tokens": "input_tokens", "cached_input_tokens": "cached_input_tokens",
         "output_tokens": "output_tokens", "reasoning_tokens": "reasoning_tokens", "llm_calls": "llm_calls",
-        "agent_reported_cost_usd": "agent_reported_cost_usd",
+        "agent_reported_cost_usd": "agent_reported_cost_usd", "usage_model": "usage_model",
     },
     PatchObserved: {
         "bytes": "patch_bytes", "files": "patch_files", "lines_added": "lines_added",

@@ -45,6 +45,7 @@ class AgentResult:
     cost_usd: float | None
     turns: int | None
     models: tuple[str, ...]
+    """The models the agent used, the one it spent most on first (Claude Code's `modelUsage`)."""
 
 
 def output_candidates(agent: str) -> list[tuple[str, str]]:
@@ -59,17 +60,17 @@ def output_candidates(agent: str) -> list[tuple[str, str]]:
 def scan_outputs(run_dir: Path, agent: str) -> tuple[TextScan, ...]:
     """Scan every distinct agent output file of a run folder (duplicates by content are skipped)."""
     scans: list[TextScan] = []
-    seen: dict[tuple[int, str], str] = {}
+    seen: set[tuple[str, int, str]] = set()
     for name, source in output_candidates(agent):
         path = run_dir / name
         size = file_size(path)
         if size is None:
             continue
         digest = _digest(path) if size else ""
-        if digest is not None:
-            if (size, digest) in seen:
+        if digest is not None:  # same stream, same bytes: the same output under another agent's name
+            if (source, size, digest) in seen:
                 continue
-            seen[(size, digest)] = name
+            seen.add((source, size, digest))
         scans.append(scan_text(path, name, source))
     return tuple(scans)
 
@@ -125,5 +126,12 @@ def _result(doc: dict[str, Any], name: str) -> AgentResult:
         output_tokens=as_int(usage.get("output_tokens")),
         cost_usd=as_float(doc.get("total_cost_usd")),
         turns=as_int(doc.get("num_turns")),
-        models=tuple(sorted(as_dict(doc.get("modelUsage")))),
+        models=_models_by_cost(as_dict(doc.get("modelUsage"))),
     )
+
+
+def _models_by_cost(usage: dict[str, Any]) -> tuple[str, ...]:
+    def cost(name: str) -> float:
+        return as_float(as_dict(usage[name]).get("costUSD")) or 0.0
+
+    return tuple(sorted(usage, key=lambda name: (-cost(name), name)))

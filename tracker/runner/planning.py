@@ -122,12 +122,13 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     commits = 0
     for (repo, commit), runs in frame.groupby(["repo", "commit"], sort=True):
         commits += 1
-        latest = runs.iloc[-1]
-        failed = {"any-failed": not runs["ok"].all(), "latest-failed": not bool(latest["ok"]),
-                  "never-succeeded": not runs["ok"].any()}[policy]
+        known = [ok for ok in runs["ok"] if ok is not None]
+        failed = {"any-failed": False in known, "latest-failed": bool(known) and known[-1] is False,
+                  "never-succeeded": False in known and True not in known}[policy]
         if not failed:
             continue
-        failures = runs[~runs["ok"]]
+        latest = runs.iloc[-1]
+        failures = runs[[ok is False for ok in runs["ok"]]]
         last_failure = failures.iloc[-1] if len(failures) else latest
         category = str(last_failure["failure_category"])
         if level != "agent" and category == "none":

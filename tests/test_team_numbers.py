@@ -1,0 +1,179 @@
+"""The team's own questions on a tree in the real files' shapes (`tests/real_shapes.py`): every folder
+accounted for, incidents beside root causes, outcome levels, the evaluation report beside the recount,
+and the selection policies that give the team's rerun list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import real_shapes
+from tests.conftest import run_track
+from tracker.failures import failure_evidence, failure_table
+from tracker.importer import import_tree
+from tracker.runner.planning import select_commits
+from tracker.store import EventStore
+from tracker.views import attempts_frame, list_campaigns, unidentified_folders
+
+TRUTH = real_shapes.TRUTH
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return real_shapes.build(tmp_path / "ISO-Bench")
+
+
+@pytest.fixture
+def imported(tree: Path, store_url: str) -> str:
+    with EventStore.open(store_url) as store:
+        import_tree(store, tree, "trae-gpt5", agent="trae", model="gpt-5")
+    return store_url
+
+
+def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Path, store_url: str,
+                                                                       tmp_path: Path) -> None:
+    result = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--agent", "trae",
+                       "--model", "gpt-5", "--no-sync", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    folders = summary["folders"]
+    assert folders["seen"] == TRUTH["folders"] and folders["accounted"]
+    assert folders["attempts"] == TRUTH["trae_gpt5_attempts"]
+    assert folders["filtered"] == {"agent codex (importing trae)": 1, "agent claude_code (importing trae)": 1,
+                                   "model claude-sonnet-4-5 (importing gpt-5)": 1}
+    assert [u["run_path"] for u in summary["unidentified"]] == TRUTH["unidentified"]
+    assert summary["unidentified"][0]["files"] == ["task.txt"]
+    shown = run_track("--db", store_url, "folders", "trae-gpt5", cwd=tmp_path)
+    assert shown.returncode == 0 and TRUTH["unidentified"][0] in shown.stdout and "no file names the commit" in shown.stdout
+    again = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--no-sync", "--json",
+                      cwd=tmp_path)
+    assert json.loads(again.stdout)["events_appended"] == 0  # the unidentified record is not repeated
+
+
+def test_a_folder_that_gains_its_commit_becomes_an_attempt(tree: Path, sqlite_url: str) -> None:
+    with EventStore.open(sqlite_url) as store:
+        import_tree(store, tree, "trae-gpt5")
+        assert len(unidentified_folders(store, "trae-gpt5")) == 1
+        folder = tree / "state/runs" / TRUTH["unidentified"][0]
+        (folder / "prompt.json").write_text(json.dumps(real_shapes._prompt(real_shapes.SHA_CLAUDE)))
+        summary = import_tree(store, tree, "trae-gpt5")
+        assert summary.unidentified == [] and summary.runs == TRUTH["trae_gpt5_attempts"] + 1
+        assert unidentified_folders(store, "trae-gpt5") == []
+        assert store.verify().ok
+
+
+def test_incidents_are_counted_whatever_the_outcome(imported: str) -> None:
+    with EventStore.open(imported) as store:
+        table = {row["category"]: row for row in failure_table(store, "trae-gpt5")}
+        frame = attempts_frame(store, "trae-gpt5")
+        evidence = failure_evidence(store, "trae-gpt5", "tool_output_missing")
+    assert {c: r["affected_runs"] for c, r in table.items() if r["affected_runs"]} == TRUTH["affected"]
+    assert {c: r["root_cause_runs"] for c, r in table.items() if r["root_cause_runs"]} == TRUTH["root_cause"]
+    # the run that hit the bug three times still succeeded: affected, never a root cause
+    ok = frame[frame["item_id"] == "vllm_core-0010"].iloc[0]
+    assert ok["failure_category"] == "none" and ok["outcome_level"] == "faster"
+    [incident] = ok["incidents"]
+    assert (incident["category"], incident["count"]) == ("tool_output_missing", 3)
+    assert incident["first"] == {"file": "trae_stdout.txt", "line": 1}
+    assert incident["last"] == {"file": "trae_stdout.txt", "line": 3}
+    assert incident["files"] == {"trae_stdout.txt": 3, "trajectory.json": 1}
+    assert "No tool output found" in incident["excerpt"]
+    assert [e["run_path"] for e in evidence] == ["vllm/trae/gpt-5/2025-11-06_03-26-11/vllm_core-0010"]
+    # an identical stdout under two names counts once
+    dup = frame[frame["item_id"] == "vllm_core-0014"].iloc[0]
+    assert [(i["category"], i["count"]) for i in dup["incidents"]] == [("quota_exceeded", 1)]
+
+
+def test_noise_is_not_evidence_but_never_hides_a_real_error(imported: str) -> None:
+    with EventStore.open(imported) as store:
+        frame = attempts_frame(store, "trae-gpt5").set_index("item_id")
+    # only the lakeview IndexError block and the asyncio exit traceback in stderr: no error evidence
+    assert frame.loc["vllm_core-0013", "failure_category"] == "no_patch"
+    assert frame.loc["vllm_core-0013", "incidents"] == []
+    # a 401 printed inside the lakeview block is the real root cause
+    assert frame.loc["vllm_core-0020", "failure_category"] == "invalid_api_key"
+
+
+def test_short_sha_is_completed_and_formats_of_other_agents_are_read(tree: Path, sqlite_url: str) -> None:
+    with EventStore.open(sqlite_url) as store:
+        summary = import_tree(store, tree, "iso-{agent}-{model}", agent="*", model="*")
+        assert summary.accounted and sum(summary.filtered.values()) == 0
+        assert set(summary.campaigns) == {"iso-trae-gpt-5", "iso-codex-gpt-5", "iso-claude_code-default",
+                                          "iso-trae-claude-sonnet-4-5"}
+        trae = attempts_frame(store, "iso-trae-gpt-5").set_index("item_id")
+        codex = attempts_frame(store, "iso-codex-gpt-5").iloc[0]
+        claude = attempts_frame(store, "iso-claude_code-default").iloc[0]
+        sonnet = attempts_frame(store, "iso-trae-claude-sonnet-4-5").iloc[0]
+    short = trae.loc["vllm_core-0020"]
+    assert short["commit"] == real_shapes.SHA_SHORT and short["eval_status"] == "no_patch"
+    # a hash-named run folder is a run; the agent's own test run in its transcript is no harness error
+    assert (codex["run_timestamp"], codex["status"], codex["failure_category"]) == ("389be848", "success", "none")
+    assert codex["incidents"] == []
+    # Claude Code: usage and the cost it reported itself, beside the price-table cost
+    assert claude["agent_reported_cost_usd"] == pytest.approx(0.97802385)
+    assert claude["output_tokens"] == 15536 and claude["cached_input_tokens"] == 1648357
+    assert claude["cost_usd"] is not None and claude["cost_usd"] > 0
+    # an interrupted Bedrock run with only prompt and trajectory: an attempt, the Anthropic twin of the bug
+    assert (sonnet["repo"], sonnet["commit"], sonnet["status"]) == ("sglang", real_shapes.SHA_SONNET, "unknown")
+    assert sonnet["failure_category"] == "tool_result_missing"
+
+
+def test_campaigns_show_the_funnel_and_the_report_beside_the_recount(imported: str, tmp_path: Path) -> None:
+    listed = run_track("--db", imported, "campaigns", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    funnel = row["funnel"]
+    assert {k: funnel[k] for k in ("runs", "agent_succeeded", "patch_produced", "evaluated", "tests_run",
+                                   "tests_passed", "no_patch", "errors", "baseline_failed", "no_test", "faster")} == {
+        "runs": 7, "agent_succeeded": 2, "patch_produced": 2, "evaluated": 6, "tests_run": 1, "tests_passed": 1,
+        "no_patch": 4, "errors": 0, "baseline_failed": 1, "no_test": 0, "faster": 1}
+    assert funnel["basis"] == "evaluation"
+    report = row["evaluation_report"]
+    assert report["figures"]["total_commits"] == 7 and report["figures"]["tests_passed"] == 2
+    assert "total_commits: report 7, recount 6" in " | ".join(report["differences"])
+    assert "tests_passed: report 2, recount 1" in " | ".join(report["differences"])
+    assert report["note"] and "disagrees" in report["note"]
+    assert set(row["funnel_by_model_folder"]) == {"gpt-5", "gpt-5-2025-08-07"}
+    text = run_track("--db", imported, "campaigns", cwd=tmp_path)
+    assert "beside the recount" in text.stdout and "tests_passed" in text.stdout
+
+
+@pytest.mark.parametrize(("policy", "level", "scope", "expected"), [
+    ("any-failed", "agent", "auto", "any_failed_evaluated"),
+    ("any-failed", "agent", "all", "any_failed_all"),
+    ("never-succeeded", "agent", "all", "never_succeeded"),
+    ("any-failed", "tests", "auto", "tests_failed_at_tests_level"),
+])
+def test_selection_policies(imported: str, policy: str, level: str, scope: str, expected: str) -> None:
+    with EventStore.open(imported) as store:
+        plan = select_commits(store, "trae-gpt5", policy=policy, level=level, scope=scope)
+    assert {i.commit for i in plan.items} == TRUTH[expected]
+    assert plan.selection["policy"] == policy and plan.selection["level"] == level
+    assert all(i.item_id == f"vllm_gpt5_rerun_{i.commit[:8]}" for i in plan.items)
+
+
+def test_plan_cli_names_its_policy_in_every_file(imported: str, tmp_path: Path) -> None:
+    out = tmp_path / "plans"
+    result = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--out", str(out),
+                       "--repo-root", "/home/ubuntu/repos", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "at least one failed attempt" in result.stdout and "evaluated attempts only" in result.stdout
+    bench = json.loads((out / "trae_gpt-5_vllm_plan.json").read_text())
+    assert bench["repo"] == "/home/ubuntu/repos/vllm" and bench["task_id"] == "vllm_gpt5_rerun"
+    assert "at least one failed attempt" in bench["selection"]
+    assert sorted(i["human"] for i in bench["items"]) == sorted(TRUTH["any_failed_evaluated"])
+
+
+def test_failures_cli_prints_the_table_and_its_evidence(imported: str, tmp_path: Path) -> None:
+    table = run_track("--db", imported, "failures", "trae-gpt5", "--json", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    rows = {r["category"]: r for r in json.loads(table.stdout)}
+    assert rows["quota_exceeded"]["affected_runs"] == 2 and rows["quota_exceeded"]["commits"] == 1
+    assert set(rows["quota_exceeded"]) >= {"category", "affected_runs", "root_cause_runs", "commits", "models"}
+    evidence = run_track("--db", imported, "failures", "trae-gpt5", "--evidence", "invalid_api_key", cwd=tmp_path)
+    assert "trae_stderr.txt:" in evidence.stdout and "ROOT CAUSE" in evidence.stdout
+    assert "B7cA" not in evidence.stdout and "sk-proj-****" not in evidence.stdout  # redacted
+    human = run_track("--db", imported, "failures", "trae-gpt5", cwd=tmp_path)
+    assert "affected_runs" in human.stdout and "harness_error" in human.stdout
