@@ -2,6 +2,11 @@
 trajectory (peak < 200 MB). Each import runs `track import` in a child process and reads its peak RSS.
 
 Usage: python benchmarks/bench_import.py [--small 434] [--large 20000] [--trajectory-mb 200] [--workdir DIR]
+                                         [--baseline CHECKOUT]
+
+With `--baseline` (another checkout of this repository, e.g. `git worktree add ../baseline <commit>`),
+every tree is also imported by that checkout's code into its own store, and both figures are printed
+side by side from the same run on the same files.
 """
 
 from __future__ import annotations
@@ -19,13 +24,21 @@ from pathlib import Path
 from tracker.sample_tree import RunSpec, generate_tree, write_big_trajectory, write_run_folder
 
 
-def timed_import(tree: Path, db: Path, campaign: str) -> tuple[float, float, dict]:  # type: ignore[type-arg]
-    """Run the real CLI in a child process; return (seconds, peak RSS MB, summary JSON)."""
+BASELINE: Path | None = None
+
+
+def timed_import(tree: Path, db: Path, campaign: str, code: Path | None = None,
+                 ) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+    """Run the real CLI in a child process (of checkout `code`, default this one); return
+    (seconds, peak RSS MB, summary JSON)."""
     start = time.perf_counter()
+    # `python -m` puts the working directory first on sys.path: run in the checkout whose code is measured
+    code = code or Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(code)}
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "runners.cli", "--db", f"sqlite:///{db}", "import", str(tree), "--campaign",
-             campaign, "--json"], stdout=out, stderr=subprocess.DEVNULL,
+             campaign, "--json", "--no-sync"], stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=code,
         )
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the max of all children
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -42,12 +55,15 @@ def bench_tree(workdir: Path, runs: int) -> None:
     generated = generate_tree(tree, runs=runs, seed=runs)
     print(f"generated {len(generated.runs):,} runs in {time.perf_counter() - start:.1f}s "
           f"({sum(f.stat().st_size for f in tree.rglob('*') if f.is_file()) / 1e6:,.0f} MB)")
-    db = workdir / f"events-{runs}.db"
-    seconds, peak, summary = timed_import(tree, db, f"bench-{runs}")
-    print(f"import {summary['runs']:,} runs: {seconds:.1f}s ({summary['runs'] / seconds:,.0f} runs/s), "
-          f"peak RSS {peak:,.0f} MB, {summary['events_appended']:,} events, {summary['problems']} problems")
-    seconds, peak, summary = timed_import(tree, db, f"bench-{runs}")
-    print(f"re-import (nothing new): {seconds:.1f}s, {summary['events_appended']} events appended")
+    for label, code in (("this", None), ("baseline", BASELINE)):
+        if label == "baseline" and code is None:
+            continue
+        db = workdir / f"events-{runs}-{label}.db"
+        seconds, peak, summary = timed_import(tree, db, f"bench-{runs}", code)
+        print(f"[{label}] import {summary['runs']:,} runs: {seconds:.1f}s ({summary['runs'] / seconds:,.0f} runs/s), "
+              f"peak RSS {peak:,.0f} MB, {summary['events_appended']:,} events, {summary['problems']} problems")
+        seconds, peak, summary = timed_import(tree, db, f"bench-{runs}", code)
+        print(f"[{label}] re-import (nothing new): {seconds:.1f}s, {summary['events_appended']} events appended")
 
 
 def bench_big_trajectory(workdir: Path, megabytes: int) -> None:
@@ -69,7 +85,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=20_000)
     parser.add_argument("--trajectory-mb", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to measure side by side")
     args = parser.parse_args()
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="track-bench-import-"))
     try:
         bench_tree(workdir, args.small)

@@ -16,6 +16,9 @@ of the public snapshot; no real file is copied). Each folder is there for one be
   Anthropic twin of the bug;
 - a Claude Code run whose stdout ends with its JSON result (usage, `total_cost_usd`);
 - a folder with nothing that names its commit (unidentified);
+- two folders of older layouts that name neither agent nor model in their path
+  (`state/runs/moe_align_opt-3a3ac0e4/moe_align_opt-0000/`, `state/runs/_misc/gpt-5/<ts>/<item>/`): their
+  journal's agent block, prediction and trajectory say where they belong; a third says nothing (unidentified);
 - `archive/analysis/eval_results_v2/` results at the run paths, and an `evaluation_report.json` whose
   figures disagree with them (as the real, stale one does).
 """
@@ -34,6 +37,7 @@ SHA_NOISE = "2a0309a646b1ed83a0c40974e08c8dc628726d3c"
 SHA_CODEX = "021f76e4f49861b2e9ea9ccff06a46d577e3c548"
 SHA_SONNET = "10189d08dde1096f5759316c0a6ff05962714c4b"
 SHA_CLAUDE = "3a243095e5e7b655b63ab08fbd5936cb40850415"
+SHA_OLD = "0ec82edda59aaf5cf3b07aadf4ecce1aa1131add"
 PRE = "89ac266b262f08d25ebf25fc66122d1b2367ae64"
 
 TOOL_OUTPUT = ("Error code: 400 - {'error': {'message': 'No tool output found for function call "
@@ -190,6 +194,17 @@ def build(root: Path) -> Path:
         "journal.json": _journal("success", SHA_CLAUDE, agent="claude_code"), "prompt.json": _prompt(SHA_CLAUDE),
         "model_patch.diff": PATCH, "claude_code_stdout.txt": json.dumps(result), "claude_code_stderr.txt": "",
     })
+    old = runs / "moe_align_opt-3a3ac0e4" / "moe_align_opt-0000"
+    _write(old, {
+        "journal.json": {**_journal("error", SHA_OLD, agent="trae"), "task_id": "moe_align_opt"},
+        "prediction.jsonl": json.dumps({"instance_id": "/home/ubuntu/bench/vllm-project__vllm-005ae9b",
+                                        "model_patch": "", "model_name_or_path": "gpt-5-2025-08-07"}) + "\n",
+        "trajectory.json": {**_trajectory([QUOTA]), "model": "gpt-5"},
+    })
+    _write(runs / "_misc" / "gpt-5" / "2025-09-17_04-26-22" / "moe_align_opt-0000", {
+        "journal.json": {**_journal("error", SHA_OLD, agent="openhands"), "task_id": "moe_align_opt"},
+    })
+    _write(runs / "prefix_caching_opt-e81973e8" / "prefix_caching_opt-0000", {"task.txt": "Speed up prefix caching.\n"})
     evals = root / "archive" / "analysis" / "eval_results_v2"
     for run_id, item, human, agent_status, status, kw in (
         ("vllm/trae/gpt-5/2025-11-06_03-26-11", "vllm_core-0010", SHA_OK, "success", "success",
@@ -211,13 +226,14 @@ def build(root: Path) -> Path:
 
 
 TRUTH: dict[str, Any] = {
-    "folders": 11,
-    "trae_gpt5_attempts": 7,          # 0010-0014, 0020 (dated folder), the later 0000
-    "unidentified": ["vllm/trae/gpt-5/2025-11-06_03-26-11/vllm_core-0099"],
-    "affected": {"tool_output_missing": 1, "quota_exceeded": 2, "invalid_api_key": 1, "harness_error": 2},
-    "root_cause": {"quota_exceeded": 1, "harness_error": 2, "invalid_api_key": 1, "no_patch": 1},
+    "folders": 14,
+    "trae_gpt5_attempts": 8,          # 0010-0014, 0020 (dated folder), the later 0000, the old-layout one
+    "unidentified": ["prefix_caching_opt-e81973e8/prefix_caching_opt-0000",
+                     "vllm/trae/gpt-5/2025-11-06_03-26-11/vllm_core-0099"],
+    "affected": {"tool_output_missing": 1, "quota_exceeded": 3, "invalid_api_key": 1, "harness_error": 2},
+    "root_cause": {"quota_exceeded": 2, "harness_error": 2, "invalid_api_key": 1, "no_patch": 1},
     "any_failed_evaluated": {SHA_QUOTA, SHA_HARNESS, SHA_NOISE, SHA_SHORT},
-    "any_failed_all": {SHA_QUOTA, SHA_HARNESS, SHA_NOISE, SHA_SHORT, SHA_OK},
-    "never_succeeded": {SHA_HARNESS, SHA_NOISE, SHA_SHORT},
+    "any_failed_all": {SHA_QUOTA, SHA_HARNESS, SHA_NOISE, SHA_SHORT, SHA_OK, SHA_OLD},
+    "never_succeeded": {SHA_HARNESS, SHA_NOISE, SHA_SHORT, SHA_OLD},
     "tests_failed_at_tests_level": {SHA_QUOTA, SHA_HARNESS, SHA_NOISE, SHA_SHORT},
 }

@@ -42,11 +42,14 @@ def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Pat
     assert folders["seen"] == TRUTH["folders"] and folders["accounted"]
     assert folders["attempts"] == TRUTH["trae_gpt5_attempts"]
     assert folders["filtered"] == {"agent codex (importing trae)": 1, "agent claude_code (importing trae)": 1,
+                                   "agent openhands (importing trae)": 1,
                                    "model claude-sonnet-4-5 (importing gpt-5)": 1}
     assert [u["run_path"] for u in summary["unidentified"]] == TRUTH["unidentified"]
-    assert summary["unidentified"][0]["files"] == ["task.txt"]
+    assert all(u["files"] == ["task.txt"] for u in summary["unidentified"])
+    assert "neither the layout nor any file says the agent or model" in summary["unidentified"][0]["reason"]
     shown = run_track("--db", store_url, "folders", "trae-gpt5", cwd=tmp_path)
-    assert shown.returncode == 0 and TRUTH["unidentified"][0] in shown.stdout and "no file names the commit" in shown.stdout
+    assert shown.returncode == 0 and all(path in shown.stdout for path in TRUTH["unidentified"])
+    assert "no file names the commit" in shown.stdout
     again = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--no-sync", "--json",
                       cwd=tmp_path)
     assert json.loads(again.stdout)["events_appended"] == 0  # the unidentified record is not repeated
@@ -55,12 +58,12 @@ def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Pat
 def test_a_folder_that_gains_its_commit_becomes_an_attempt(tree: Path, sqlite_url: str) -> None:
     with EventStore.open(sqlite_url) as store:
         import_tree(store, tree, "trae-gpt5")
-        assert len(unidentified_folders(store, "trae-gpt5")) == 1
-        folder = tree / "state/runs" / TRUTH["unidentified"][0]
+        assert len(unidentified_folders(store, "trae-gpt5")) == 2
+        folder = tree / "state/runs" / TRUTH["unidentified"][1]
         (folder / "prompt.json").write_text(json.dumps(real_shapes._prompt(real_shapes.SHA_CLAUDE)))
         summary = import_tree(store, tree, "trae-gpt5")
-        assert summary.unidentified == [] and summary.runs == TRUTH["trae_gpt5_attempts"] + 1
-        assert unidentified_folders(store, "trae-gpt5") == []
+        assert len(summary.unidentified) == 1 and summary.runs == TRUTH["trae_gpt5_attempts"] + 1
+        assert [u["run_path"] for u in unidentified_folders(store, "trae-gpt5")] == TRUTH["unidentified"][:1]
         assert store.verify().ok
 
 
@@ -101,7 +104,9 @@ def test_short_sha_is_completed_and_formats_of_other_agents_are_read(tree: Path,
         summary = import_tree(store, tree, "iso-{agent}-{model}", agent="*", model="*")
         assert summary.accounted and sum(summary.filtered.values()) == 0
         assert set(summary.campaigns) == {"iso-trae-gpt-5", "iso-codex-gpt-5", "iso-claude_code-default",
-                                          "iso-trae-claude-sonnet-4-5"}
+                                          "iso-trae-claude-sonnet-4-5", "iso-openhands-gpt-5"}
+        old_layout = attempts_frame(store, "iso-openhands-gpt-5").iloc[0]
+        assert (old_layout["run_timestamp"], old_layout["repo"]) == ("2025-09-17_04-26-22", "unknown")
         trae = attempts_frame(store, "iso-trae-gpt-5").set_index("item_id")
         codex = attempts_frame(store, "iso-codex-gpt-5").iloc[0]
         claude = attempts_frame(store, "iso-claude_code-default").iloc[0]
@@ -127,7 +132,7 @@ def test_campaigns_show_the_funnel_and_the_report_beside_the_recount(imported: s
     funnel = row["funnel"]
     assert {k: funnel[k] for k in ("runs", "agent_succeeded", "patch_produced", "evaluated", "tests_run",
                                    "tests_passed", "no_patch", "errors", "baseline_failed", "no_test", "faster")} == {
-        "runs": 7, "agent_succeeded": 2, "patch_produced": 2, "evaluated": 6, "tests_run": 1, "tests_passed": 1,
+        "runs": 8, "agent_succeeded": 2, "patch_produced": 2, "evaluated": 6, "tests_run": 1, "tests_passed": 1,
         "no_patch": 4, "errors": 0, "baseline_failed": 1, "no_test": 0, "faster": 1}
     assert funnel["basis"] == "evaluation"
     report = row["evaluation_report"]
@@ -136,6 +141,10 @@ def test_campaigns_show_the_funnel_and_the_report_beside_the_recount(imported: s
     assert "tests_passed: report 2, recount 1" in " | ".join(report["differences"])
     assert report["note"] and "disagrees" in report["note"]
     assert set(row["funnel_by_model_folder"]) == {"gpt-5", "gpt-5-2025-08-07"}
+    old = next(a for a in json.loads(run_track("--db", imported, "attempts", "--campaign", "trae-gpt5", "--json",
+                                               cwd=tmp_path).stdout) if a["item_id"] == "moe_align_opt-0000")
+    assert (old["repo"], old["run_timestamp"], old["failure_category"]) == ("vllm", "moe_align_opt-3a3ac0e4",
+                                                                           "quota_exceeded")
     text = run_track("--db", imported, "campaigns", cwd=tmp_path)
     assert "beside the recount" in text.stdout and "tests_passed" in text.stdout
 
@@ -170,7 +179,7 @@ def test_failures_cli_prints_the_table_and_its_evidence(imported: str, tmp_path:
     table = run_track("--db", imported, "failures", "trae-gpt5", "--json", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     rows = {r["category"]: r for r in json.loads(table.stdout)}
-    assert rows["quota_exceeded"]["affected_runs"] == 2 and rows["quota_exceeded"]["commits"] == 1
+    assert rows["quota_exceeded"]["affected_runs"] == 3 and rows["quota_exceeded"]["commits"] == 2
     assert set(rows["quota_exceeded"]) >= {"category", "affected_runs", "root_cause_runs", "commits", "models"}
     evidence = run_track("--db", imported, "failures", "trae-gpt5", "--evidence", "invalid_api_key", cwd=tmp_path)
     assert "trae_stderr.txt:" in evidence.stdout and "ROOT CAUSE" in evidence.stdout

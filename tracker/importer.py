@@ -72,6 +72,7 @@ from tracker.readers import (
     normalise_model,
     read_run,
 )
+from tracker.readers.discovery import UNKNOWN, identify_folder
 from tracker.readers.evaluation import EvaluationReport
 from tracker.store import ANY, NO_STREAM, EventStore
 
@@ -196,7 +197,7 @@ def import_tree(
     if kind not in ("original", "rerun"):
         raise TrackerError(f"campaign kind must be original or rerun, not {kind!r}")
     wanted_model = model if model == ALL else normalise_model(model)
-    session = _ImportSession(store, root, table, kind, agent_fix_commit, baseline_campaign)
+    session = _ImportSession(store, root, table, kind, agent_fix_commit, baseline_campaign, agent, wanted_model)
     summary = ImportSummary(campaign=campaign, root=str(root), rules_version=table.version)
     tree_problems: list[Problem] = []
     logs = index_pipeline_logs(root)
@@ -206,6 +207,14 @@ def import_tree(
         summary.folders_seen += 1
         if progress:
             progress(folder)
+        folder = identify_folder(folder)
+        unknown = [what for what, value in (("agent", folder.agent), ("model", folder.model)) if value == UNKNOWN]
+        if unknown:
+            name = check_campaign_name(campaign_name_for(campaign, folder))
+            facts = read_run(folder, logs, evals)
+            why = f"neither the layout nor any file says the {' or '.join(unknown)}"
+            summary.unidentified.append(session.unidentified(name, facts, why))
+            continue
         reason = _filter_reason(folder, agent, wanted_model, repo)
         if reason is not None:
             summary.filtered[reason] += 1
@@ -239,8 +248,9 @@ class _ImportSession:
     """The campaigns one import writes to: created on their first run folder, with what each knew."""
 
     def __init__(self, store: EventStore, root: Path, table: RuleTable, kind: str, fix: str | None,
-                 baseline: str | None) -> None:
+                 baseline: str | None, agent: str, model: str) -> None:
         self.store, self.root, self.table = store, root, table
+        self.agent, self.model = agent, model
         self.kind, self.fix, self.baseline = kind, fix, baseline
         self.metadata = default_metadata(correlation_id=str(uuid.uuid4()), command="import",
                                          root=str(root.resolve()))
@@ -254,13 +264,15 @@ class _ImportSession:
 
     def _ready(self, name: str, facts: RunFacts) -> dict[str, _StreamState]:
         if name not in self.known:
+            agent = self.agent if self.agent != ALL else facts.folder.agent
+            model = self.model if self.model != ALL else facts.folder.model
             created = CampaignCreated(
-                name=name, kind=self.kind, agent=facts.folder.agent, model=facts.folder.model,
+                name=name, kind=self.kind, agent=agent, model=model,
                 source=str(self.root.resolve()), agent_fix_commit=self.fix, baseline_campaign=self.baseline,
             )
             ensure_campaign(self.store, created, self.metadata)
             self.known[name] = _known_facts(self.store, name)
-            self.agents[name] = (facts.folder.agent, facts.folder.model)
+            self.agents[name] = (agent, model)
             self.unidentified_before[name] = _unidentified_paths(self.store, name)
             self.unidentified_now[name] = set()
         return self.known[name]
@@ -287,14 +299,14 @@ class _ImportSession:
         self.claimed[stream] = facts.folder.run_path
         return stream
 
-    def unidentified(self, name: str, facts: RunFacts) -> dict[str, Any]:
+    def unidentified(self, name: str, facts: RunFacts, why: str = "no file names the commit") -> dict[str, Any]:
         self._ready(name, facts)
         files = sorted(p.name for p in _safe_listdir(facts.folder.path))
         reasons = [f"{p.file}: {p.kind} ({p.detail})" for p in facts.problems if p.kind != "guessed"]
         record = FolderUnidentified(
             run_path=facts.folder.run_path,
-            reason="no file names the commit" + (f"; {'; '.join(reasons[:4])}" if reasons else ""),
-            commit_hint=None, files=files,
+            reason=why + (f"; {'; '.join(reasons[:4])}" if reasons else ""),
+            commit_hint=facts.commit, files=files,
         )
         self.unidentified_now[name].add(facts.folder.run_path)
         if facts.folder.run_path not in self.unidentified_before[name]:

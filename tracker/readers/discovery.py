@@ -1,7 +1,11 @@
-"""Find run folders: `state/runs/<repo>/<agent>/<model>/<run id>/<item_id>/`.
+"""Find run folders: `state/runs/<repo>/<agent>/<model>/<run id>/<item_id>/`, and every other layout.
 
 The run id is normally the start time (`YYYY-MM-DD_HH-MM-SS`); older benches named it after the
 run's short hash (`389be848`). Either way it is the folder's run id: nothing is skipped for its name.
+Older benches also used other layouts (`state/runs/<task_id>-<hash>/<item_id>/`,
+`state/runs/_misc/<model>/<ts>/<item_id>/`): any folder above the standard depth that holds run files
+is a run folder too, and what its path does not say (repo, agent, model) is read from its files
+(`identify_folder`), so no run folder is left behind for its layout.
 
 The walk is fixed-depth with `os.scandir`, sorted at every level so the order is deterministic. It
 follows directory symlinks (runs are sometimes linked in from another disk) but remembers the
@@ -29,6 +33,10 @@ _BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|global)[-.](?=anthropic)")
 _BEDROCK_VERSION = re.compile(r"-v\d+[-:]\d+$")
 _CLAUDE_SQUASHED = re.compile(r"^(claude-[a-z]+-)(\d)(\d)$")
 _LEVELS = ("repo", "agent", "model", "timestamp", "item")
+RUN_FILES = ("journal.json", "run_summary.json", "prompt.json", "task.txt", "model_patch.diff", "trajectory.json",
+             "prediction.jsonl")
+"""A folder holding any of these is a run folder, whatever its depth."""
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class RunFolder:
     model: str
     timestamp: str
     item_id: str
+    standard_layout: bool = True
 
     @property
     def timestamp_is_time(self) -> bool:
@@ -132,7 +141,7 @@ def _walk(
     if ident in ancestors:
         sink.append(Problem(rel, "symlink_loop", "directory links back to one of its parents; not followed"))
         return
-    if len(parts) == len(_LEVELS):
+    if len(parts) == len(_LEVELS) or (parts and _holds_run_files(folder)):
         if ident in seen_items:
             sink.append(Problem(rel, "symlink_loop", "same run folder reached twice through a symlink"))
             return
@@ -141,6 +150,10 @@ def _walk(
         return
     for name in _subdirs(folder, rel, sink):
         yield from _walk(folder / name, root, (*parts, name), [*ancestors, ident], seen_items, sink)
+
+
+def _holds_run_files(folder: Path) -> bool:
+    return any(os.path.isfile(folder / name) for name in RUN_FILES)
 
 
 def _dir_identity(folder: Path, rel: str, sink: list[Problem]) -> tuple[int, int] | None:
@@ -171,16 +184,35 @@ def _subdirs(folder: Path, rel: str, sink: list[Problem]) -> list[str]:
 
 
 def _make_folder(path: Path, parts: tuple[str, ...]) -> RunFolder:
-    """Build the RunFolder of a depth-5 directory."""
-    repo_raw, agent, model_raw, timestamp, item_id = parts
+    """Build the RunFolder of a run directory (standard depth, or another layout: see module docstring)."""
+    if len(parts) == len(_LEVELS):
+        repo_raw, agent, model_raw, timestamp, item_id = parts
+        return RunFolder(path=path, run_path="/".join(parts), repo_raw=repo_raw, repo=normalise_repo(repo_raw),
+                         agent=agent, model_raw=model_raw, model=normalise_model(model_raw), timestamp=timestamp,
+                         item_id=item_id)
+    item_id = parts[-1]
+    timestamp = parts[-2] if len(parts) >= 2 else ""
+    model_raw = parts[-3] if len(parts) >= 3 else ""
+    repo_raw = parts[0] if len(parts) >= 4 and normalise_repo(parts[0]) in KNOWN_REPOS else ""
+    return RunFolder(path=path, run_path="/".join(parts), repo_raw=repo_raw, repo=normalise_repo(repo_raw),
+                     agent="", model_raw=model_raw, model=normalise_model(model_raw), timestamp=timestamp,
+                     item_id=item_id, standard_layout=False)
+
+
+def identify_folder(folder: RunFolder) -> RunFolder:
+    """Fill in what a non-standard layout's path does not say, from the run's own small files:
+    the journal's `run_metadata` and agent block, the run summary's `meta`, the prediction's
+    instance id (`vllm-project__vllm-…`) and the trajectory's `model`. What no file says stays `unknown`."""
+    if folder.standard_layout:
+        return folder
+    from tracker.readers.layout import layout_hints
+
+    hints = layout_hints(folder.path)
+    repo_raw = folder.repo_raw or hints.get("repo") or ""
+    model_raw = hints.get("model") or folder.model_raw
     return RunFolder(
-        path=path,
-        run_path="/".join(parts),
-        repo_raw=repo_raw,
-        repo=normalise_repo(repo_raw),
-        agent=agent,
-        model_raw=model_raw,
-        model=normalise_model(model_raw),
-        timestamp=timestamp,
-        item_id=item_id,
+        path=folder.path, run_path=folder.run_path, repo_raw=repo_raw or UNKNOWN,
+        repo=normalise_repo(repo_raw) if repo_raw else UNKNOWN, agent=hints.get("agent") or UNKNOWN,
+        model_raw=model_raw or UNKNOWN, model=normalise_model(model_raw) if model_raw else UNKNOWN,
+        timestamp=folder.timestamp, item_id=folder.item_id, standard_layout=False,
     )

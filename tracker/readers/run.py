@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tracker.readers.agent_output import AgentResult, read_agent_result, scan_outputs
 from tracker.readers.common import EvidenceLine, Problem, clip
-from tracker.readers.discovery import RunFolder, discover_runs
+from tracker.readers.discovery import RunFolder, discover_runs, identify_folder
 from tracker.readers.evaluation import EvalFacts, EvaluationIndex, index_evaluations
 from tracker.readers.journal import JournalFacts, read_journal
 from tracker.readers.patch import PatchFacts, read_patch
@@ -98,7 +98,7 @@ def read_tree(root: Path, problems: list[Problem] | None = None) -> Iterator[Run
     sink.extend(logs.problems)
     sink.extend(evals.problems)
     for folder in discover_runs(Path(root), sink):
-        yield read_run(folder, logs, evals)
+        yield read_run(identify_folder(folder), logs, evals)
 
 
 def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) -> RunFacts:
