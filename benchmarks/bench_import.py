@@ -23,7 +23,6 @@ from pathlib import Path
 
 from tracker.sample_tree import RunSpec, generate_tree, write_big_trajectory, write_run_folder
 
-
 BASELINE: Path | None = None
 
 

@@ -34,7 +34,7 @@ GREP = {
     "tool_output_missing": (b"No tool output found",),
     "quota_exceeded": (b"insufficient_quota", b"You exceeded your current quota"),
     "invalid_api_key": (b"invalid_api_key", b"Incorrect API key provided"),
-    "json_parse_error": (b"JSONDecodeError", b"Unterminated string", b"Expecting value"),
+    "json_parse_error": (b"JSONDecodeError", b"Unterminated string", b"Expecting value", b"Expecting ',' delimiter"),
 }
 
 
@@ -125,8 +125,9 @@ def main() -> None:
         print(f"  [{label}] policy: {runs[label]['policy']}")
         for repo in ("vllm", "sglang"):
             theirs, ours = team_list(root, repo), runs[label]["planned"].get(repo, set())
-            print(f"  [{label}] {repo:<7} team {len(theirs):>3}  planned {len(ours):>3}  in both {len(theirs & ours):>3}"
-                  f"  only planned {len(ours - theirs):>3}  only team {len(theirs - ours):>3}")
+            print(f"  [{label}] {repo:<7} team {len(theirs):>3}  planned {len(ours):>3}  "
+                  f"in both {len(theirs & ours):>3}  only planned {len(ours - theirs):>3}  "
+                  f"only team {len(theirs - ours):>3}")
     print("\n== every run folder accounted for")
     for label in labels:
         s = runs[label]["summary"]

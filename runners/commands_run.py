@@ -14,9 +14,9 @@ import click
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option
 from tracker.domain import FAILURE_CATEGORIES, campaign_stream
+from tracker.outcomes import LEVELS
 from tracker.runner.estimate import estimate_plan
 from tracker.runner.execution import RunConfig, RunProgress, StopControl, run_campaign
-from tracker.outcomes import LEVELS
 from tracker.runner.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
 from tracker.runner.preflight import run_preflight
 from tracker.runner.status import campaign_status

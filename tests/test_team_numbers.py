@@ -15,7 +15,7 @@ from tracker.failures import failure_evidence, failure_table
 from tracker.importer import import_tree
 from tracker.runner.planning import select_commits
 from tracker.store import EventStore
-from tracker.views import attempts_frame, list_campaigns, unidentified_folders
+from tracker.views import attempts_frame, unidentified_folders
 
 TRUTH = real_shapes.TRUTH
 

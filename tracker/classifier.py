@@ -264,25 +264,25 @@ def find_incidents(lines: list[EvidenceLine], table: RuleTable) -> tuple[Inciden
         for rule in rules:
             if line.source not in rule.sources:
                 continue
-            m = next((found for p in rule.patterns if (found := p.search(line.text))), None)
-            if m is not None:
-                hits.setdefault(rule.category, []).append((rule, line, m))
+            hit = next((m for p in rule.patterns if (m := p.search(line.text))), None)
+            if hit is not None:
+                hits.setdefault(rule.category, []).append((rule, line, hit))
                 break
     incidents: list[Incident] = []
     order = {category: i for i, category in enumerate(CATEGORIES)}
     for category in sorted(hits, key=lambda c: order.get(c, len(order))):
-        found = hits[category]
+        seen = hits[category]
         files: dict[str, int] = {}
-        for _, line, _ in found:
+        for _rule, line, _match in seen:
             files[line.file] = files.get(line.file, 0) + line.count
         top = max(files, key=lambda f: files[f])
-        in_top = [(rule, line, m) for rule, line, m in found if line.file == top]
-        rule, first, m = min(in_top, key=lambda h: h[1].line or 0)
+        in_top = [h for h in seen if h[1].file == top]
+        rule, first, match = min(in_top, key=lambda h: h[1].line or 0)
         last_line = max((h[1].last_line or h[1].line or 0) for h in in_top) or None
         incidents.append(Incident(
             category=category, rule_id=rule.id, count=files[top], files=files,
             first={"file": top, "line": first.line}, last={"file": top, "line": last_line},
-            excerpt=excerpt(first.text, m.start(), m.end(), table.excerpt_chars),
+            excerpt=excerpt(first.text, match.start(), match.end(), table.excerpt_chars),
         ))
     return tuple(incidents)
 

@@ -78,6 +78,10 @@ class DomainEvent:
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
 
+    def to_dict(self) -> JsonDict:
+        """The event's fields as they are (no redaction: for a decoded, already stored event)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
     def to_payload(self) -> JsonDict:
         """The event's fields, with secrets redacted: the last boundary before the append-only log."""
         payload: JsonDict = redact_value(dataclasses.asdict(self))  # type: ignore[call-overload]

@@ -12,7 +12,7 @@ of the agent: they are counted apart and never as agent failures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -54,7 +54,7 @@ def faster(row: Mapping[str, Any]) -> bool:
     if improvement is True or improvement is False:
         return bool(improvement)
     speedup = row.get("speedup")
-    return _present(speedup) and float(speedup) > 1.0
+    return speedup is not None and _present(speedup) and float(speedup) > 1.0
 
 
 def succeeded(row: Mapping[str, Any], level: str = "agent") -> bool:
@@ -98,7 +98,7 @@ def level_column(frame: pd.DataFrame, level: str) -> pd.Series:
                      dtype=object)
 
 
-def funnel(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+def funnel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A campaign's funnel. Where evaluations exist, `no_patch`, `errors` and `tests_*` are the
     evaluation's (`basis: evaluation`); otherwise they are the agent's (`basis: agent`)."""
     evaluated = [r for r in rows if _present(r.get("eval_status"))]

@@ -6,7 +6,6 @@ values such as cost at read time from the versioned price table, so prices never
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -15,7 +14,6 @@ from sqlalchemy import select
 
 from tracker import outcomes
 from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified
-
 from tracker.errors import TrackerError
 from tracker.events import RecordedEvent, decode
 from tracker.pricing import PriceTable, load_price_table
@@ -67,7 +65,7 @@ def latest_report(store: EventStore, campaign: str) -> dict[str, Any] | None:
     found = None
     for event in store.read_stream(f"campaign:{campaign}"):
         if event.event_type == EvaluationReportObserved.TYPE:
-            found = dataclasses.asdict(decode(event))
+            found = decode(event).to_dict()
     return found
 
 
@@ -76,7 +74,7 @@ def unidentified_folders(store: EventStore, campaign: str) -> list[dict[str, Any
     found: dict[str, dict[str, Any]] = {}
     for event in store.read_stream(f"campaign:{campaign}"):
         if event.event_type == FolderUnidentified.TYPE:
-            found[event.payload["run_path"]] = {**dataclasses.asdict(decode(event)), "recorded_at": event.recorded_at}
+            found[event.payload["run_path"]] = {**decode(event).to_dict(), "recorded_at": event.recorded_at}
         elif event.event_type == FolderIdentified.TYPE:
             found.pop(event.payload["run_path"], None)
     return list(found.values())
