@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(TRACK) demo
 
 test: $(STAMP)
+	.ci/install-browser   # the browser tests drive Debian's headless Chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

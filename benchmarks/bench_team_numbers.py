@@ -1,6 +1,7 @@
 """The team's own numbers from a local snapshot of the public ISO-Bench repository, beside `track`'s.
 
-Usage: python benchmarks/bench_team_numbers.py SNAPSHOT/ISO-Bench [--baseline CHECKOUT] [--workdir DIR]
+Usage: python benchmarks/bench_team_numbers.py [SNAPSHOT/ISO-Bench] [--baseline CHECKOUT] [--workdir DIR]
+       (or ISOBENCH_SNAPSHOT=SNAPSHOT/ISO-Bench; without either it says so and exits 0, for `make bench`)
 
 SNAPSHOT is a checkout of `ISO-Bench/ISO-Bench` (nothing of it is in this repository). The script
 imports it as `trae-gpt5` (`--agent trae --model gpt-5`), then prints, each beside its reference:
@@ -93,11 +94,16 @@ def measure(label: str, code: Path | None, root: Path, work: Path) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("root", type=Path, help="the snapshot's ISO-Bench folder")
+    parser.add_argument("root", type=Path, nargs="?", default=os.environ.get("ISOBENCH_SNAPSHOT"),
+                        help="the snapshot's ISO-Bench folder (default $ISOBENCH_SNAPSHOT)")
     parser.add_argument("--baseline", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    root = args.root.resolve()
+    if args.root is None:
+        print("skipped: no snapshot (pass the ISO-Bench folder of a checkout of ISO-Bench/ISO-Bench, "
+              "or set ISOBENCH_SNAPSHOT)")
+        return
+    root = Path(args.root).resolve()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="track-team-numbers-"))
     runs = {label: measure(label, code, root, work)
             for label, code in (("track", None), ("baseline", args.baseline)) if label == "track" or code}

@@ -12,6 +12,7 @@ from tracker import views
 from tracker.compare import Comparison, compare
 from tracker.compare_mlflow import ComparisonNotLogged, log_comparison
 from tracker.criteria import BELOW
+from tracker.outcomes import LEVELS
 from tracker.reports import display
 from tracker.reports.export import FORMATS, export
 
@@ -24,6 +25,8 @@ EXIT_PROBLEM = 1
 @click.option("--criteria", "criteria_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Success criteria YAML (example: tracker/data/criteria.example.yaml).")
 @click.option("--repo", default=None, help="Compare one repo only (vllm, sglang).")
+@click.option("--level", type=click.Choice(LEVELS), default="agent", show_default=True,
+              help="Outcome level that counts as success: agent finished, patch, tests passed, faster.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table (terminal), json, csv, md, html (self-contained), parquet.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -35,7 +38,8 @@ EXIT_PROBLEM = 1
 @json_option
 @pass_app
 def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: Path | None, repo: str | None,
-                    fmt: str, out: Path | None, to_mlflow: bool, mlflow_uri: str | None, as_json: bool) -> None:
+                    level: str, fmt: str, out: Path | None, to_mlflow: bool, mlflow_uri: str | None,
+                    as_json: bool) -> None:
     """Compare campaign RERUN with campaign BASELINE, commit by commit.
 
     Shows which commits are fixed, still failing (and why) or regressed, success rates with 95%
@@ -46,7 +50,7 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
     Example: track compare trae-gpt5-original trae-gpt5-rerun --criteria criteria.yaml --format html --out report.html
     """
     fmt = "json" if as_json else fmt
-    result = compare(app.store(), baseline, rerun, criteria=criteria_path, repo=repo)
+    result = compare(app.store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
     if fmt == "table":
         text = _terminal(result)
         if out is None:
@@ -90,7 +94,8 @@ def _terminal(result: Comparison) -> str:
         return format_table([dict(zip(headers, row, strict=True)) for row in rows], headers) if headers else "(none)"
 
     commits = views.frame_records(result.commits.assign(commit=result.commits["commit"].str[:12]))
-    lines = [f"{result.rerun['name']} vs {result.baseline['name']}", *display.headline(result), "",
+    lines = [f"{result.rerun['name']} vs {result.baseline['name']} (success = {result.meta['success_rule']})",
+             *display.headline(result), "",
              table(*display.summary(result)), "", "failure category, baseline -> rerun:",
              table(*display.transition_matrix(result)), ""]
     if len(result.criteria):

@@ -211,9 +211,11 @@ def attempts_command(app: AppContext, campaign: str, repo: str | None, status: s
         emit_json(views.frame_records(frame))
         return
     frame = frame.assign(commit=frame["commit"].str[:12], problems=frame["problems"].map(len))
+    frame = frame.assign(incidents=[", ".join(f"{i['category']} x{i['count']}" for i in found)
+                                    for found in frame["incidents"]])
     click.echo(format_table(views.frame_records(frame), [
-        "repo", "item_id", "commit", "run_timestamp", "status", "failure_category", "input_tokens",
-        "output_tokens", "cost_usd", "patch_bytes", "problems"]))
+        "repo", "item_id", "commit", "run_timestamp", "status", "failure_category", "outcome_level", "eval_status",
+        "incidents", "input_tokens", "output_tokens", "cost_usd", "patch_bytes", "problems"]))
     click.echo(f"{len(frame)} attempts")
 
 

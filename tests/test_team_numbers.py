@@ -186,3 +186,24 @@ def test_failures_cli_prints_the_table_and_its_evidence(imported: str, tmp_path:
     assert "B7cA" not in evidence.stdout and "sk-proj-****" not in evidence.stdout  # redacted
     human = run_track("--db", imported, "failures", "trae-gpt5", cwd=tmp_path)
     assert "affected_runs" in human.stdout and "harness_error" in human.stdout
+
+
+def test_compare_counts_success_at_the_level_asked(tree: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """The same two campaigns compared at the agent level and at the tests level: a commit whose agent
+    finished but whose tests never passed is a success only at the agent level."""
+    from tracker.compare import compare
+
+    with EventStore.open(sqlite_url) as store:
+        import_tree(store, tree, "orig")
+        import_tree(store, tree, "again", kind="rerun", agent_fix_commit="a1c6d41", baseline_campaign="orig")
+        agent = compare(store, "orig", "again").commits.set_index("commit")
+        tests = compare(store, "orig", "again", level="tests").commits.set_index("commit")
+    quota = real_shapes.SHA_QUOTA  # 0014 finished (agent success) but its evaluation failed on its own
+    assert agent.loc[quota, "rerun_status"] == "success"
+    assert tests.loc[quota, "rerun_status"] == "below_tests"
+    assert tests.loc[quota, "rerun_category"] in ("eval:baseline_failed", "quota_exceeded")
+    assert tests.loc[real_shapes.SHA_OK, "rerun_status"] == "success"  # tests passed and faster
+    shown = run_track("--db", sqlite_url, "compare", "orig", "again", "--level", "tests", "--no-mlflow",
+                      cwd=tmp_path)
+    assert shown.returncode in (0, 1), shown.stderr
+    assert "reached level tests" in shown.stdout

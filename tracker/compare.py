@@ -5,7 +5,11 @@ why, what it cost against the plan's estimate, whether the success criteria were
 the improvement is real (Wilson intervals, exact McNemar on the commits run in both).
 
 Rules (documented here because every figure depends on them):
-- An attempt **succeeds** when its status is `success` (the classifier's category `none`).
+- An attempt **succeeds** when it reached the comparison's outcome **level** (`tracker.outcomes`):
+  `agent` (the default: status `success`, category `none`), `patch`, `tests` (evaluation `success`)
+  or `faster`. Below the level, a finished attempt is a failure whose category is its root cause,
+  or, when the agent itself succeeded, what stopped it (`no_patch`, `eval:<status>`, `not_evaluated`,
+  `not_faster`).
 - The **best attempt** of a commit in a campaign: a success beats a finished failure, which beats
   an unfinished attempt (`running`, `abandoned`, `interrupted`); within a tier the latest attempt
   wins (run timestamp, then stream id, so ties are broken the same way every time). A commit's
@@ -31,7 +35,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from tracker import views
+from tracker import outcomes, views
 from tracker.criteria import COMBINED, Criteria, load_criteria
 from tracker.errors import TrackerError
 from tracker.pricing import PriceTable, load_price_table
@@ -138,19 +142,19 @@ def typed(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
 
 
 def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria | str | Path | None = None,
-            repo: str | None = None, prices: PriceTable | None = None) -> Comparison:
+            repo: str | None = None, prices: PriceTable | None = None, level: str = "agent") -> Comparison:
     """Compare campaign `rerun` with campaign `baseline` (see the module docstring for the rules)."""
     if baseline == rerun:
         raise TrackerError(f"baseline and rerun are the same campaign ({baseline!r}): name two campaigns")
     if criteria is not None and not isinstance(criteria, Criteria):
         criteria = load_criteria(criteria)
     prices = prices or load_price_table()
-    campaigns = {row["name"]: row for row in views.list_campaigns(store)}  # also catches the read model up
+    campaigns = {row["name"]: row for row in views.campaign_summaries(store)}  # also catches the read model up
     for name in (baseline, rerun):
         if name not in campaigns:
             raise TrackerError(f"no campaign named {name!r}: see `track campaigns`")
-    base_frame = attempt_outcomes(store, baseline, repo, prices)
-    rerun_frame = attempt_outcomes(store, rerun, repo, prices)
+    base_frame = attempt_outcomes(store, baseline, repo, prices, level)
+    rerun_frame = attempt_outcomes(store, rerun, repo, prices, level)
     base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])
     notes = _campaign_notes(base_info, rerun_info)
 
@@ -171,7 +175,8 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
         pd.DataFrame(), CRITERIA_SCHEMA)
     meta = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "repo_filter": repo, "success_rule": "attempt status is `success` (failure category `none`)",
+        "repo_filter": repo, "level": level,
+        "success_rule": f"the attempt reached level {level}: {outcomes.LEVEL_HELP[level]}",
         "best_attempt_rule": BEST_ATTEMPT_RULE, "price_table": prices.version,
         "criteria": None if criteria is None else {"name": criteria.name, "source": criteria.source,
                                                    "measure": criteria.measure, "levels": criteria.levels},
@@ -210,10 +215,39 @@ def _campaign_notes(base: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
 # -- per commit --------------------------------------------------------------------------------
 
 _OUTCOME_COLUMNS = ("stream_id", "repo", "commit", "item_id", "run_timestamp", "status", "failure_category",
-                    "model", "input_tokens", "cached_input_tokens", "output_tokens", "speedup")
+                    "model", "input_tokens", "cached_input_tokens", "output_tokens", "speedup", "patch_sha256",
+                    "patch_bytes", "patch_generated", "eval_status", "improvement")
 
 
-def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices: PriceTable) -> pd.DataFrame:
+def at_level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The frame with `status` and `failure_category` as seen at outcome `level` (see module docstring)."""
+    if level == "agent":
+        return frame
+    statuses, categories = [], []
+    for row in frame.to_dict(orient="records"):
+        status, category = row["status"], row["failure_category"]
+        if status in UNFINISHED:
+            pass
+        elif outcomes.succeeded(row, level):
+            status, category = SUCCESS, "none"
+        else:
+            if status == SUCCESS:
+                if level == "patch" or not outcomes.patch_produced(row):
+                    category = "no_patch"
+                elif row["eval_status"] is None or pd.isna(row["eval_status"]):
+                    category = "not_evaluated"
+                elif row["eval_status"] != SUCCESS:
+                    category = f"eval:{row['eval_status']}"
+                else:
+                    category = "not_faster"
+            status = f"below_{level}"
+        statuses.append(status)
+        categories.append(category)
+    return frame.assign(status=statuses, failure_category=categories)
+
+
+def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices: PriceTable,
+                     level: str = "agent") -> pd.DataFrame:
     """The attempts' columns a comparison needs, with `cost_usd` priced now (as `views.attempts_frame`).
 
     A lean twin of `views.attempts_frame`: a third of the columns and pricing done per model on whole
@@ -233,7 +267,7 @@ def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices:
         frame[name] = frame[name].astype("float64")
     frame["failure_category"] = frame["failure_category"].fillna("none")
     frame["cost_usd"] = price_attempts(frame, prices)
-    return frame
+    return at_level(frame, outcomes.check_level(level))
 
 
 def price_attempts(frame: pd.DataFrame, prices: PriceTable) -> pd.Series:

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from tracker import outcomes
 from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified
@@ -32,25 +32,43 @@ ATTEMPT_COLUMNS = [
 ]
 
 
-def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
-    """Every campaign with its attempt and commit counts, its outcome funnel, and the team's own
-    evaluation report beside the recount where the campaign has one."""
+def campaign_summaries(store: EventStore) -> list[dict[str, Any]]:
+    """Every campaign's row with its attempt, commit and agent-level success counts (one SQL query)."""
     read_model.catch_up(store)
+    counts = (
+        select(
+            attempts.c.campaign,
+            func.count().label("attempts"),
+            func.count(attempts.c.commit.distinct()).label("commits"),
+            func.sum(case((attempts.c.status == "success", 1), else_=0)).label("succeeded"),
+        ).group_by(attempts.c.campaign).subquery()
+    )
+    query = (select(campaigns, counts.c.attempts, counts.c.commits, counts.c.succeeded)
+             .select_from(campaigns.outerjoin(counts, counts.c.campaign == campaigns.c.name))
+             .order_by(campaigns.c.created_at))
     with store.engine.connect() as connection:
-        rows = [dict(row) for row in connection.execute(select(campaigns).order_by(campaigns.c.created_at)).mappings()]
+        rows = [dict(row) for row in connection.execute(query).mappings()]
+    for row in rows:
+        for key in ("attempts", "commits", "succeeded"):
+            row[key] = int(row[key] or 0)
+        row["failed"] = row["attempts"] - row["succeeded"]
+    return rows
+
+
+def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
+    """Every campaign with its counts, its outcome funnel (`tracker.outcomes`), and the team's own
+    evaluation report beside the recount where the campaign has one."""
+    rows = campaign_summaries(store)
+    with store.engine.connect() as connection:
         attempt_rows = [dict(r) for r in connection.execute(select(
-            attempts.c.campaign, attempts.c.commit, attempts.c.status, attempts.c.patch_sha256,
-            attempts.c.patch_bytes, attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement,
-            attempts.c.speedup, attempts.c.model_raw)).mappings()]
+            attempts.c.campaign, attempts.c.status, attempts.c.patch_sha256, attempts.c.patch_bytes,
+            attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement, attempts.c.speedup,
+            attempts.c.model_raw)).mappings()]
     by_campaign: dict[str, list[dict[str, Any]]] = {}
     for attempt in attempt_rows:
         by_campaign.setdefault(attempt["campaign"], []).append(attempt)
     for row in rows:
         mine = by_campaign.get(row["name"], [])
-        row["attempts"] = len(mine)
-        row["commits"] = len({a["commit"] for a in mine})
-        row["succeeded"] = sum(1 for a in mine if outcomes.succeeded(a, "agent"))
-        row["failed"] = row["attempts"] - row["succeeded"]
         row["funnel"] = outcomes.funnel(mine)
         folders = sorted({a["model_raw"] for a in mine if a["model_raw"]})
         if len(folders) > 1:

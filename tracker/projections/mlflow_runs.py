@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from tracker import outcomes
 from tracker.events import RecordedEvent
 from tracker.mlflow_config import resolve_tracking_uri
 from tracker.pricing import PriceTable, load_price_table
@@ -285,8 +286,9 @@ class _Projection:
         values: dict[str, Any] = {column: row[column] for column in _TOKEN_COLUMNS}
         if row["input_tokens"] is not None or row["output_tokens"] is not None:
             values["total_tokens"] = (row["input_tokens"] or 0) + (row["output_tokens"] or 0)
-        values["cost_usd"] = self.prices.cost_usd(row["model"], row["input_tokens"], row["cached_input_tokens"],
-                                                  row["output_tokens"])
+        values["cost_usd"] = self.prices.cost_usd(row.get("usage_model") or row["model"], row["input_tokens"],
+                                                  row["cached_input_tokens"], row["output_tokens"])
+        values["agent_reported_cost_usd"] = row.get("agent_reported_cost_usd")
         values["duration_s"] = row["duration_s"]
         values["llm_calls"] = row["llm_calls"]
         if row["lines_added"] is not None or row["lines_removed"] is not None:
@@ -307,6 +309,9 @@ class _Projection:
         tags = {
             "status": row["status"] or "unknown",
             "failure_category": category,
+            "outcome_level": outcomes.highest_level(row),
+            "eval_status": row.get("eval_status") or "not_evaluated",
+            "incidents": _cut(", ".join(f"{i['category']} x{i.get('count')}" for i in _json_list(row.get("incidents")))),
             "failure_rule": row["rule_id"] or "",
             "failure_evidence": _cut(redact(why)) if category != "none" else "",
             "failure_history": _cut(" | ".join(f"{h['recorded_at'][:19]}Z {h['category']} ({h['rule_id']})"
