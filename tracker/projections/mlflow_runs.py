@@ -311,7 +311,8 @@ class _Projection:
             "failure_category": category,
             "outcome_level": outcomes.highest_level(row),
             "eval_status": row.get("eval_status") or "not_evaluated",
-            "incidents": _cut(", ".join(f"{i['category']} x{i.get('count')}" for i in _json_list(row.get("incidents")))),
+            "incidents": _cut(", ".join(f"{i['category']} x{i.get('count')}"
+                                        for i in _json_list(row.get("incidents")))),
             "failure_rule": row["rule_id"] or "",
             "failure_evidence": _cut(redact(why)) if category != "none" else "",
             "failure_history": _cut(" | ".join(f"{h['recorded_at'][:19]}Z {h['category']} ({h['rule_id']})"

@@ -6,9 +6,11 @@ names every bad file and still keeps everything that was good.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SNIFF_BYTES = 8192
 """How much of a file is looked at to decide whether it is binary."""
@@ -88,3 +90,45 @@ def file_size(path: Path) -> int | None:
 def clip(text: str, limit: int = MAX_EVIDENCE_CHARS) -> str:
     """Cut a string to `limit` characters, marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_json_object(path: Path, rel: str) -> tuple[dict[str, Any] | None, Problem | None, bool]:
+    """A small JSON object file: (object, None, True), (None, problem, True) when it exists but cannot
+    be used (too large, unreadable, truncated, not JSON, not an object), or (None, None, False) when absent."""
+    size = file_size(path)
+    if size is None:
+        return None, None, False
+    if size > MAX_SMALL_JSON_BYTES:
+        return None, Problem(rel, "too_large", f"{size} bytes; expected a few KB"), True
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, os_problem(rel, exc), True
+    doc, problem = parse_json_document(raw, rel)
+    if problem is not None:
+        return None, problem, True
+    if not isinstance(doc, dict):
+        return None, Problem(rel, "invalid_json", f"top level is {type(doc).__name__}, not an object"), True
+    return doc, None, True
+
+
+def parse_json_document(raw: bytes, rel: str) -> tuple[Any, Problem | None]:
+    """Decode a whole small JSON file, telling truncated from otherwise invalid from binary."""
+    if looks_binary(raw[:8192]):
+        return None, Problem(rel, "binary", "NUL bytes where JSON text was expected")
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        kind = "truncated" if _stops_early(text, exc) else "invalid_json"
+        return None, Problem(rel, kind, f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def _stops_early(text: str, exc: json.JSONDecodeError) -> bool:
+    """A JSON document cut short: it starts like JSON, and fails at its end or lacks its closing bracket."""
+    stripped = text.strip()
+    if stripped[:1] not in ("{", "["):
+        return not stripped
+    if exc.pos >= len(text.rstrip()) - 1:
+        return True
+    return stripped[-1] not in "}]" and not exc.msg.startswith("Extra data")

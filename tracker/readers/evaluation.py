@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import MAX_SMALL_JSON_BYTES, Problem, file_size, os_problem
-from tracker.readers.journal import parse_json_document
+from tracker.readers.common import Problem, os_problem, read_json_object
 from tracker.redaction import redact
 
 EVAL_DIR = "eval_results_v2"
@@ -107,17 +106,10 @@ def index_evaluations(root: Path) -> EvaluationIndex:
 
 def _read_report(index: EvaluationIndex, path: Path, root: Path) -> None:
     """Parse `evaluation_report.json` if present (a bad one is a problem, not a crash)."""
-    if not path.is_file():
-        return
     rel = path.relative_to(root).as_posix()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        index.problems.append(os_problem(rel, exc))
-        return
-    doc, problem = parse_json_document(raw, rel)
-    if problem is not None or not isinstance(doc, dict):
-        index.problems.append(problem or Problem(rel, "invalid_json", "top level is not an object"))
+    doc, problem, _present = read_json_object(path, rel)
+    if doc is None:
+        index.problems.extend([problem] if problem else [])
         return
     runs = {str(key): value for key, value in _d(doc.get("runs")).items() if isinstance(value, dict)}
     index.reports.append(EvaluationReport(rel, _s(doc.get("generated_at")), runs))
@@ -136,18 +128,9 @@ def _collect(index: EvaluationIndex, root: Path) -> Any:
 def _add(index: EvaluationIndex, path: Path, root: Path, base: Path) -> None:
     """Parse one result file into the index, or record why not."""
     rel = path.relative_to(root).as_posix()
-    size = file_size(path)
-    if size is not None and size > MAX_SMALL_JSON_BYTES:
-        index.problems.append(Problem(rel, "too_large", f"{size} bytes"))
-        return
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        index.problems.append(os_problem(rel, exc))
-        return
-    doc, problem = parse_json_document(raw, rel)
-    if problem is not None or not isinstance(doc, dict):
-        index.problems.append(problem or Problem(rel, "invalid_json", "top level is not an object"))
+    doc, problem, _present = read_json_object(path, rel)
+    if doc is None:
+        index.problems.append(problem or Problem(rel, "missing", "vanished while the evaluation was read"))
         return
     facts = eval_facts(doc, rel)
     run_path = path.parent.relative_to(base).as_posix()

@@ -7,12 +7,11 @@ the run's status and commit are then recovered from the pipeline log by `read_ru
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import MAX_SMALL_JSON_BYTES, Problem, file_size, looks_binary, os_problem
+from tracker.readers.common import Problem, read_json_object
 from tracker.redaction import redact
 
 JOURNAL = "journal.json"
@@ -39,44 +38,12 @@ class JournalFacts:
 
 def read_journal(run_dir: Path) -> tuple[JournalFacts | None, list[Problem]]:
     """Parse the run's journal; never raises."""
-    path = run_dir / JOURNAL
-    size = file_size(path)
-    if size is None:
+    doc, problem, present = read_json_object(run_dir / JOURNAL, JOURNAL)
+    if not present:
         return None, [Problem(JOURNAL, "missing", "run folder has no journal.json")]
-    if size > MAX_SMALL_JSON_BYTES:
-        return None, [Problem(JOURNAL, "too_large", f"{size} bytes; a journal is a few KB")]
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [os_problem(JOURNAL, exc)]
-    doc, problem = parse_json_document(raw, JOURNAL)
-    if problem is not None:
-        return None, [problem]
-    if not isinstance(doc, dict):
-        return None, [Problem(JOURNAL, "invalid_json", f"top level is {type(doc).__name__}, not an object")]
+    if doc is None:
+        return None, [problem] if problem else []
     return journal_facts(doc), []
-
-
-def parse_json_document(raw: bytes, rel: str) -> tuple[Any, Problem | None]:
-    """Decode a whole small JSON file, telling truncated from otherwise invalid from binary."""
-    if looks_binary(raw[:8192]):
-        return None, Problem(rel, "binary", "NUL bytes where JSON text was expected")
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        kind = "truncated" if _stops_early(text, exc) else "invalid_json"
-        return None, Problem(rel, kind, f"{exc.msg} at line {exc.lineno} column {exc.colno}")
-
-
-def _stops_early(text: str, exc: json.JSONDecodeError) -> bool:
-    """A JSON document cut short: it starts like JSON, and fails at its end or lacks its closing bracket."""
-    stripped = text.strip()
-    if stripped[:1] not in ("{", "["):
-        return not stripped
-    if exc.pos >= len(text.rstrip()) - 1:
-        return True
-    return stripped[-1] not in "}]" and not exc.msg.startswith("Extra data")
 
 
 def journal_facts(doc: dict[str, Any]) -> JournalFacts:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import MAX_SMALL_JSON_BYTES, Problem, file_size, os_problem
-from tracker.readers.journal import as_dict, as_float, as_int, as_str, parse_json_document
+from tracker.readers.common import Problem, read_json_object
+from tracker.readers.journal import as_dict, as_float, as_int, as_str
 
 RUN_SUMMARY = "run_summary.json"
 PROMPT = "prompt.json"
@@ -50,22 +50,8 @@ class PromptFacts:
 
 def read_small_json(run_dir: Path, name: str) -> tuple[dict[str, Any] | None, list[Problem]]:
     """A small optional JSON object file: (None, []) when absent, (None, [problem]) when unusable."""
-    path = run_dir / name
-    size = file_size(path)
-    if size is None:
-        return None, []
-    if size > MAX_SMALL_JSON_BYTES:
-        return None, [Problem(name, "too_large", f"{size} bytes; expected a few KB")]
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [os_problem(name, exc)]
-    doc, problem = parse_json_document(raw, name)
-    if problem is not None:
-        return None, [problem]
-    if not isinstance(doc, dict):
-        return None, [Problem(name, "invalid_json", f"top level is {type(doc).__name__}, not an object")]
-    return doc, []
+    doc, problem, _present = read_json_object(run_dir / name, name)
+    return doc, [problem] if problem else []
 
 
 def read_run_summary(run_dir: Path) -> tuple[RunSummaryFacts | None, list[Problem]]:

@@ -56,7 +56,8 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
     return {
         "campaign": campaign, "kind": info["kind"], "agent_fix_commit": info["agent_fix_commit"],
         "baseline_campaign": info["baseline_campaign"], "items": len(commits), "done": len(succeeded) + len(failed),
-        "level": "agent", "succeeded": len(succeeded), "failed": len(failed), "running": len(running), "pending": pending,
+        "level": "agent",
+        "succeeded": len(succeeded), "failed": len(failed), "running": len(running), "pending": pending,
         "attempts": len(attempts),
         "by_status": dict(sorted(Counter(a.status or "unknown" for a in attempts).items())),
         "by_category": dict(sorted(Counter(latest[c].category for c in failed).items())),
