@@ -83,6 +83,8 @@ def measure(label: str, code: Path | None, root: Path, work: Path) -> dict[str, 
     if not isinstance(failures, list):  # a checkout without `track failures`: count root causes
         failures = [{"category": k, "affected_runs": v} for k, v in summary.get("by_category", {}).items()]
     plan_args = ["plan", "--from", CAMPAIGN, "--out", str(work / f"plans-{label}"), "--json"]
+    if label == "track":  # the team's policy; the baseline knows one policy only
+        plan_args += ["--select", "any-failed", "--scope", "evaluated"]
     _, plan = track(code, db, *plan_args)
     planned: dict[str, set[str]] = {}
     for item in plan["items"]:

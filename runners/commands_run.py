@@ -31,8 +31,8 @@ EXIT_INTERRUPTED = 130
               help="any-failed: at least one failed attempt (the team's); latest-failed; never-succeeded.")
 @click.option("--level", type=click.Choice(LEVELS), default="agent", show_default=True,
               help="Outcome level that counts as success: agent finished, patch, tests passed, faster.")
-@click.option("--scope", type=click.Choice(SCOPES), default="auto", show_default=True,
-              help="Attempts that count: evaluated ones, all, or auto (evaluated when the campaign has evaluations).")
+@click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True,
+              help="Attempts that count: all, or only those the evaluation measured (the team's: with any-failed).")
 @click.option("--category", "categories", multiple=True, type=click.Choice(FAILURE_CATEGORIES),
               help="Only commits whose last failure has this root cause (repeatable).")
 @click.option("--repo", "repos", multiple=True, help="Only this repo (repeatable).")
@@ -47,7 +47,9 @@ def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, s
                  repo_root: str | None, as_json: bool) -> None:
     """Write the commits to rerun as commit lists and bench plans (one per repo).
 
-    Example: track plan --from trae-gpt5 --select any-failed --level agent --out plans/ --repo-root ~/repos
+    The team's list of failed commits: --select any-failed --scope evaluated.
+
+    Example: track plan --from trae-gpt5 --select any-failed --scope evaluated --out plans/ --repo-root ~/repos
     """
     plan = make_plan(app.store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
                      policy=policy, level=level, scope=scope, tag=tag)

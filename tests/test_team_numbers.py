@@ -15,7 +15,7 @@ from tracker.failures import failure_evidence, failure_table
 from tracker.importer import import_tree
 from tracker.runner.planning import select_commits
 from tracker.store import EventStore
-from tracker.views import attempts_frame, unidentified_folders
+from tracker.views import attempts_frame, list_campaigns, unidentified_folders
 
 TRUTH = real_shapes.TRUTH
 
@@ -150,10 +150,10 @@ def test_campaigns_show_the_funnel_and_the_report_beside_the_recount(imported: s
 
 
 @pytest.mark.parametrize(("policy", "level", "scope", "expected"), [
-    ("any-failed", "agent", "auto", "any_failed_evaluated"),
+    ("any-failed", "agent", "evaluated", "any_failed_evaluated"),
     ("any-failed", "agent", "all", "any_failed_all"),
     ("never-succeeded", "agent", "all", "never_succeeded"),
-    ("any-failed", "tests", "auto", "tests_failed_at_tests_level"),
+    ("any-failed", "tests", "evaluated", "tests_failed_at_tests_level"),
 ])
 def test_selection_policies(imported: str, policy: str, level: str, scope: str, expected: str) -> None:
     with EventStore.open(imported) as store:
@@ -165,7 +165,7 @@ def test_selection_policies(imported: str, policy: str, level: str, scope: str, 
 
 def test_plan_cli_names_its_policy_in_every_file(imported: str, tmp_path: Path) -> None:
     out = tmp_path / "plans"
-    result = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--out", str(out),
+    result = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--scope", "evaluated", "--out", str(out),
                        "--repo-root", "/home/ubuntu/repos", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "at least one failed attempt" in result.stdout and "evaluated attempts only" in result.stdout
@@ -173,6 +173,11 @@ def test_plan_cli_names_its_policy_in_every_file(imported: str, tmp_path: Path) 
     assert bench["repo"] == "/home/ubuntu/repos/vllm" and bench["task_id"] == "vllm_gpt5_rerun"
     assert "at least one failed attempt" in bench["selection"]
     assert sorted(i["human"] for i in bench["items"]) == sorted(TRUTH["any_failed_evaluated"])
+    everything = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--out", str(tmp_path / "all"),
+                           "--json", cwd=tmp_path)
+    selection = json.loads(everything.stdout)["selection"]
+    assert (selection["policy"], selection["scope"]) == ("any-failed", "all")  # the defaults
+    assert selection["selected"] == len(TRUTH["any_failed_all"])
 
 
 def test_failures_cli_prints_the_table_and_its_evidence(imported: str, tmp_path: Path) -> None:
@@ -207,3 +212,29 @@ def test_compare_counts_success_at_the_level_asked(tree: Path, sqlite_url: str, 
                       cwd=tmp_path)
     assert shown.returncode in (0, 1), shown.stderr
     assert "reached level tests" in shown.stdout
+
+
+def test_broken_new_files_are_named_and_the_rest_is_kept(tree: Path, sqlite_url: str) -> None:
+    """A truncated run summary, a binary prompt, a Claude Code result cut mid-line and an evaluation
+    report that is not JSON: each is a named problem; nothing else of the run is lost."""
+    runs = tree / "state" / "runs"
+    harness = runs / "vllm/trae/gpt-5/2025-11-06_03-26-11/vllm_core-0012"
+    (harness / "run_summary.json").write_text('{"schema_version": "1.0", "meta": {"repo": "vl')
+    (harness / "prompt.json").write_bytes(b"\x00\x01binary")
+    claude = runs / "vllm/claude_code/default/2025-12-22_20-31-26/vllm_core-0000"
+    (claude / "claude_code_stdout.txt").write_text('{"type":"result","subtype":"success","total_cost_usd":0.9')
+    (tree / "archive/analysis/eval_results_v2/evaluation_report.json").write_text("<html>not json</html>")
+    with EventStore.open(sqlite_url) as store:
+        summary = import_tree(store, tree, "iso-{agent}-{model}", agent="*", model="*")
+        frame = attempts_frame(store, "iso-trae-gpt-5").set_index("item_id")
+        claude_row = attempts_frame(store, "iso-claude_code-default").iloc[0]
+        rows = list_campaigns(store)
+    assert summary.accounted
+    problems = {(p["file"], p["kind"]) for p in frame.loc["vllm_core-0012", "problems"]}
+    assert ("run_summary.json", "truncated") in problems and ("prompt.json", "binary") in problems
+    assert frame.loc["vllm_core-0012", "commit"] == real_shapes.SHA_HARNESS  # the journal still names it
+    assert frame.loc["vllm_core-0012", "failure_category"] == "harness_error"
+    assert claude_row["status"] == "success" and claude_row["agent_reported_cost_usd"] is None
+    assert {(p["file"], p["kind"]) for p in summary.to_dict()["tree_problems"]} == {
+        ("archive/analysis/eval_results_v2/evaluation_report.json", "invalid_json")}
+    assert all(row["evaluation_report"] is None for row in rows)

@@ -101,7 +101,7 @@ def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025
     echo(f"    {imported.runs} runs, {imported.by_status.get('success', 0)} succeeded, "
          f"{imported.problems} file problems recorded")
     plans = workdir / "plans"
-    plan = make_plan(store, ORIGINAL, plans, policy="never-succeeded")
+    plan = make_plan(store, ORIGINAL, plans, policy="never-succeeded", scope="all")
     echo(f"3/7 planned the rerun of {len(plan.items)} commits that never succeeded -> {plans}")
     estimate = estimate_plan(store, plan.items, ORIGINAL, workers=workers)
     echo(f"4/7 estimate: ${estimate['cost_usd']:,.2f} (+{estimate['buffer']:.0%} buffer = "

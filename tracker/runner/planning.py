@@ -6,9 +6,9 @@ Three selection policies, at any outcome level (`tracker.outcomes`):
 - `latest-failed`: commits whose latest attempt failed;
 - `never-succeeded`: commits with no successful attempt.
 
-`scope` says which attempts count: `evaluated` (the attempts the evaluation measured; the default
-when the campaign has evaluations, since "the evaluation" is what the team's lists come from) or
-`all`. The output is deterministic (sorted by repo and commit), the plan's header names policy,
+`scope` says which attempts count: `all` (the default) or `evaluated`, the attempts the evaluation
+measured. The team's list of failed commits is `any-failed` over the evaluated attempts: runs made
+after the evaluation are not part of it. The output is deterministic (sorted by repo and commit), the plan's header names policy,
 level and scope, and the selection is recorded as a `plan.created` event. Bench plans follow the
 team's rerun convention (`<repo>_<tag>_rerun_<sha8>`, `pre` "" with `pre_parent_index` 1), so the
 bench never finds the original's worktree under a reused item id.
@@ -38,7 +38,7 @@ POLICIES = {
     "latest-failed": "commits whose latest attempt failed",
     "never-succeeded": "commits with no successful attempt",
 }
-SCOPES = ("auto", "evaluated", "all")
+SCOPES = ("all", "evaluated")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def rerun_tag(model: str) -> str:
 
 
 def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
-                   scope: str = "auto", categories: list[str] | None = None, repos: list[str] | None = None,
+                   scope: str = "all", categories: list[str] | None = None, repos: list[str] | None = None,
                    tag: str | None = None) -> Plan:
     """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring)."""
     if policy not in POLICIES:
@@ -112,10 +112,9 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
             raise TrackerError(f"unknown failure category {category!r}: use one of {', '.join(FAILURE_CATEGORIES)}")
     info = campaign_row(store, campaign)
     frame = attempts_frame(store, campaign)
-    evaluated = frame["eval_status"].notna()
-    used_scope = ("evaluated" if evaluated.any() else "all") if scope == "auto" else scope
-    if used_scope == "evaluated":
-        frame = frame[evaluated]
+    used_scope = scope
+    if scope == "evaluated":
+        frame = frame[frame["eval_status"].notna()]
     frame = frame.assign(ok=outcomes.level_column(frame, level)).sort_values(["repo", "commit", "run_timestamp"])
     tag = tag or rerun_tag(str(info["model"]))
     chosen_all: list[PlanItem] = []
@@ -187,7 +186,7 @@ def record_plan(store: EventStore, plan: Plan, stream: str | None = None, estima
 
 def make_plan(store: EventStore, campaign: str, out_dir: Path, categories: list[str] | None = None,
               repos: list[str] | None = None, repo_root: str | None = None, *, policy: str = "any-failed",
-              level: str = "agent", scope: str = "auto", tag: str | None = None) -> Plan:
+              level: str = "agent", scope: str = "all", tag: str | None = None) -> Plan:
     """`track plan`: select, write the files, record the selection."""
     plan = select_commits(store, campaign, policy=policy, level=level, scope=scope, categories=categories,
                           repos=repos, tag=tag)
