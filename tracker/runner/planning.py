@@ -9,9 +9,9 @@ Three selection policies, at any outcome level (`tracker.outcomes`):
 `scope` says which attempts count: `all` (the default) or `evaluated`, the attempts the evaluation
 measured. The team's list of failed commits is `any-failed` over the evaluated attempts: runs made
 after the evaluation are not part of it. The output is deterministic (sorted by repo and commit),
-the plan's header names policy, level and scope, and the selection is recorded as a `plan.created` event. Bench plans follow the
-team's rerun convention (`<repo>_<tag>_rerun_<sha8>`, `pre` "" with `pre_parent_index` 1), so the
-bench never finds the original's worktree under a reused item id.
+the plan's header names policy, level and scope, and the selection is recorded as a `plan.created`
+event. Bench plans follow the team's rerun convention (`<repo>_<tag>_rerun_<sha8>`, `pre` "" with
+`pre_parent_index` 1), so the bench never finds the original's worktree under a reused item id.
 """
 
 from __future__ import annotations
