@@ -172,6 +172,44 @@ def test_console_noise_is_not_error_evidence(tmp_path: Path) -> None:
     assert [e.excerpt for e in got.evidence] == ["journal status: error", "model_patch.diff is empty"]
 
 
+ASYNCIO_EXIT = (
+    "Exception ignored in: <function BaseSubprocessTransport.__del__ at 0x755f26f37ba0>\n"
+    "Traceback (most recent call last):\n"
+    '  File "/usr/lib/python3.12/asyncio/base_subprocess.py", line 126, in __del__\n'
+    "    self.close()\n"
+    '  File "/usr/lib/python3.12/asyncio/base_events.py", line 541, in _check_closed\n'
+    "    raise RuntimeError('Event loop is closed')\n"
+    "RuntimeError: Event loop is closed\n"
+)
+
+
+@pytest.mark.parametrize("noise", [
+    ASYNCIO_EXIT,
+    ASYNCIO_EXIT.rsplit("RuntimeError: Event loop is closed", 1)[0],  # cut off at exit, as in most real files
+    "fatal: bad object 0ec82edda59aaf5cf3b07aadf4ecce1aa1131add\n",
+])
+def test_exit_noise_is_not_error_evidence(tmp_path: Path, noise: str) -> None:
+    got = run_of(tmp_path, journal__json=journal(), trae_stderr__txt=noise, model_patch__diff="")
+    assert (got.category, got.rule_id) == ("no_patch", "no_patch")
+
+
+def test_a_401_inside_the_lakeview_block_is_evidence(tmp_path: Path) -> None:
+    """Noise removes the lakeview IndexError block it is for, never a real error printed inside it."""
+    key = ("openai.AuthenticationError: Error code: 401 - {'error': {'message': 'Incorrect API key provided: "
+           "sk-proj-****B7cA.', 'code': 'invalid_api_key'}}\n")
+    head, tail = LAKEVIEW.split("IndexError: list index out of range\n")
+    got = run_of(tmp_path, journal__json=journal(), trae_stderr__txt=head + key + "IndexError: list index out of range\n")
+    assert got.category == "invalid_api_key"
+    assert got.evidence[0].file == "trae_stderr.txt" and "B7cA" not in got.evidence[0].excerpt
+
+
+def test_a_lakeview_start_without_its_index_error_is_not_noise(tmp_path: Path) -> None:
+    """`Task exception was never retrieved` followed by another exception is a real failure."""
+    other = LAKEVIEW.replace("IndexError: list index out of range", "OSError: [Errno 28] No space left on device")
+    got = run_of(tmp_path, journal__json=journal(), trae_stderr__txt=other, model_patch__diff="")
+    assert (got.category, got.rule_id) == ("other", "other_error_evidence")
+
+
 def test_real_traceback_is_other(tmp_path: Path) -> None:
     got = run_of(
         tmp_path, journal__json=journal(), trae_stderr__txt=LAKEVIEW + stderr_of("OSError: [Errno 24] x")
