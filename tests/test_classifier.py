@@ -197,8 +197,9 @@ def test_a_401_inside_the_lakeview_block_is_evidence(tmp_path: Path) -> None:
     """Noise removes the lakeview IndexError block it is for, never a real error printed inside it."""
     key = ("openai.AuthenticationError: Error code: 401 - {'error': {'message': 'Incorrect API key provided: "
            "sk-proj-****B7cA.', 'code': 'invalid_api_key'}}\n")
-    head, tail = LAKEVIEW.split("IndexError: list index out of range\n")
-    got = run_of(tmp_path, journal__json=journal(), trae_stderr__txt=head + key + "IndexError: list index out of range\n")
+    head, _ = LAKEVIEW.split("IndexError: list index out of range\n")
+    stderr = head + key + "IndexError: list index out of range\n"
+    got = run_of(tmp_path, journal__json=journal(), trae_stderr__txt=stderr)
     assert got.category == "invalid_api_key"
     assert got.evidence[0].file == "trae_stderr.txt" and "B7cA" not in got.evidence[0].excerpt
 
