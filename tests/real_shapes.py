@@ -11,7 +11,8 @@ of the public snapshot; no real file is copied). Each folder is there for one be
 - a run with only lakeview noise and asyncio noise in stderr and no patch (no_patch, not other);
 - a later run of an evaluated commit, never evaluated itself (the "evaluated" scope leaves it out);
 - a Codex CLI run in a hash-named run folder whose stderr transcript shows a ModuleNotFoundError of the
-  agent's own test run (not a harness error);
+  agent's own test run (not a harness error), and a Codex run whose wrapper itself crashed on a missing
+  module in `codex_stderr.txt` (a harness error);
 - an interrupted Sonnet run on Bedrock (prompt + trajectory only, misspelt repo `sglan`) with the
   Anthropic twin of the bug;
 - a Claude Code run whose stdout ends with its JSON result (usage, `total_cost_usd`);
@@ -176,6 +177,12 @@ def build(root: Path) -> Path:
                                 "exec python -c 'import foo'\nModuleNotFoundError: No module named 'foo'\n"
                                 "tokens used\n270,213\n",
     })
+    _write(runs / "vllm" / "codex" / "gpt-5" / "2025-11-20_10-00-00" / "vllm_core-0002", {
+        "journal.json": _journal("error", SHA_HARNESS, agent="codex", rc=1), "prompt.json": _prompt(SHA_HARNESS),
+        "codex_stdout.txt": "", "codex_stderr.txt": 'Traceback (most recent call last):\n  File "codex_agent/cli.py", '
+                                                     "line 20, in <module>\n    import click\n"
+                                                     "ModuleNotFoundError: No module named 'click'\n",
+    })
     sonnet = (runs / "sglan" / "trae" / "us-anthropic-claude-sonnet-4-5-20250929-v1-0" / "2025-12-24_09-35-05"
               / "sglang_sonnet45_rerun_10189d08")
     _write(sonnet, {
@@ -226,7 +233,7 @@ def build(root: Path) -> Path:
 
 
 TRUTH: dict[str, Any] = {
-    "folders": 14,
+    "folders": 15,
     "trae_gpt5_attempts": 8,          # 0010-0014, 0020 (dated folder), the later 0000, the old-layout one
     "unidentified": ["prefix_caching_opt-e81973e8/prefix_caching_opt-0000",
                      "vllm/trae/gpt-5/2025-11-06_03-26-11/vllm_core-0099"],

@@ -41,7 +41,7 @@ def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Pat
     folders = summary["folders"]
     assert folders["seen"] == TRUTH["folders"] and folders["accounted"]
     assert folders["attempts"] == TRUTH["trae_gpt5_attempts"]
-    assert folders["filtered"] == {"agent codex (importing trae)": 1, "agent claude_code (importing trae)": 1,
+    assert folders["filtered"] == {"agent codex (importing trae)": 2, "agent claude_code (importing trae)": 1,
                                    "agent openhands (importing trae)": 1,
                                    "model claude-sonnet-4-5 (importing gpt-5)": 1}
     assert [u["run_path"] for u in summary["unidentified"]] == TRUTH["unidentified"]
@@ -108,7 +108,9 @@ def test_short_sha_is_completed_and_formats_of_other_agents_are_read(tree: Path,
         old_layout = attempts_frame(store, "iso-openhands-gpt-5").iloc[0]
         assert (old_layout["run_timestamp"], old_layout["repo"]) == ("2025-09-17_04-26-22", "unknown")
         trae = attempts_frame(store, "iso-trae-gpt-5").set_index("item_id")
-        codex = attempts_frame(store, "iso-codex-gpt-5").iloc[0]
+        codex_runs = attempts_frame(store, "iso-codex-gpt-5").set_index("item_id")
+        codex = codex_runs.loc["sglang_core-0001"]
+        crashed = codex_runs.loc["vllm_core-0002"]
         claude = attempts_frame(store, "iso-claude_code-default").iloc[0]
         sonnet = attempts_frame(store, "iso-trae-claude-sonnet-4-5").iloc[0]
     short = trae.loc["vllm_core-0020"]
@@ -116,6 +118,7 @@ def test_short_sha_is_completed_and_formats_of_other_agents_are_read(tree: Path,
     # a hash-named run folder is a run; the agent's own test run in its transcript is no harness error
     assert (codex["run_timestamp"], codex["status"], codex["failure_category"]) == ("389be848", "success", "none")
     assert codex["incidents"] == []
+    assert crashed["failure_category"] == "harness_error"  # the wrapper's own stderr is real stderr
     # Claude Code: usage and the cost it reported itself, beside the price-table cost
     assert claude["agent_reported_cost_usd"] == pytest.approx(0.97802385)
     assert claude["output_tokens"] == 15536 and claude["cached_input_tokens"] == 1648357

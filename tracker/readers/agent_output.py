@@ -23,9 +23,10 @@ from tracker.readers.journal import as_dict, as_float, as_int, as_str
 from tracker.readers.textlog import TextScan, scan_text
 
 OUTPUT_PREFIXES = ("trae", "claude_code", "codex", "openhands")
-TRANSCRIPT_ON_STDERR = ("codex", "codex_cli")
-"""Codex CLI (`codex exec`) prints its whole session, the agent's own test runs included, to stderr:
-for these agents stderr is read as agent output (like stdout), not as the process's error stream."""
+TRANSCRIPT_FILES = {("codex", "openhands_stderr.txt"), ("codex_cli", "openhands_stderr.txt")}
+"""Codex CLI (`codex exec`) prints its whole session, the agent's own test runs included, to stderr,
+which the bench saves as `openhands_stderr.txt`: read as agent output (like stdout), not as the
+process's error stream. The Codex wrapper's own `codex_stderr.txt` stays stderr (its crash is there)."""
 RESULT_TAIL_BYTES = 4 * 1024 * 1024
 """Claude Code's result is the last line; a longer tail than this is not read for it."""
 
@@ -52,9 +53,8 @@ def output_candidates(agent: str) -> list[tuple[str, str]]:
     """(file name, source) pairs to scan, the run's own agent first."""
     prefixes = [agent] if agent in OUTPUT_PREFIXES else []
     prefixes += [p for p in OUTPUT_PREFIXES if p not in prefixes]
-    err = "stdout" if agent in TRANSCRIPT_ON_STDERR else "stderr"
-    return [(f"{prefix}_{kind}.txt", source) for kind, source in (("stdout", "stdout"), ("stderr", err))
-            for prefix in prefixes]
+    return [(name, "stdout" if kind == "stdout" or (agent, name) in TRANSCRIPT_FILES else "stderr")
+            for kind in ("stdout", "stderr") for prefix in prefixes for name in [f"{prefix}_{kind}.txt"]]
 
 
 def scan_outputs(run_dir: Path, agent: str) -> tuple[TextScan, ...]:
