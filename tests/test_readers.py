@@ -722,3 +722,21 @@ def test_evaluation_index(tmp_path: Path) -> None:
     make_run(tmp_path, files={"journal.json": journal(status="success")})
     run = read_run(next(discover_runs(tmp_path)), index_pipeline_logs(tmp_path), index)
     assert run.evaluation == hit
+
+
+def test_trajectory_parsed_whole_or_streamed_gives_the_same_facts(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small trajectories are parsed whole (fast), large ones streamed: both ways read the same facts."""
+    import tracker.readers.trajectory as module
+
+    doc = trajectory([(120, 80, 7), (300, 0, 11)], step_errors=["", "Unterminated string starting at: line 1"])
+    doc["final_result"] = "Agent execution failed: exceeded maximum steps (120)"
+    make_run(tmp_path, files={"trajectory.json": doc})
+    folder = next(iter(discover_runs(tmp_path))).path
+    whole, problems = read_trajectory(folder)
+    monkeypatch.setattr(module, "WHOLE_PARSE_BYTES", 0)
+    streamed, streamed_problems = read_trajectory(folder)
+    assert problems == streamed_problems == [] and whole == streamed
+    assert whole is not None and (whole.input_tokens, whole.interactions, whole.steps) == (420, 2, 2)
+    assert [e.text for e in whole.evidence] == ["Unterminated string starting at: line 1",
+                                                "Agent execution failed: exceeded maximum steps (120)"]

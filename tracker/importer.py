@@ -280,8 +280,9 @@ class _ImportSession:
     def record(self, name: str, facts: RunFacts) -> tuple[Classification, tuple[Incident, ...], int]:
         known = self._ready(name, facts)
         stream = self._stream_for(name, facts, known)
+        # the campaign's streams were all read at its start: a stream not among them is new
         classification, incidents, appended = record_attempt(
-            self.store, name, facts, self.table, self.metadata, known.get(stream), stream=stream)
+            self.store, name, facts, self.table, self.metadata, known.get(stream) or _StreamState(), stream=stream)
         if facts.folder.run_path in self.unidentified_before[name]:
             self.identified.setdefault(name, []).append((facts.folder.run_path, facts.commit or ""))
         return classification, incidents, appended
@@ -448,27 +449,32 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
         state = _StreamState()
         for event in store.read_stream(stream):
             _fold(state, event)
-    changes: list[DomainEvent] = [
-        event for event in attempt_facts(campaign, facts, classification, incidents)
-        if _normalised(state.latest.get(event.TYPE)) != _normalised(event.to_payload())
-    ]
+    # each payload is built (and redacted) once, and its canonical text serves both the comparison
+    # with what the store holds and the event id
+    changes: list[tuple[DomainEvent, JsonDict, str]] = []
+    for event in attempt_facts(campaign, facts, classification, incidents):
+        payload = event.to_payload()
+        text = canonical_json(payload)
+        if _normalised(state.latest.get(event.TYPE)) != text:
+            changes.append((event, payload, text))
     seen = {(p.file, p.kind): p for p in facts.problems}
-    changes += [ImportProblem(file=p.file, kind=p.kind, detail=p.detail)
-                for key, p in seen.items() if key not in state.problems]
-    changes += [ImportProblemResolved(file=file, kind=kind)
-                for (file, kind) in state.problems if (file, kind) not in seen]
-    changes += extra or []
+    others: list[DomainEvent] = [ImportProblem(file=p.file, kind=p.kind, detail=p.detail)
+                                 for key, p in seen.items() if key not in state.problems]
+    others += [ImportProblemResolved(file=file, kind=kind)
+               for (file, kind) in state.problems if (file, kind) not in seen]
+    others += extra or []
+    for event in others:
+        payload = event.to_payload()
+        changes.append((event, payload, canonical_json(payload)))
     if not changes:
         return classification, incidents, 0
-    new_events = [_identified(event, stream, state.version + i + 1, metadata) for i, event in enumerate(changes)]
+    new_events = [
+        NewEvent(event.TYPE, payload, event.VERSION,
+                 deterministic_event_id(stream, state.version + i + 1, event.TYPE, text), metadata)
+        for i, (event, payload, text) in enumerate(changes)
+    ]
     result = store.append(stream, new_events, expected_version=state.version)
     return classification, incidents, len(result.positions)
-
-
-def _identified(event: DomainEvent, stream: str, version: int, metadata: JsonDict) -> NewEvent:
-    payload = event.to_payload()
-    event_id = deterministic_event_id(stream, version, event.TYPE, canonical_json(payload))
-    return event.to_new_event(event_id, metadata)
 
 
 def _normalised(payload: Any) -> Any:
