@@ -447,8 +447,8 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
     stream = stream or attempt_stream(campaign, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
     if state is None:
         state = _StreamState()
-        for event in store.read_stream(stream):
-            _fold(state, event)
+        for recorded in store.read_stream(stream):
+            _fold(state, recorded)
     # each payload is built (and redacted) once, and its canonical text serves both the comparison
     # with what the store holds and the event id
     changes: list[tuple[DomainEvent, JsonDict, str]] = []
