@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import file_size
-from tracker.readers.journal import as_dict, as_float, as_int, as_str
+from tracker.readers.common import as_dict, as_float, as_int, as_str, file_size
 from tracker.readers.textlog import TextScan, scan_text
 
 OUTPUT_PREFIXES = ("trae", "claude_code", "codex", "openhands")

@@ -132,3 +132,30 @@ def _stops_early(text: str, exc: json.JSONDecodeError) -> bool:
     if exc.pos >= len(text.rstrip()) - 1:
         return True
     return stripped[-1] not in "}]" and not exc.msg.startswith("Extra data")
+
+
+# Coercers: a field of the wrong type in a real file is absent, never a crash.
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import Problem, os_problem, read_json_object
+from tracker.readers.common import Problem, as_dict, as_float, as_str, os_problem, read_json_object
 from tracker.redaction import redact
 
 EVAL_DIR = "eval_results_v2"
@@ -111,8 +111,8 @@ def _read_report(index: EvaluationIndex, path: Path, root: Path) -> None:
     if doc is None:
         index.problems.extend([problem] if problem else [])
         return
-    runs = {str(key): value for key, value in _d(doc.get("runs")).items() if isinstance(value, dict)}
-    index.reports.append(EvaluationReport(rel, _s(doc.get("generated_at")), runs))
+    runs = {str(key): value for key, value in as_dict(doc.get("runs")).items() if isinstance(value, dict)}
+    index.reports.append(EvaluationReport(rel, as_str(doc.get("generated_at")), runs))
 
 
 def _collect(index: EvaluationIndex, root: Path) -> Any:
@@ -144,32 +144,20 @@ def _add(index: EvaluationIndex, path: Path, root: Path, base: Path) -> None:
 
 def eval_facts(doc: dict[str, Any], rel: str) -> EvalFacts:
     """Typed view of one result document."""
-    meta, res = _d(doc.get("metadata")), _d(doc.get("result"))
+    meta, res = as_dict(doc.get("metadata")), as_dict(doc.get("result"))
     return EvalFacts(
         file=rel,
-        item_id=_s(meta.get("item_id")),
-        human_commit=(_s(meta.get("human_commit")) or "").lower() or None,
-        run_id=_s(meta.get("run_id")),
-        agent=_s(meta.get("agent")),
-        model=_s(meta.get("model")),
-        repo=_s(meta.get("repo")),
-        status=_s(res.get("status")),
-        agent_status=_s(meta.get("agent_status")),
-        baseline_ms=_f(res.get("baseline_ms")),
-        patched_ms=_f(res.get("patched_ms")),
-        speedup=_f(res.get("speedup")),
+        item_id=as_str(meta.get("item_id")),
+        human_commit=(as_str(meta.get("human_commit")) or "").lower() or None,
+        run_id=as_str(meta.get("run_id")),
+        agent=as_str(meta.get("agent")),
+        model=as_str(meta.get("model")),
+        repo=as_str(meta.get("repo")),
+        status=as_str(res.get("status")),
+        agent_status=as_str(meta.get("agent_status")),
+        baseline_ms=as_float(res.get("baseline_ms")),
+        patched_ms=as_float(res.get("patched_ms")),
+        speedup=as_float(res.get("speedup")),
         improvement=res.get("improvement") if isinstance(res.get("improvement"), bool) else None,
-        error_message=redact(_s(res.get("error_message")) or "") or None,
+        error_message=redact(as_str(res.get("error_message")) or "") or None,
     )
-
-
-def _d(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _s(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _f(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import Problem, read_json_object
+from tracker.readers.common import Problem, as_dict, as_float, as_int, as_str, read_json_object
 from tracker.redaction import redact
 
 JOURNAL = "journal.json"
@@ -78,27 +78,3 @@ def agent_block(doc: dict[str, Any]) -> dict[str, Any]:
         if isinstance(doc.get(key), dict):
             return dict(doc[key])
     return {}
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import ijson
 
-from tracker.readers.journal import AGENT_BLOCKS, as_dict, as_str
+from tracker.readers.common import as_dict, as_str
+from tracker.readers.journal import AGENT_BLOCKS
 from tracker.readers.summary import read_small_json
 
 _INSTANCE_REPO = re.compile(r"(?:^|/)(?:[\w.-]+__)?([A-Za-z][\w.]*)-[0-9a-f]{7,40}$")

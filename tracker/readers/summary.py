@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker.readers.common import Problem, read_json_object
-from tracker.readers.journal import as_dict, as_float, as_int, as_str
+from tracker.readers.common import Problem, as_dict, as_float, as_int, as_str, read_json_object
 
 RUN_SUMMARY = "run_summary.json"
 PROMPT = "prompt.json"
