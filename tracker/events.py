@@ -84,7 +84,9 @@ class DomainEvent:
 
     def to_payload(self) -> JsonDict:
         """The event's fields, with secrets redacted: the last boundary before the append-only log."""
-        payload: JsonDict = redact_value(dataclasses.asdict(self))  # type: ignore[call-overload]
+        # a shallow read of the fields: redact_value builds fresh containers all the way down anyway
+        # (payloads hold plain JSON values, never nested dataclasses), so asdict's deep copy is not needed
+        payload: JsonDict = redact_value({name: getattr(self, name) for name in _field_names(type(self))})
         return payload
 
     def to_new_event(self, event_id: str | None = None, metadata: JsonDict | None = None) -> NewEvent:
@@ -140,14 +142,19 @@ def decode(event: RecordedEvent) -> DomainEvent:
     if cls is None:
         raise KeyError(f"unknown event type {event.event_type!r}")
     _, payload = upcast(event.event_type, event.schema_version, event.payload)
+    names = _field_names(cls)
+    return cls(**{key: value for key, value in payload.items() if key in names})
+
+
+def _field_names(cls: type[DomainEvent]) -> tuple[str, ...]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return cls(**{key: value for key, value in payload.items() if key in names})
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return names
 
 
 def is_registered(event_type: str) -> bool:
     return event_type in _REGISTRY
 
 
-_FIELD_NAMES: dict[type[DomainEvent], frozenset[str]] = {}
+_FIELD_NAMES: dict[type[DomainEvent], tuple[str, ...]] = {}

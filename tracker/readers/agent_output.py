@@ -59,19 +59,24 @@ def output_candidates(agent: str) -> list[tuple[str, str]]:
 def scan_outputs(run_dir: Path, agent: str) -> tuple[TextScan, ...]:
     """Scan every distinct agent output file of a run folder (duplicates by content are skipped)."""
     scans: list[TextScan] = []
-    seen: set[tuple[str, int, str]] = set()
+    kept: dict[tuple[str, int], list[Path]] = {}  # (stream, size) -> files scanned
     for name, source in output_candidates(agent):
         path = run_dir / name
         size = file_size(path)
         if size is None:
             continue
-        digest = _digest(path) if size else ""
-        if digest is not None:  # same stream, same bytes: the same output under another agent's name
-            if (source, size, digest) in seen:
-                continue
-            seen.add((source, size, digest))
+        same_size = kept.setdefault((source, size), [])
+        # same stream, same bytes: the same output under another agent's name (hashed only on a size match)
+        if same_size and (size == 0 or any(_same_bytes(path, other) for other in same_size)):
+            continue
+        same_size.append(path)
         scans.append(scan_text(path, name, source))
     return tuple(scans)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    digest = _digest(a)
+    return digest is not None and digest == _digest(b)
 
 
 def _digest(path: Path) -> str | None:
