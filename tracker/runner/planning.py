@@ -139,7 +139,7 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
               and (not repos or i.repo in repos)]
     selection: JsonDict = {
         "policy": policy, "level": level, "scope": used_scope,
-        "rule": f"{POLICIES[policy]} at level {level} ({outcomes.LEVEL_HELP[level]}), "
+        "rule": f"{POLICIES[policy]}; success = level {level}: {outcomes.LEVEL_HELP[level]}; "
                 f"{'evaluated attempts only' if used_scope == 'evaluated' else 'all attempts'}",
         "categories": sorted(categories or []), "repos": sorted(repos or []),
         "attempts_considered": len(frame), "commits_in_campaign": commits, "matching_policy": len(chosen_all),
