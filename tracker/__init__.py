@@ -1,7 +1,61 @@
 """rerun tracker: an event-sourced audit and experiment tracker for coding-agent benchmark reruns.
 
 The library. Every command of the `track` CLI is a thin call into this package, and the same API
-is usable from a notebook.
+is usable from a notebook::
+
+    import tracker
+    store = tracker.EventStore.open("sqlite:///mlruns/events.db")
+    tracker.import_tree(store, "ISO-Bench", "trae-gpt5", agent="trae", model="gpt-5")
+    tracker.failure_table(store, "trae-gpt5")                      # runs affected / root cause
+    tracker.list_campaigns(store)[0]["funnel"]                     # agent -> patch -> tests -> faster
+    plan = tracker.select_commits(store, "trae-gpt5", policy="any-failed", scope="evaluated")
+    tracker.compare_campaigns(store, "trae-gpt5", "trae-gpt5-a1c6d41", level="tests").summary
+
+Names are loaded on first use, so `import tracker` stays cheap for the CLI's fast commands.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "EventStore": "tracker.store",
+    "TrackerError": "tracker.errors",
+    "import_tree": "tracker.importer",
+    "list_campaigns": "tracker.views",
+    "attempts_frame": "tracker.views",
+    "commit_history": "tracker.views",
+    "unidentified_folders": "tracker.views",
+    "failure_table": "tracker.failures",
+    "failure_evidence": "tracker.failures",
+    "LEVELS": "tracker.outcomes",
+    "select_commits": "tracker.runner.planning",
+    "make_plan": "tracker.runner.planning",
+    "estimate_plan": "tracker.runner.estimate",
+    "run_campaign": "tracker.runner.execution",
+    "RunConfig": "tracker.runner.execution",
+    "campaign_status": "tracker.runner.status",
+    "sync": "tracker.projections.mlflow_runs",
+    "compare_campaigns": "tracker.compare:compare",  # not `compare`: that is the name of the module
+    "load_price_table": "tracker.pricing",
+    "load_rule_table": "tracker.classifier",
+}
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported from their modules on first use (PEP 562)."""
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'tracker' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
