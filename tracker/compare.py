@@ -216,7 +216,7 @@ def _campaign_notes(base: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
 
 _OUTCOME_COLUMNS = ("stream_id", "repo", "commit", "item_id", "run_timestamp", "status", "failure_category",
                     "model", "input_tokens", "cached_input_tokens", "output_tokens", "speedup", "patch_sha256",
-                    "patch_bytes", "patch_generated", "eval_status", "improvement")
+                    "patch_bytes", "patch_generated", "eval_status", "improvement", "usage_model")
 
 
 def at_level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -266,6 +266,8 @@ def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices:
     for name in ("input_tokens", "cached_input_tokens", "output_tokens", "speedup"):
         frame[name] = frame[name].astype("float64")
     frame["failure_category"] = frame["failure_category"].fillna("none")
+    # priced by the model the tokens were spent on when the agent names it (a `default` folder does not)
+    frame["model"] = frame["usage_model"].where(frame["usage_model"].notna(), frame["model"])
     frame["cost_usd"] = price_attempts(frame, prices)
     return at_level(frame, outcomes.check_level(level))
 
@@ -282,8 +284,7 @@ def price_attempts(frame: pd.DataFrame, prices: PriceTable) -> pd.Series:
         if price is None:
             continue
         rows = (frame["model"] == model) & known
-        usd = ((total_in - cached) * price.input + cached * price.cached_input + output * price.output) / 1_000_000
-        cost[rows] = usd[rows].round(6)
+        cost[rows] = price.bill(total_in, cached, output)[rows].round(6)
     return cost
 
 

@@ -24,12 +24,47 @@ FAILURE_CATEGORIES = (
 """Every category a failed attempt can get; a successful attempt's category is `none`."""
 
 
+CAMPAIGN_PREFIX, ATTEMPT_PREFIX, CLAIM_PREFIX = "campaign:", "attempt:", "claim:"
+"""Stream ids: `campaign:<name>`, `attempt:<campaign>:<repo>:<commit>:<run id>[~<item id>]`,
+`claim:<campaign>:<commit>`. Campaign names hold no ':' (`CAMPAIGN_NAME`), so the parts split cleanly;
+these functions are the only place that builds or parses them."""
+
+
 def campaign_stream(name: str) -> str:
-    return f"campaign:{name}"
+    return f"{CAMPAIGN_PREFIX}{name}"
 
 
 def attempt_stream(campaign: str, repo: str, commit: str, timestamp: str) -> str:
-    return f"attempt:{campaign}:{repo}:{commit}:{timestamp}"
+    return f"{ATTEMPT_PREFIX}{campaign}:{repo}:{commit}:{timestamp}"
+
+
+def attempts_prefix(campaign: str) -> str:
+    """The prefix shared by every attempt stream of a campaign."""
+    return f"{ATTEMPT_PREFIX}{campaign}:"
+
+
+def claim_stream(campaign: str, commit: str) -> str:
+    return f"{CLAIM_PREFIX}{campaign}:{commit}"
+
+
+def claims_prefix(campaign: str) -> str:
+    return f"{CLAIM_PREFIX}{campaign}:"
+
+
+def attempt_parts(stream_id: str) -> tuple[str, str, str, str]:
+    """(campaign, repo, commit, run id) of an attempt stream id (missing parts are "")."""
+    parts = stream_id.removeprefix(ATTEMPT_PREFIX).split(":", 3)
+    parts += [""] * (4 - len(parts))
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def stream_campaign(stream_id: str) -> str:
+    """The campaign a campaign, attempt or claim stream belongs to."""
+    return stream_id.split(":", 2)[1] if ":" in stream_id else ""
+
+
+def claim_commit(stream_id: str) -> str:
+    return stream_id.rsplit(":", 1)[1]
 
 
 def check_campaign_name(name: str) -> str:

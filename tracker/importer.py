@@ -46,6 +46,7 @@ from tracker.domain import (
     PatchObserved,
     UsageObserved,
     attempt_stream,
+    attempts_prefix,
     campaign_stream,
     check_campaign_name,
 )
@@ -371,7 +372,7 @@ class _StreamState:
 def _known_facts(store: EventStore, campaign: str) -> dict[str, _StreamState]:
     """What the store already holds for this campaign's attempts: one range scan, not one per run."""
     states: dict[str, _StreamState] = {}
-    for event in store.read_prefix(f"attempt:{campaign}:"):
+    for event in store.read_prefix(attempts_prefix(campaign)):
         _fold(states.setdefault(event.stream_id, _StreamState()), event)
     return states
 

@@ -22,6 +22,12 @@ class ModelPrice:
     cached_input: float
     output: float
 
+    def bill(self, total_input: Any, cached_input: Any, output: Any) -> Any:
+        """USD for tokens counted the OpenAI way (cached inside input). The one cost formula: it
+        works on plain numbers and, element-wise, on numpy arrays or pandas columns alike."""
+        return ((total_input - cached_input) * self.input + cached_input * self.cached_input
+                + output * self.output) / 1_000_000
+
 
 @dataclass(frozen=True)
 class PriceTable:
@@ -44,9 +50,7 @@ class PriceTable:
         if price is None or (input_tokens is None and output_tokens is None):
             return None
         total_in = input_tokens or 0
-        cached = min(cached_input_tokens or 0, total_in)
-        cost = (total_in - cached) * price.input + cached * price.cached_input + (output_tokens or 0) * price.output
-        return round(cost / 1_000_000, 6)
+        return round(float(price.bill(total_in, min(cached_input_tokens or 0, total_in), output_tokens or 0)), 6)
 
 
 def load_price_table(path: str | Path | None = None) -> PriceTable:

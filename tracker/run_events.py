@@ -15,10 +15,6 @@ from typing import Any
 from tracker.events import DomainEvent, domain_event
 
 
-def claim_stream(campaign: str, commit: str) -> str:
-    return f"claim:{campaign}:{commit}"
-
-
 @domain_event
 @dataclass(frozen=True)
 class ClaimAcquired(DomainEvent):

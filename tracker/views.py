@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from tracker import outcomes
-from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified
+from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified, campaign_stream
 from tracker.errors import TrackerError
 from tracker.events import RecordedEvent, decode
 from tracker.pricing import PriceTable, load_price_table
@@ -81,7 +81,7 @@ def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
 def latest_report(store: EventStore, campaign: str) -> dict[str, Any] | None:
     """The campaign's latest `evaluation_report.observed` payload, if any."""
     found = None
-    for event in store.read_stream(f"campaign:{campaign}"):
+    for event in store.read_stream(campaign_stream(campaign)):
         if event.event_type == EvaluationReportObserved.TYPE:
             found = decode(event).to_dict()
     return found
@@ -90,7 +90,7 @@ def latest_report(store: EventStore, campaign: str) -> dict[str, Any] | None:
 def unidentified_folders(store: EventStore, campaign: str) -> list[dict[str, Any]]:
     """Folders of the campaign recorded as unidentified and not identified since."""
     found: dict[str, dict[str, Any]] = {}
-    for event in store.read_stream(f"campaign:{campaign}"):
+    for event in store.read_stream(campaign_stream(campaign)):
         if event.event_type == FolderUnidentified.TYPE:
             found[event.payload["run_path"]] = {**decode(event).to_dict(), "recorded_at": event.recorded_at}
         elif event.event_type == FolderIdentified.TYPE:
@@ -173,7 +173,7 @@ def campaign_plan(store: EventStore, campaign: str) -> tuple[list[dict[str, Any]
     items: dict[str, dict[str, Any]] = {}
     per_item: dict[str, dict[str, Any]] = {}
     latest: dict[str, Any] | None = None
-    for event in store.read_stream(f"campaign:{campaign}"):
+    for event in store.read_stream(campaign_stream(campaign)):
         if event.event_type != "plan.created":
             continue
         for item in event.payload.get("items", []):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from tracker import outcomes
+from tracker.domain import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
 from tracker.events import RecordedEvent
 from tracker.mlflow_config import resolve_tracking_uri
 from tracker.pricing import PriceTable, load_price_table
@@ -127,7 +128,7 @@ class _Projection:
 
     def run(self, start: int, end: int, chunk_size: int, progress: Progress | None) -> None:
         first_touch, touched_campaigns = _touched(self.store, start, end)
-        self._load(touched_campaigns | {sid.split(":", 2)[1] for sid in first_touch})
+        self._load(touched_campaigns | {stream_campaign(sid) for sid in first_touch})
         work = self._expand_baseline_links(first_touch)
         touched_campaigns |= {self.rows[sid]["campaign"] for sid in work}
         touched_campaigns &= set(self.campaigns)
@@ -221,7 +222,7 @@ class _Projection:
         experiment_id = self._experiment(campaign)
         events = self.store.read_stream(stream_id)
         phase = str(campaign["kind"])
-        parent = self.index.get(f"campaign:{campaign['name']}")
+        parent = self.index.get(campaign_stream(campaign["name"]))
         params = self._attempt_params(row, campaign, phase)
         metrics = self._attempt_metrics(row)
         tags = self._attempt_tags(row, campaign, events, parent.info.run_id if parent else None)
@@ -358,7 +359,7 @@ class _Projection:
         """The campaign's parent run: success rates, failure counts, token and cost totals."""
         campaign = self.campaigns[name]
         experiment_id = self._experiment(campaign)
-        stream_id = f"campaign:{name}"
+        stream_id = campaign_stream(name)
         rows = [r for r in self.rows.values() if r["campaign"] == name]
         metrics = _campaign_metrics(rows, self.prices)
         params = {"campaign": name, "phase": campaign["kind"], "agent": campaign["agent"],
@@ -387,10 +388,10 @@ def _touched(store: EventStore, start: int, end: int) -> tuple[dict[str, int], s
     campaign_names: set[str] = set()
     for batch in store.read_batches(start, 20_000, to_position=end):
         for event in batch:
-            if event.stream_id.startswith("attempt:"):
+            if event.stream_id.startswith(ATTEMPT_PREFIX):
                 first.setdefault(event.stream_id, event.position)
-            elif event.stream_id.startswith("campaign:"):
-                campaign_names.add(event.stream_id.split(":", 1)[1])
+            elif event.stream_id.startswith(CAMPAIGN_PREFIX):
+                campaign_names.add(stream_campaign(event.stream_id))
     return first, campaign_names
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from tracker.domain import (
+    ATTEMPT_PREFIX,
     AttemptObserved,
     EvaluationObserved,
     FailureClassified,
@@ -23,6 +24,7 @@ from tracker.domain import (
     IncidentsObserved,
     PatchObserved,
     UsageObserved,
+    attempt_parts,
 )
 from tracker.events import DomainEvent, RecordedEvent, decode, is_registered
 from tracker.schema import attempts, campaigns
@@ -57,7 +59,7 @@ _ATTEMPT_FIELDS: dict[type[DomainEvent], dict[str, str]] = {
 
 
 def _new_attempt_row(stream_id: str) -> dict[str, Any]:
-    _, campaign, repo, commit, timestamp = (stream_id.split(":", 4) + ["", "", "", ""])[:5]
+    campaign, repo, commit, timestamp = attempt_parts(stream_id)
     row: dict[str, Any] = {column.name: None for column in attempts.columns}
     row.update(stream_id=stream_id, campaign=campaign, repo=repo, commit=commit, run_timestamp=timestamp,
                problems=[], incidents=[], last_position=0)
@@ -134,7 +136,7 @@ def rebuild(store: EventStore) -> int:
 def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:
     touched: dict[str, list[RecordedEvent]] = {}
     for event in batch:
-        if event.stream_id.startswith("attempt:"):
+        if event.stream_id.startswith(ATTEMPT_PREFIX):
             touched.setdefault(event.stream_id, []).append(event)
         elif event.event_type == "campaign.created":
             row = _campaign_row(event)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tracker.domain import attempt_stream
+from tracker.domain import attempt_stream, claim_stream
 from tracker.errors import ConcurrencyError
 from tracker.events import DomainEvent, JsonDict, RecordedEvent
-from tracker.run_events import ClaimAcquired, ClaimReleased, ClaimRenewed, claim_stream
+from tracker.run_events import ClaimAcquired, ClaimReleased, ClaimRenewed
 from tracker.runner.planning import PlanItem
 from tracker.store import EventStore
 

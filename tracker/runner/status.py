@@ -13,7 +13,7 @@ from collections import Counter
 from statistics import median
 from typing import Any
 
-from tracker.domain import campaign_stream
+from tracker.domain import campaign_stream, claim_commit, claims_prefix
 from tracker.events import JsonDict
 from tracker.pricing import load_price_table
 from tracker.run_events import CampaignStopped
@@ -30,8 +30,8 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
     stops = [e for e in events if e.event_type == CampaignStopped.TYPE]
     plan_items, estimate = campaign_plan(store, campaign)
     claims: dict[str, list[Any]] = {}
-    for event in store.read_prefix(f"claim:{campaign}:"):
-        claims.setdefault(event.stream_id.rsplit(":", 1)[1], []).append(event)
+    for event in store.read_prefix(claims_prefix(campaign)):
+        claims.setdefault(claim_commit(event.stream_id), []).append(event)
     attempts = measured_attempts(store, campaign)
     prices = load_price_table(price_table)
     now = time.time()
