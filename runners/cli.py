@@ -14,10 +14,20 @@ import click
 
 from runners.context import AppContext
 from tracker import __version__
-from tracker.errors import TrackerError
+from tracker.errors import SchemaOutdated, TrackerError, UnknownCampaign
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+HINTS: dict[type[TrackerError], str] = {
+    UnknownCampaign: "see `track campaigns`",
+    SchemaOutdated: "run `track db upgrade`",
+}
+"""What to type about a library error: the CLI's words, added to the library's message here only."""
+
+
+def error_line(exc: TrackerError) -> str:
+    hint = next((text for kind, text in HINTS.items() if isinstance(exc, kind)), None)
+    return f"error: {exc}" + (f": {hint}" if hint else "")
 
 
 COMMANDS = {
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except TrackerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(error_line(exc), err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

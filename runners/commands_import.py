@@ -12,6 +12,7 @@ from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option, progress_bar
 from tracker import views
 from tracker.classifier import load_rule_table
+from tracker.errors import UnknownCampaign
 from tracker.failures import failure_evidence, failure_table
 from tracker.importer import ALL, ImportSummary, import_tree
 from tracker.readers import discover_runs
@@ -183,7 +184,7 @@ def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
     """
     store = app.store()
     if not views.campaign_exists(store, campaign):
-        raise click.ClickException(f"no campaign named {campaign!r}: see `track campaigns`")
+        raise UnknownCampaign(campaign)
     rows = views.unidentified_folders(store, campaign)
     if as_json:
         emit_json(rows)

@@ -52,3 +52,17 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     result = run_track("verify", "--no-such-flag", cwd=tmp_path)
     assert result.returncode == 2
     assert "no such option" in result.stderr.lower()
+
+
+def test_library_errors_speak_library_the_cli_adds_what_to_type(sqlite_url: str, tmp_path: Path) -> None:
+    """A notebook user is not told to type a command; the terminal user is."""
+    from tracker.errors import UnknownCampaign
+    from tracker.store import EventStore
+    from tracker.views import attempts_frame
+
+    with EventStore.open(sqlite_url) as store, pytest.raises(UnknownCampaign) as caught:
+        attempts_frame(store, "ghost")
+    assert "track" not in str(caught.value) and caught.value.name == "ghost"
+    result = run_track("--db", sqlite_url, "failures", "ghost", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: no campaign named 'ghost' in this store: see `track campaigns`"

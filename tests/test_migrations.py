@@ -42,7 +42,7 @@ def test_outdated_schema_is_refused_with_advice(store_url: str) -> None:
         with engine.begin() as connection:
             connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
     engine.dispose()
-    with pytest.raises(SchemaOutdated, match="track db upgrade"):
+    with pytest.raises(SchemaOutdated, match="must be upgraded"):
         EventStore.open(store_url)
     result = run_track("--db", store_url, "verify")
     assert result.returncode == 2

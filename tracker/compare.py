@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 
 from tracker import outcomes, views
 from tracker.criteria import COMBINED, Criteria, load_criteria
-from tracker.errors import TrackerError
+from tracker.errors import TrackerError, UnknownCampaign
 from tracker.pricing import PriceTable, load_price_table
 from tracker.schema import attempts
 from tracker.stats import mcnemar_exact, wilson_interval
@@ -152,7 +152,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     campaigns = {row["name"]: row for row in views.campaign_summaries(store)}  # also catches the read model up
     for name in (baseline, rerun):
         if name not in campaigns:
-            raise TrackerError(f"no campaign named {name!r}: see `track campaigns`")
+            raise UnknownCampaign(name)
     base_frame = attempt_outcomes(store, baseline, repo, prices, level)
     rerun_frame = attempt_outcomes(store, rerun, repo, prices, level)
     base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])

@@ -1,4 +1,8 @@
-"""Errors the library raises; the CLI turns each into a one-line message and an exit code."""
+"""Errors the library raises; the CLI turns each into a one-line message and an exit code.
+
+Messages say what happened in the library's words; what to type at the terminal about it is the
+CLI's to add (`runners.cli.HINTS`), so a notebook user is never told to run a flag.
+"""
 
 
 class TrackerError(Exception):
@@ -15,6 +19,14 @@ class StoreUnavailable(TrackerError):
 
 class SchemaOutdated(TrackerError):
     """The database schema is older (or newer) than this version of track expects."""
+
+
+class UnknownCampaign(TrackerError):
+    """A campaign name the store does not know."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no campaign named {name!r} in this store")
+        self.name = name
 
 
 class ConcurrencyError(TrackerError):

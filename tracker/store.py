@@ -128,7 +128,7 @@ class EventStore:
                 engine.dispose()
                 raise SchemaOutdated(
                     f"the store at {safe_url(engine.url)} has schema revision {current or 'none'}, "
-                    f"this track needs {head}: run `track db upgrade`"
+                    f"this track needs {head}: the store must be upgraded to it"
                     + (" (the store is newer than this track: upgrade track)" if current and current > head else "")
                 )
         return cls(engine)

@@ -14,7 +14,7 @@ from sqlalchemy import case, func, select
 
 from tracker import outcomes
 from tracker.domain import EvaluationReportObserved, FolderIdentified, FolderUnidentified, campaign_stream
-from tracker.errors import TrackerError
+from tracker.errors import TrackerError, UnknownCampaign
 from tracker.events import RecordedEvent, decode
 from tracker.pricing import PriceTable, load_price_table
 from tracker.projections import read_model
@@ -110,7 +110,7 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
     """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
     read_model.catch_up(store)
     if campaign is not None and not campaign_exists(store, campaign):
-        raise TrackerError(f"no campaign named {campaign!r}: see `track campaigns`")
+        raise UnknownCampaign(campaign)
     query = select(attempts)
     for column, value in (("campaign", campaign), ("repo", repo), ("status", status), ("failure_category", category)):
         if value is not None:

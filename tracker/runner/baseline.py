@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from tracker.errors import TrackerError
+from tracker.errors import UnknownCampaign
 from tracker.projections import read_model
 from tracker.schema import attempts, campaigns
 from tracker.store import EventStore
@@ -36,7 +36,7 @@ def campaign_row(store: EventStore, name: str) -> dict[str, object]:
     with store.engine.connect() as connection:
         row = connection.execute(select(campaigns).where(campaigns.c.name == name)).mappings().first()
     if row is None:
-        raise TrackerError(f"no campaign named {name!r}: see `track campaigns`")
+        raise UnknownCampaign(name)
     return dict(row)
 
 
