@@ -251,6 +251,9 @@ def classify_lines(facts: RunFacts, lines: list[EvidenceLine], table: RuleTable)
     return Classification("other", "<no rule>", table.version)
 
 
+_Hit = tuple[Rule, EvidenceLine, "re.Match[str]"]
+
+
 def find_incidents(lines: list[EvidenceLine], table: RuleTable) -> tuple[Incident, ...]:
     """Every specific error signature in the run's evidence, one incident per category.
 
@@ -259,32 +262,39 @@ def find_incidents(lines: list[EvidenceLine], table: RuleTable) -> tuple[Inciden
     in the file that shows most of them: TRAE echoes each API error in stdout and in the trajectory.
     """
     rules = [r for r in table.rules if r.patterns and r.category not in GENERIC_CATEGORIES]
-    hits: dict[str, list[tuple[Rule, EvidenceLine, re.Match[str]]]] = {}
+    hits: dict[str, list[_Hit]] = {}
     for line in lines:
-        for rule in rules:
-            if line.source not in rule.sources:
-                continue
-            hit = next((m for p in rule.patterns if (m := p.search(line.text))), None)
-            if hit is not None:
-                hits.setdefault(rule.category, []).append((rule, line, hit))
-                break
-    incidents: list[Incident] = []
+        found = _first_rule_hit(line, rules)
+        if found is not None:
+            hits.setdefault(found[0].category, []).append(found)
     order = {category: i for i, category in enumerate(CATEGORIES)}
-    for category in sorted(hits, key=lambda c: order.get(c, len(order))):
-        seen = hits[category]
-        files: dict[str, int] = {}
-        for _rule, line, _match in seen:
-            files[line.file] = files.get(line.file, 0) + line.count
-        top = max(files, key=lambda f: files[f])
-        in_top = [h for h in seen if h[1].file == top]
-        rule, first, match = min(in_top, key=lambda h: h[1].line or 0)
-        last_line = max((h[1].last_line or h[1].line or 0) for h in in_top) or None
-        incidents.append(Incident(
-            category=category, rule_id=rule.id, count=files[top], files=files,
-            first={"file": top, "line": first.line}, last={"file": top, "line": last_line},
-            excerpt=excerpt(first.text, match.start(), match.end(), table.excerpt_chars),
-        ))
-    return tuple(incidents)
+    return tuple(_incident(category, hits[category], table.excerpt_chars)
+                 for category in sorted(hits, key=lambda c: order.get(c, len(order))))
+
+
+def _first_rule_hit(line: EvidenceLine, rules: list[Rule]) -> _Hit | None:
+    for rule in rules:
+        if line.source in rule.sources:
+            match = next((m for p in rule.patterns if (m := p.search(line.text))), None)
+            if match is not None:
+                return rule, line, match
+    return None
+
+
+def _incident(category: str, hits: list[_Hit], width: int) -> Incident:
+    """One category's hits as an incident, counted in the file that shows most of them."""
+    files: dict[str, int] = {}
+    for _rule, line, _match in hits:
+        files[line.file] = files.get(line.file, 0) + line.count
+    top = max(files, key=lambda f: files[f])
+    in_top = [h for h in hits if h[1].file == top]
+    rule, first, match = min(in_top, key=lambda h: h[1].line or 0)
+    last_line = max((h[1].last_line or h[1].line or 0) for h in in_top) or None
+    return Incident(
+        category=category, rule_id=rule.id, count=files[top], files=files,
+        first={"file": top, "line": first.line}, last={"file": top, "line": last_line},
+        excerpt=excerpt(first.text, match.start(), match.end(), width),
+    )
 
 
 def _specific_patterns(table: RuleTable) -> tuple[re.Pattern[str], ...]:

@@ -64,6 +64,7 @@ from tracker.hashing import canonical_json
 from tracker.projections import read_model
 from tracker.readers import (
     EvaluationIndex,
+    PipelineLogIndex,
     Problem,
     RunFacts,
     RunFolder,
@@ -208,34 +209,7 @@ def import_tree(
         summary.folders_seen += 1
         if progress:
             progress(folder)
-        folder = identify_folder(folder)
-        unknown = [what for what, value in (("agent", folder.agent), ("model", folder.model)) if value == UNKNOWN]
-        if unknown:
-            name = check_campaign_name(campaign_name_for(campaign, folder))
-            facts = read_run(folder, logs, evals)
-            why = f"neither the layout nor any file says the {' or '.join(unknown)}"
-            summary.unidentified.append(session.unidentified(name, facts, why))
-            continue
-        reason = _filter_reason(folder, agent, wanted_model, repo)
-        if reason is not None:
-            summary.filtered[reason] += 1
-            summary.skipped += 1
-            continue
-        name = check_campaign_name(campaign_name_for(campaign, folder))
-        facts = read_run(folder, logs, evals)
-        if not facts.commit:
-            summary.unidentified.append(session.unidentified(name, facts))
-            continue
-        classification, incidents, appended = session.record(name, facts)
-        summary.runs += 1
-        summary.campaigns[name] += 1
-        summary.events_appended += appended
-        summary.attempts_changed += 1 if appended else 0
-        summary.by_status[facts.status] += 1
-        summary.by_category[classification.category] += 1
-        summary.by_repo[folder.repo] += 1
-        summary.incidents.update(i.category for i in incidents)
-        summary.problems += len(facts.problems)
+        _account(session, summary, identify_folder(folder), campaign, (agent, wanted_model, repo), logs, evals)
     summary.events_appended += session.finish(evals)
     summary.reports = session.reports
     summary.tree_problems = [{"file": p.file, "kind": p.kind, "detail": p.detail} for p in tree_problems]
@@ -243,6 +217,33 @@ def import_tree(
     read_model.catch_up(store)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _account(session: _ImportSession, summary: ImportSummary, folder: RunFolder, campaign: str,
+             wanted: tuple[str, str, str | None], logs: PipelineLogIndex, evals: EvaluationIndex) -> None:
+    """One run folder: an attempt, a named filter, or an unidentified record, added to `summary`."""
+    unknown = [what for what, value in (("agent", folder.agent), ("model", folder.model)) if value == UNKNOWN]
+    reason = None if unknown else _filter_reason(folder, *wanted)
+    if reason is not None:
+        summary.filtered[reason] += 1
+        summary.skipped += 1
+        return
+    name = check_campaign_name(campaign_name_for(campaign, folder))
+    facts = read_run(folder, logs, evals)
+    if unknown or not facts.commit:
+        why = f"neither the layout nor any file says the {' or '.join(unknown)}" if unknown else None
+        summary.unidentified.append(session.unidentified(name, facts, why or "no file names the commit"))
+        return
+    classification, incidents, appended = session.record(name, facts)
+    summary.runs += 1
+    summary.campaigns[name] += 1
+    summary.events_appended += appended
+    summary.attempts_changed += 1 if appended else 0
+    summary.by_status[facts.status] += 1
+    summary.by_category[classification.category] += 1
+    summary.by_repo[folder.repo] += 1
+    summary.incidents.update(i.category for i in incidents)
+    summary.problems += len(facts.problems)
 
 
 class _ImportSession:
@@ -450,8 +451,22 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
         state = _StreamState()
         for recorded in store.read_stream(stream):
             _fold(state, recorded)
-    # each payload is built (and redacted) once, and its canonical text serves both the comparison
-    # with what the store holds and the event id
+    changes = _changes(campaign, facts, classification, incidents, state, extra or [])
+    if not changes:
+        return classification, incidents, 0
+    new_events = [
+        NewEvent(event.TYPE, payload, event.VERSION,
+                 deterministic_event_id(stream, state.version + i + 1, event.TYPE, text), metadata)
+        for i, (event, payload, text) in enumerate(changes)
+    ]
+    result = store.append(stream, new_events, expected_version=state.version)
+    return classification, incidents, len(result.positions)
+
+
+def _changes(campaign: str, facts: RunFacts, classification: Classification, incidents: tuple[Incident, ...],
+             state: _StreamState, extra: list[DomainEvent]) -> list[tuple[DomainEvent, JsonDict, str]]:
+    """What is new about an attempt, as (event, payload, canonical text). Each payload is built (and
+    redacted) once; its text serves both the comparison with the store and the event id."""
     changes: list[tuple[DomainEvent, JsonDict, str]] = []
     for event in attempt_facts(campaign, facts, classification, incidents):
         payload = event.to_payload()
@@ -463,19 +478,10 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
                                  for key, p in seen.items() if key not in state.problems]
     others += [ImportProblemResolved(file=file, kind=kind)
                for (file, kind) in state.problems if (file, kind) not in seen]
-    others += extra or []
-    for event in others:
+    for event in others + extra:
         payload = event.to_payload()
         changes.append((event, payload, canonical_json(payload)))
-    if not changes:
-        return classification, incidents, 0
-    new_events = [
-        NewEvent(event.TYPE, payload, event.VERSION,
-                 deterministic_event_id(stream, state.version + i + 1, event.TYPE, text), metadata)
-        for i, (event, payload, text) in enumerate(changes)
-    ]
-    result = store.append(stream, new_events, expected_version=state.version)
-    return classification, incidents, len(result.positions)
+    return changes
 
 
 def _normalised(payload: Any) -> Any:

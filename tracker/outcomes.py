@@ -12,6 +12,7 @@ of the agent: they are counted apart and never as agent failures.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -102,30 +103,16 @@ def funnel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A campaign's funnel. Where evaluations exist, `no_patch`, `errors` and `tests_*` are the
     evaluation's (`basis: evaluation`); otherwise they are the agent's (`basis: agent`)."""
     evaluated = [r for r in rows if _present(r.get("eval_status"))]
-    statuses: dict[str, int] = {}
-    for r in evaluated:
-        statuses[str(r["eval_status"])] = statuses.get(str(r["eval_status"]), 0) + 1
-    out: dict[str, Any] = {
-        "runs": len(rows),
-        "agent_succeeded": sum(1 for r in rows if succeeded(r, "agent")),
-        "patch_produced": sum(1 for r in rows if patch_produced(r)),
-        "evaluated": len(evaluated),
-    }
-    if evaluated:
-        out.update(
-            basis="evaluation",
-            tests_run=sum(statuses.get(s, 0) for s in TESTS_RUN),
-            tests_passed=statuses.get("success", 0),
-            no_patch=statuses.get("no_patch", 0),
-            errors=statuses.get("error", 0),
-            baseline_failed=statuses.get("baseline_failed", 0),
-            no_test=statuses.get("no_test", 0),
-            faster=sum(1 for r in evaluated if faster(r)),
-            evaluation_status=dict(sorted(statuses.items())),
-        )
-    else:
-        out.update(basis="agent", tests_run=0, tests_passed=0,
-                   no_patch=sum(1 for r in rows if not patch_produced(r)),
-                   errors=sum(1 for r in rows if r.get("status") != "success"),
-                   baseline_failed=0, no_test=0, faster=0, evaluation_status={})
-    return out
+    statuses = Counter(str(r["eval_status"]) for r in evaluated)
+    agent_ok = sum(1 for r in rows if succeeded(r, "agent"))
+    patched = sum(1 for r in rows if patch_produced(r))
+    out: dict[str, Any] = {"runs": len(rows), "agent_succeeded": agent_ok, "patch_produced": patched,
+                           "evaluated": len(evaluated)}
+    if not evaluated:
+        return {**out, "basis": "agent", "tests_run": 0, "tests_passed": 0, "no_patch": len(rows) - patched,
+                "errors": len(rows) - agent_ok, "baseline_failed": 0, "no_test": 0, "faster": 0,
+                "evaluation_status": {}}
+    return {**out, "basis": "evaluation", "tests_run": sum(statuses[s] for s in TESTS_RUN),
+            "tests_passed": statuses["success"], "no_patch": statuses["no_patch"], "errors": statuses["error"],
+            "baseline_failed": statuses["baseline_failed"], "no_test": statuses["no_test"],
+            "faster": sum(1 for r in evaluated if faster(r)), "evaluation_status": dict(sorted(statuses.items()))}
