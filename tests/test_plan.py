@@ -131,3 +131,10 @@ def test_estimate_cli_against_the_measured_baseline(baseline: str, tmp_path: Pat
     with EventStore.open(baseline) as store:
         recorded = [e for e in store.read_stream("campaign:rr") if e.event_type == "plan.created"]
     assert recorded and recorded[0].payload["estimate"]["cost_usd"] == a["cost_usd"]
+
+
+def test_a_price_for_no_model_is_no_price() -> None:
+    """A read-model row can lack its model (an attempt recovered after kill -9); pricing it gives no cost."""
+    prices = load_price_table()
+    assert prices.price_for(float("nan")) is None  # type: ignore[arg-type]
+    assert prices.cost_usd(None, 100, 0, 10) is None

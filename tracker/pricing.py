@@ -36,7 +36,7 @@ class PriceTable:
 
     def price_for(self, model: str | None) -> ModelPrice | None:
         """The price of a model, matching dated snapshots (`gpt-5-2025-08-07`) to their family."""
-        if not model:
+        if not isinstance(model, str) or not model:  # a read-model row can lack its model (NaN in pandas)
             return None
         name = model.lower()
         if name in self.models:
