@@ -21,14 +21,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.campaign_builders import add_attempts, create_campaign, record_plan, seed_like  # noqa: E402
-from tracker.compare import compare  # noqa: E402
-from tracker.criteria import example_path  # noqa: E402
-from tracker.projections import read_model  # noqa: E402
+from tests.support.campaign_builders import add_attempts, create_campaign, record_plan, seed_like  # noqa: E402
+from tracker.analysis.compare import compare  # noqa: E402
+from tracker.analysis.criteria import example_path  # noqa: E402
+from tracker.eventstore.store import EventStore  # noqa: E402
+from tracker.projections.read_model import fold  # noqa: E402
+from tracker.projections.read_model.queries import campaign_exists  # noqa: E402
 from tracker.reports import html_report, markdown  # noqa: E402
 from tracker.reports.export import export  # noqa: E402
-from tracker.store import EventStore  # noqa: E402
-from tracker.views import campaign_exists  # noqa: E402
 
 BASELINE, RERUN = "bench-original", "bench-rerun"
 
@@ -46,7 +46,7 @@ def build(store: EventStore, commits: int, attempts: int) -> None:
         for i in range(0, len(items), 2000):
             add_attempts(store, name, items[i:i + 2000], catch_up=False)
             print(f"  {name}: {min(i + 2000, len(items)):,}/{len(items):,} attempts appended", file=sys.stderr)
-    read_model.catch_up(store)
+    fold.catch_up(store)
     print(f"built {len(baseline):,} + {len(rerun):,} attempts ({store.last_position():,} events) "
           f"in {time.perf_counter() - started:.1f}s")
 

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracker.sample_tree import RunSpec, generate_tree, write_big_trajectory, write_run_folder
+from tests.support.big_files import write_big_trajectory
+from tracker.demo.sample_tree import RunSpec, generate_tree, write_run_folder
 
 BASELINE: Path | None = None
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-from tracker.importer import import_tree  # noqa: E402
-from tracker.pricing import load_price_table  # noqa: E402
-from tracker.projections import mlflow_artifacts  # noqa: E402
-from tracker.projections.mlflow_runs import _Projection, run_name, sync  # noqa: E402
-from tracker.store import EventStore  # noqa: E402
+from tracker.domain.pricing import load_price_table  # noqa: E402
+from tracker.eventstore.store import EventStore  # noqa: E402
+from tracker.ingest.importer import import_tree  # noqa: E402
+from tracker.projections.mlflow import artifacts  # noqa: E402
+from tracker.projections.mlflow.runs import _Projection, run_name, sync  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
@@ -38,7 +38,7 @@ def naive(store: EventStore, uri: str) -> tuple[int, float]:
     """The same runs, the fluent way: one call per param, metric, tag and artifact file."""
     import mlflow
 
-    from tracker.projections.mlflow_client import Tracking
+    from tracker.projections.mlflow.client import Tracking
 
     projection = _Projection(store, Tracking(uri), load_price_table(), None)  # type: ignore[arg-type]
     projection._load({f"bench-{i:02d}" for i in range(1000)})
@@ -56,7 +56,7 @@ def naive(store: EventStore, uri: str) -> tuple[int, float]:
             for key, value in projection._attempt_tags(row, campaign, events, None).items():
                 mlflow.set_tag(key, value)
             with tempfile.TemporaryDirectory() as tmp:
-                for path in mlflow_artifacts.stage(mlflow_artifacts.run_folder(campaign["source"], row), events,
+                for path in artifacts.stage(artifacts.run_folder(campaign["source"], row), events,
                                                    Path(tmp)):
                     mlflow.log_artifact(str(Path(tmp) / path), str(Path(path).parent) if "/" in path else None)
     return len(projection.rows), time.perf_counter() - started

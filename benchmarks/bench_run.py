@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tracker.domain import CampaignCreated  # noqa: E402
-from tracker.importer import ensure_campaign  # noqa: E402
-from tracker.runner.execution import RunConfig, run_campaign  # noqa: E402
-from tracker.runner.process import AgentProcess, LineParser  # noqa: E402
-from tracker.store import EventStore  # noqa: E402
+from tracker.domain.import_events import CampaignCreated  # noqa: E402
+from tracker.eventstore.store import EventStore  # noqa: E402
+from tracker.ingest.importer import ensure_campaign  # noqa: E402
+from tracker.rerun.execution import RunConfig, run_campaign  # noqa: E402
+from tracker.rerun.process import AgentProcess, LineParser  # noqa: E402
 
 
 def _plan(path: Path, n: int) -> None:
@@ -39,7 +39,7 @@ def _campaign(tmp: Path, n: int, workers: int, sleep: float) -> tuple[float, flo
     _plan(tmp / "plan.json", n)
     (tmp / "bench").mkdir()
     config = RunConfig(campaign="bench", baseline="orig", fix_commit="a1c6d41", bench_root=tmp / "bench",
-                       bench_module="runners.standin_bench", log_dir=tmp / "logs", workers=workers,
+                       bench_module="tracker.demo.standin_bench", log_dir=tmp / "logs", workers=workers,
                        env={"PYTHONPATH": str(ROOT), "STANDIN_SLEEP": str(sleep)})
     with EventStore.open(url) as store:
         ensure_campaign(store, CampaignCreated(name="orig", kind="original", agent="trae", model="gpt-5"), {})
@@ -71,7 +71,7 @@ def parsing() -> None:
     special = ("2025-12-01 09:12:44,000 - bench.prepare - WARNING - TRAE STDERR: OpenAI API call failed: "
                "openai.RateLimitError: Error code: 429 - rate_limit_exceeded. Will sleep for 12 seconds\n")
     lines = [special if i % 100 == 0 else line for i in range(500_000)]
-    from tracker.redaction import redact
+    from tracker.classify.redaction import redact
 
     parser = LineParser()
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.txt", "w") as log:
@@ -85,7 +85,7 @@ def parsing() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plan = Path(tmp) / "plan.json"
         _plan(plan, 1)
-        command = [sys.executable, "-m", "runners.standin_bench", "prepare", "t.yaml", "--from-plan", str(plan),
+        command = [sys.executable, "-m", "tracker.demo.standin_bench", "prepare", "t.yaml", "--from-plan", str(plan),
                    "--bench-cfg", "b.yaml"]
         process = AgentProcess(command, Path(tmp), Path(tmp) / "out.log", LineParser(),
                                env={"PYTHONPATH": str(ROOT), "STANDIN_LINES": "200000"})

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tracker.events import NewEvent
-from tracker.store import EventStore
+from tracker.domain.events import NewEvent
+from tracker.eventstore.store import EventStore
 
 PAYLOAD = {"repo": "vllm", "commit": "4283fefc63f0cd0e873a0000c6d07ef7b77e90d3", "input_tokens": 332283,
            "output_tokens": 2188, "status": "error", "category": "tool_output_missing"}

@@ -1,11 +1,11 @@
-"""Alembic environment: runs on the connection `tracker.migrate` hands over (or on -x url=...)."""
+"""Alembic environment: runs on the connection `tracker.eventstore.migrate` hands over (or on -x url=...)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection
 
-from tracker.database import create_store_engine
+from tracker.eventstore.database import create_store_engine
 
 config = context.config
 

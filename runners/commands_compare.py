@@ -8,11 +8,11 @@ import click
 
 from runners.context import AppContext, pass_app
 from runners.output import format_table, json_option
-from tracker import views
-from tracker.compare import Comparison, compare
-from tracker.compare_mlflow import ComparisonNotLogged, log_comparison
-from tracker.criteria import BELOW
-from tracker.outcomes import LEVELS
+from tracker.analysis.compare import Comparison, compare
+from tracker.analysis.criteria import BELOW
+from tracker.domain.outcomes import LEVELS
+from tracker.projections.mlflow.comparison import ComparisonNotLogged, log_comparison
+from tracker.projections.read_model import queries
 from tracker.reports import display
 from tracker.reports.export import FORMATS, export
 
@@ -93,7 +93,7 @@ def _terminal(result: Comparison) -> str:
     def table(headers: list[str], rows: list[list[str]]) -> str:
         return format_table([dict(zip(headers, row, strict=True)) for row in rows], headers) if headers else "(none)"
 
-    commits = views.frame_records(result.commits.assign(commit=result.commits["commit"].str[:12]))
+    commits = queries.frame_records(result.commits.assign(commit=result.commits["commit"].str[:12]))
     lines = [f"{result.rerun['name']} vs {result.baseline['name']} (success = {result.meta['success_rule']})",
              *display.headline(result), "",
              table(*display.summary(result)), "", "failure category, baseline -> rerun:",

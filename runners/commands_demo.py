@@ -11,7 +11,7 @@ import click
 
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, progress_bar
-from tracker.runner.execution import RunProgress
+from tracker.rerun.execution import RunProgress
 
 
 @click.command("demo")
@@ -31,8 +31,8 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
 
     Example: track demo --dir /tmp/track-demo
     """
-    from tracker.demo import ORIGINAL, RERUN, run_demo
-    from tracker.mlflow_config import resolve_tracking_uri
+    from tracker.demo.workflow import ORIGINAL, RERUN, run_demo
+    from tracker.settings import resolve_tracking_uri
 
     store = app.store()
     uri = resolve_tracking_uri(mlflow_uri)

@@ -10,12 +10,12 @@ import click
 from runners.commands_mlflow import mlflow_uri_option, run_sync, sync_text
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option, progress_bar
-from tracker import views
-from tracker.classifier import load_rule_table
+from tracker.analysis.failures import failure_evidence, failure_table
+from tracker.classify.rules import load_rule_table
 from tracker.errors import UnknownCampaign
-from tracker.failures import failure_evidence, failure_table
-from tracker.importer import ALL, ImportSummary, import_tree
-from tracker.readers import discover_runs
+from tracker.ingest.importer import ALL, ImportSummary, import_tree
+from tracker.isobench import discover_runs
+from tracker.projections.read_model import queries
 
 EXIT_NOTHING_IMPORTED = 1
 
@@ -114,7 +114,7 @@ def campaigns_command(app: AppContext, as_json: bool) -> None:
 
     Example: track campaigns --json
     """
-    rows = views.list_campaigns(app.store())
+    rows = queries.list_campaigns(app.store())
     if as_json:
         emit_json(rows)
         return
@@ -183,9 +183,9 @@ def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
     Example: track folders trae-gpt5
     """
     store = app.store()
-    if not views.campaign_exists(store, campaign):
+    if not queries.campaign_exists(store, campaign):
         raise UnknownCampaign(campaign)
-    rows = views.unidentified_folders(store, campaign)
+    rows = queries.unidentified_folders(store, campaign)
     if as_json:
         emit_json(rows)
         return
@@ -207,14 +207,14 @@ def attempts_command(app: AppContext, campaign: str, repo: str | None, status: s
 
     Example: track attempts --campaign trae-gpt5-original --category quota_exceeded
     """
-    frame = views.attempts_frame(app.store(), campaign, repo=repo, status=status, category=category)
+    frame = queries.attempts_frame(app.store(), campaign, repo=repo, status=status, category=category)
     if as_json:
-        emit_json(views.frame_records(frame))
+        emit_json(queries.frame_records(frame))
         return
     frame = frame.assign(commit=frame["commit"].str[:12], problems=frame["problems"].map(len))
     frame = frame.assign(incidents=[", ".join(f"{i['category']} x{i['count']}" for i in found)
                                     for found in frame["incidents"]])
-    click.echo(format_table(views.frame_records(frame), [
+    click.echo(format_table(queries.frame_records(frame), [
         "repo", "item_id", "commit", "run_timestamp", "status", "failure_category", "outcome_level", "eval_status",
         "incidents", "input_tokens", "output_tokens", "cost_usd", "patch_bytes", "problems"]))
     click.echo(f"{len(frame)} attempts")
@@ -230,7 +230,7 @@ def log_command(app: AppContext, campaign: str, commit: str, as_json: bool) -> N
 
     Example: track log --campaign trae-gpt5-original --commit 4283fefc
     """
-    history = views.commit_history(app.store(), campaign, commit)
+    history = queries.commit_history(app.store(), campaign, commit)
     if as_json:
         emit_json([event._asdict() for event in history])
         return

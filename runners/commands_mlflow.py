@@ -10,10 +10,10 @@ import click
 
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, json_option, progress_bar
-from tracker.mlflow_config import resolve_tracking_uri
-from tracker.pricing import load_price_table
-from tracker.projections.mlflow_client import ui_command
-from tracker.projections.mlflow_runs import SyncSummary, sync
+from tracker.domain.pricing import load_price_table
+from tracker.projections.mlflow.client import ui_command
+from tracker.projections.mlflow.runs import SyncSummary, sync
+from tracker.settings import resolve_tracking_uri
 
 mlflow_uri_option = click.option(
     "--mlflow-uri", default=None, metavar="URI",

@@ -1,4 +1,4 @@
-"""Commands of the GPU host: plan, estimate, preflight, run, status (thin over `tracker.runner`)."""
+"""Commands of the GPU host: plan, estimate, preflight, run, status (thin over `tracker.rerun`)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import click
 
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, format_table, json_option
-from tracker.domain import FAILURE_CATEGORIES, campaign_stream
-from tracker.outcomes import LEVELS
-from tracker.runner.estimate import estimate_plan
-from tracker.runner.execution import RunConfig, RunProgress, StopControl, run_campaign
-from tracker.runner.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
-from tracker.runner.preflight import run_preflight
-from tracker.runner.status import campaign_status
+from tracker.domain.outcomes import LEVELS
+from tracker.domain.streams import campaign_stream
+from tracker.domain.vocabulary import FAILURE_CATEGORIES
+from tracker.rerun.estimate import estimate_plan
+from tracker.rerun.execution import RunConfig, RunProgress, StopControl, run_campaign
+from tracker.rerun.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
+from tracker.rerun.preflight import run_preflight
+from tracker.rerun.status import campaign_status
 
 EXIT_PROBLEM = 1
 EXIT_INTERRUPTED = 130

@@ -6,9 +6,9 @@ import click
 
 from runners.context import AppContext, pass_app
 from runners.output import emit_json, json_option
-from tracker import migrate
-from tracker.config import resolve_db_url
-from tracker.database import create_store_engine, safe_url
+from tracker.eventstore import migrate
+from tracker.eventstore.database import create_store_engine, safe_url
+from tracker.settings import resolve_db_url
 
 
 @click.group("db")

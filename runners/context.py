@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from tracker.store import EventStore
+from tracker.eventstore.store import EventStore
 
 
 @dataclass

@@ -11,16 +11,9 @@ import pytest
 import yaml
 
 from tests.test_readers import journal, make_run, pipeline_block, read_one, trajectory, write_log
-from tracker.classifier import (
-    CATEGORIES,
-    Classification,
-    RuleTableError,
-    classify,
-    excerpt,
-    load_rule_table,
-    parse_rule_table,
-)
-from tracker.readers.textlog import ERROR_SIGNATURE
+from tracker.classify.classifier import Classification, classify, excerpt
+from tracker.classify.rules import CATEGORIES, RuleTableError, load_rule_table, parse_rule_table
+from tracker.isobench.textlog import ERROR_SIGNATURE
 
 TOOL = (
     "openai.BadRequestError: Error code: 400 - {'error': {'message': 'No tool output found for function call "
@@ -317,7 +310,7 @@ def test_default_table_file_is_plain_json() -> None:
 @pytest.mark.parametrize("name", ["isobench-small-a", "isobench-small-b"])
 def test_fixture_failures_carry_redacted_evidence(name: str) -> None:
     from tests.test_readers import fixtures_dir
-    from tracker.readers import read_tree
+    from tracker.isobench import read_tree
 
     base = fixtures_dir()
     if base is None:

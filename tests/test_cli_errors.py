@@ -57,8 +57,8 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
 def test_library_errors_speak_library_the_cli_adds_what_to_type(sqlite_url: str, tmp_path: Path) -> None:
     """A notebook user is not told to type a command; the terminal user is."""
     from tracker.errors import UnknownCampaign
-    from tracker.store import EventStore
-    from tracker.views import attempts_frame
+    from tracker.eventstore.store import EventStore
+    from tracker.projections.read_model.queries import attempts_frame
 
     with EventStore.open(sqlite_url) as store, pytest.raises(UnknownCampaign) as caught:
         attempts_frame(store, "ghost")

@@ -1,4 +1,4 @@
-"""`tracker.compare` on campaigns with known outcomes: transitions, best attempt, summary, criteria, cost."""
+"""`tracker.analysis.compare` on campaigns with known outcomes: transitions, best attempt, summary, criteria, cost."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from tests.campaign_builders import Attempt, add_attempts, build_pair, create_campaign, record_plan, sha
-from tracker.compare import TRANSITIONS, Comparison, attempt_outcomes, best_attempts, compare
-from tracker.criteria import example_path, load_criteria, parse_criteria
+from tests.support.campaign_builders import Attempt, add_attempts, build_pair, create_campaign, record_plan, sha
+from tracker.analysis.compare import TRANSITIONS, Comparison, attempt_outcomes, best_attempts, compare
+from tracker.analysis.criteria import example_path, load_criteria, parse_criteria
+from tracker.analysis.stats import wilson_interval
+from tracker.domain.pricing import load_price_table
 from tracker.errors import TrackerError
-from tracker.pricing import load_price_table
-from tracker.stats import wilson_interval
-from tracker.store import EventStore
-from tracker.views import attempts_frame
+from tracker.eventstore.store import EventStore
+from tracker.projections.read_model.queries import attempts_frame
 
 T1, T2, T3 = "2025-12-01_10-00-00", "2025-12-02_10-00-00", "2025-12-03_10-00-00"
 R1, R2 = "2026-01-10_09-00-00", "2026-01-11_09-00-00"

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.campaign_builders import build_pair, seed_like
 from tests.conftest import REPO_ROOT
-from tracker.compare import compare
-from tracker.criteria import example_path
+from tests.support.campaign_builders import build_pair, seed_like
+from tracker.analysis.compare import compare
+from tracker.analysis.criteria import example_path
+from tracker.eventstore.store import EventStore
 from tracker.reports import html_report
-from tracker.store import EventStore
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -11,15 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from runners.cli import cli
-from tests.campaign_builders import build_pair
 from tests.conftest import run_track
+from tests.support import tables
+from tests.support.campaign_builders import build_pair
 from tests.test_compare import BASELINE, ESTIMATE, RERUN
-from tracker.compare import SCHEMAS, Comparison, compare
-from tracker.criteria import example_path
+from tracker.analysis.compare import SCHEMAS, Comparison, compare
+from tracker.analysis.criteria import example_path
 from tracker.errors import TrackerError
-from tracker.reports import display, files, html_report, markdown
+from tracker.eventstore.store import EventStore
+from tracker.reports import display, html_report, markdown
 from tracker.reports.export import export
-from tracker.store import EventStore
 
 
 @pytest.fixture
@@ -40,16 +41,16 @@ def test_table_files_load_back_into_the_same_frames(known: Comparison, tmp_path:
     paths = export(known, fmt, tmp_path / "out").paths
     assert sorted(p.name for p in paths) == sorted(f"{name}.{fmt}" for name in SCHEMAS)
     for path in paths:
-        pd.testing.assert_frame_equal(files.read_table(path), known.tables()[path.stem])
+        pd.testing.assert_frame_equal(tables.read_table(path), known.tables()[path.stem])
     single = export(known, fmt, tmp_path / f"commits-only.{fmt}").paths
     assert [p.name for p in single] == [f"commits-only.{fmt}"]
-    pd.testing.assert_frame_equal(files.read_table(single[0], "commits"), known.commits)
+    pd.testing.assert_frame_equal(tables.read_table(single[0], "commits"), known.commits)
 
 
 def test_json_loads_back_into_the_same_frames(known: Comparison) -> None:
     text = export(known, "json").text
     assert text is not None
-    for name, frame in files.tables_from_json(text).items():
+    for name, frame in tables.tables_from_json(text).items():
         pd.testing.assert_frame_equal(frame, known.tables()[name])
     doc = json.loads(text)
     assert doc["estimate"] == ESTIMATE and doc["rerun"]["agent_fix_commit"] == "a1c6d41"
@@ -61,9 +62,9 @@ def test_markdown_tables_say_what_the_frames_say(known: Comparison) -> None:
     for heading, table in (("Success per repo", display.summary(known)), ("Cost", display.cost(known)),
                            ("Success criteria", display.criteria(known)), ("Commits", display.commits(known)),
                            ("Failure category transitions (baseline → rerun)", display.transition_matrix(known))):
-        headers, rows = markdown.parse_table(text, heading)
+        headers, rows = tables.parse_table(text, heading)
         assert (headers, rows) == (table[0], table[1]), heading
-    headers, rows = markdown.parse_table(text, "Success per repo")
+    headers, rows = tables.parse_table(text, "Success per repo")
     overall = dict(zip(headers, rows[-1], strict=True))
     assert overall["before (baseline)"] == "3/7 = 42.9% [15.8%, 75.0%]"
     assert overall["fixed"] == "1" and overall["McNemar p (exact)"] == "1.000"
@@ -104,7 +105,7 @@ def test_cli_every_format_round_trips(db: str, known: Comparison, tmp_path: Path
     code, out, err = _cli(db, *criteria, "--format", "json", cwd=tmp_path)
     assert code == 1, err  # the tiny rerun is below every minimum of the seed's criteria
     assert "below the criteria's minimum: vllm, sglang, all" in err
-    for name, frame in files.tables_from_json(out).items():
+    for name, frame in tables.tables_from_json(out).items():
         pd.testing.assert_frame_equal(frame, known.tables()[name])
     code, out_flag, _ = _cli(db, *criteria, "--json", cwd=tmp_path)
     assert json.loads(out_flag)["tables"] == json.loads(out)["tables"]
@@ -113,13 +114,13 @@ def test_cli_every_format_round_trips(db: str, known: Comparison, tmp_path: Path
         code, _, err = _cli(db, "--format", fmt, "--out", str(tmp_path / fmt), cwd=tmp_path)
         assert code == 0, err
         for name in ("commits", "summary", "transitions", "cost"):
-            pd.testing.assert_frame_equal(files.read_table(tmp_path / fmt / f"{name}.{fmt}"), known.tables()[name])
+            pd.testing.assert_frame_equal(tables.read_table(tmp_path / fmt / f"{name}.{fmt}"), known.tables()[name])
     code, out, _ = _cli(db, "--format", "csv", cwd=tmp_path)
     (tmp_path / "stdout.csv").write_text(out)
-    pd.testing.assert_frame_equal(files.read_table(tmp_path / "stdout.csv", "commits"), known.commits)
+    pd.testing.assert_frame_equal(tables.read_table(tmp_path / "stdout.csv", "commits"), known.commits)
 
     code, out, _ = _cli(db, *criteria, "--format", "md", cwd=tmp_path)
-    assert markdown.parse_table(out, "Cost") == display.cost(known)
+    assert tables.parse_table(out, "Cost") == display.cost(known)
     code, _, err = _cli(db, *criteria, "--format", "html", "--out", str(tmp_path / "r" / "report.html"), cwd=tmp_path)
     page = (tmp_path / "r" / "report.html").read_text()
     assert f"wrote {tmp_path / 'r' / 'report.html'}" in err

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from runners.cli import cli
-from tests.campaign_builders import Attempt, add_attempts, build_pair, sha
+from tests.support.campaign_builders import Attempt, add_attempts, build_pair, sha
 from tests.test_compare import BASELINE, ESTIMATE, RERUN
-from tracker.compare import compare
-from tracker.compare_mlflow import KEY_TAG, ComparisonNotLogged, log_comparison
-from tracker.criteria import example_path
-from tracker.store import EventStore
+from tracker.analysis.compare import compare
+from tracker.analysis.criteria import example_path
+from tracker.eventstore.store import EventStore
+from tracker.projections.mlflow.comparison import KEY_TAG, ComparisonNotLogged, log_comparison
 
 
 @pytest.fixture(scope="module")

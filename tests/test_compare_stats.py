@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from tracker.stats import mcnemar_exact, wilson_interval
+from tracker.analysis.stats import mcnemar_exact, wilson_interval
 
 GRID = [(0, 1), (1, 1), (0, 10), (1, 10), (5, 10), (10, 10), (7, 53), (25, 53), (53, 53), (35, 51), (60, 104),
         (55, 434), (1, 1000), (999, 1000), (10_000, 20_000)]

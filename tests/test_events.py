@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracker.events import DomainEvent, JsonDict, decode, domain_event, upcaster
-from tracker.store import EventStore
+from tracker.domain.events import DomainEvent, JsonDict, decode, domain_event, upcaster
+from tracker.eventstore.store import EventStore
 
 
 @domain_event

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_track
-from tracker.importer import import_tree
-from tracker.store import EventStore
+from tests.support.events import read_all
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
 
 TREES = ["isobench-small-a", "isobench-small-b"]
 SECRET = re.compile(rb"sk-proj-[A-Za-z0-9]{6,}")
@@ -85,7 +86,7 @@ def test_reimport_adds_nothing_and_a_change_adds_only_the_change(tmp_path: Path,
         patch.write_text("--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n")
         changed = import_tree(store, tree, "orig")
         assert changed.attempts_changed == 1
-        new_events = list(store.read_all(from_position=count))
+        new_events = list(read_all(store, from_position=count))
         assert {e.event_type for e in new_events} <= {"patch.observed", "failure.classified"}
         assert any(e.event_type == "patch.observed" and e.payload["lines_added"] == 1 for e in new_events)
         assert store.verify().ok
@@ -154,7 +155,7 @@ def test_exit_codes(tmp_path: Path) -> None:
 def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path, sqlite_url: str) -> None:
     """A new rule-table version adds failure.classified and incidents.observed events (incidents are
     read by the table too); the old classifications stay in the log."""
-    from tracker.classifier import load_rule_table, parse_rule_table
+    from tracker.classify.rules import load_rule_table, parse_rule_table
 
     table = load_rule_table()
     raw = json.loads((Path(__file__).resolve().parent.parent / "tracker/data/failure_rules.json").read_text())
@@ -162,9 +163,9 @@ def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path
     newer = parse_rule_table(raw)
     with EventStore.open(sqlite_url) as store:
         import_tree(store, FIXTURES / "isobench-small-a", "orig")
-        before = [e for e in store.read_all() if e.event_type == "failure.classified"]
+        before = [e for e in read_all(store) if e.event_type == "failure.classified"]
         again = import_tree(store, FIXTURES / "isobench-small-a", "orig", rules=newer)
-        after = [e for e in store.read_all() if e.event_type == "failure.classified"]
+        after = [e for e in read_all(store) if e.event_type == "failure.classified"]
         assert again.events_appended == 2 * len(before) == 80
         assert len(after) == 80
         assert {e.payload["table_version"] for e in after} == {table.version, newer.version}
@@ -175,9 +176,9 @@ def test_reclassifying_with_a_new_table_appends_and_keeps_history(tmp_path: Path
 
 
 def test_a_rerun_name_cannot_be_reused_for_another_fix_or_baseline(sqlite_url: str) -> None:
-    from tracker.domain import CampaignCreated
+    from tracker.domain.import_events import CampaignCreated
     from tracker.errors import TrackerError
-    from tracker.importer import ensure_campaign
+    from tracker.ingest.importer import ensure_campaign
 
     with EventStore.open(sqlite_url) as store:
         def rerun(fix: str, baseline: str) -> CampaignCreated:

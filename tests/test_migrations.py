@@ -9,12 +9,13 @@ from sqlalchemy import inspect
 
 from tests import real_shapes
 from tests.conftest import run_track
-from tracker import migrate, views
-from tracker.database import create_store_engine
+from tracker.domain.events import NewEvent
 from tracker.errors import SchemaOutdated
-from tracker.events import NewEvent
-from tracker.importer import import_tree
-from tracker.store import EventStore
+from tracker.eventstore import migrate
+from tracker.eventstore.database import create_store_engine
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.projections.read_model import queries
 
 
 def test_upgrade_downgrade_upgrade(store_url: str) -> None:
@@ -78,12 +79,12 @@ def test_a_store_written_by_0_1_upgrades_and_re_derives(store_url: str, tmp_path
         EventStore.open(store_url)
     assert run_track("--db", store_url, "db", "upgrade").returncode == 0
     with EventStore.open(store_url) as store:
-        [row] = views.attempts_frame(store, "orig").to_dict(orient="records")
+        [row] = queries.attempts_frame(store, "orig").to_dict(orient="records")
         assert (row["status"], row["input_tokens"], row["failure_category"]) == ("error", 10, "other")
         assert row["commit_source"] is None and row["agent_reported_cost_usd"] is None  # upcast defaults
         summary = import_tree(store, tree, "orig")
         assert summary.runs == real_shapes.TRUTH["trae_gpt5_attempts"]
-        frame = views.attempts_frame(store, "orig").set_index("item_id")
+        frame = queries.attempts_frame(store, "orig").set_index("item_id")
         assert frame.loc["vllm_core-0011", "failure_category"] == "quota_exceeded"
         assert frame.loc["vllm_core-0011", "commit_source"] == "journal"
         assert [i["category"] for i in frame.loc["vllm_core-0011", "incidents"]] == ["quota_exceeded"]

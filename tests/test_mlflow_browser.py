@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import REPO_ROOT, run_track
-from tests.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, stop, wait_http
+from tests.support.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, stop, wait_http
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"

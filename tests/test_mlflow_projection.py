@@ -17,13 +17,13 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import FIXTURES, run_track
-from tests.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, runs_by_stream
-from tracker.domain import FailureClassified
-from tracker.importer import import_tree
-from tracker.pricing import load_price_table
-from tracker.projections.mlflow_client import checkpoint_name
-from tracker.projections.mlflow_runs import sync
-from tracker.store import EventStore
+from tests.support.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, runs_by_stream
+from tracker.domain.import_events import FailureClassified
+from tracker.domain.pricing import load_price_table
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.projections.mlflow.client import checkpoint_name
+from tracker.projections.mlflow.runs import sync
 
 RUNS_A = 40
 

@@ -18,10 +18,10 @@ from mlflow import MlflowClient
 from sqlalchemy import create_engine, text
 
 from tests.conftest import PG_ADMIN_URL, require_postgres, run_track
-from tests.mlflow_helpers import ORIGINAL_TREE, free_port, runs_by_stream, start_mlflow_server, stop
-from tracker.importer import import_tree
-from tracker.projections.mlflow_client import checkpoint_name
-from tracker.store import EventStore
+from tests.support.mlflow_helpers import ORIGINAL_TREE, free_port, runs_by_stream, start_mlflow_server, stop
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.projections.mlflow.client import checkpoint_name
 
 RUNS_A = 40
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_track
-from tracker.importer import import_tree
-from tracker.pricing import load_price_table
-from tracker.runner.baseline import MeasuredAttempt
-from tracker.runner.estimate import estimate_items, makespan, summarise
-from tracker.runner.planning import PlanItem, load_plan, make_plan
-from tracker.store import EventStore
+from tests.support.events import read_all
+from tracker.domain.pricing import load_price_table
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.rerun.baseline import MeasuredAttempt
+from tracker.rerun.estimate import estimate_items, makespan, summarise
+from tracker.rerun.planning import PlanItem, load_plan, make_plan
 
 TREE = FIXTURES / "isobench-small-a"
 TRUTH = json.loads((FIXTURES / "isobench-small-a.truth.json").read_text())
@@ -52,7 +53,7 @@ def test_plan_is_deterministic_and_records_why(baseline: str, tmp_path: Path) ->
     with EventStore.open(baseline) as store:
         first = make_plan(store, "orig", tmp_path / "a", policy="never-succeeded", scope="all")
         second = make_plan(store, "orig", tmp_path / "b", policy="never-succeeded", scope="all")
-        events = [e for e in store.read_all() if e.event_type == "plan.created"]
+        events = [e for e in read_all(store) if e.event_type == "plan.created"]
     for name in ("trae_gpt-5_ALL_FAILED.txt", "trae_gpt-5_vllm_plan.json", "trae_gpt-5_sglang_plan.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert first.plan_id == second.plan_id

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.conftest import run_track
-from tests.fake_openai import FakeOpenAI
-from tracker.runner.preflight import run_preflight
+from tests.support.fake_openai import FakeOpenAI
+from tracker.rerun.preflight import run_preflight
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 

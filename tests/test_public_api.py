@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import tracker
-from tracker.compare import compare
-from tracker.importer import import_tree
+from tracker.analysis.compare import compare
+from tracker.ingest.importer import import_tree
 
 
 def test_every_public_name_resolves() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tracker.classifier import classify
-from tracker.readers import (
+from tracker.classify.classifier import classify
+from tracker.isobench import (
     Problem,
     RunFacts,
     discover_runs,
@@ -28,7 +28,7 @@ from tracker.readers import (
     read_tree,
     scan_text,
 )
-from tracker.readers.textlog import MAX_EVIDENCE_PER_FILE
+from tracker.isobench.textlog import MAX_EVIDENCE_PER_FILE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHA = "8319002d3167d53e5753dc98fa36a1009aecac22"
@@ -727,7 +727,7 @@ def test_evaluation_index(tmp_path: Path) -> None:
 def test_trajectory_parsed_whole_or_streamed_gives_the_same_facts(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Small trajectories are parsed whole (fast), large ones streamed: both ways read the same facts."""
-    import tracker.readers.trajectory as module
+    import tracker.isobench.trajectory as module
 
     doc = trajectory([(120, 80, 7), (300, 0, 11)], step_errors=["", "Unterminated string starting at: line 1"])
     doc["final_result"] = "Agent execution failed: exceeded maximum steps (120)"

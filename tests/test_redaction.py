@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tracker.redaction import MARK, redact
+from tracker.classify.redaction import MARK, redact
 
 SECRETS = [
     (
@@ -81,7 +81,7 @@ def test_fast_on_many_lines() -> None:
 
 def test_domain_events_redact_every_string_before_the_log() -> None:
     """The last boundary: whatever a reader or the runner forgot, no payload carries a key."""
-    from tracker.run_events import AttemptStarted
+    from tracker.domain.run_events import AttemptStarted
 
     key = "sk-proj-" + "Q" * 40
     started = AttemptStarted(

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, run_track
-from tracker.domain import CampaignCreated
-from tracker.importer import ensure_campaign
-from tracker.projections import read_model
-from tracker.runner.execution import RunConfig, run_campaign
-from tracker.runner.status import campaign_status
-from tracker.store import EventStore
-from tracker.views import attempts_frame
+from tests.support.events import read_all
+from tracker.domain.import_events import CampaignCreated
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import ensure_campaign
+from tracker.projections.read_model import fold
+from tracker.projections.read_model.queries import attempts_frame
+from tracker.rerun.execution import RunConfig, run_campaign
+from tracker.rerun.status import campaign_status
 
 OUTCOMES = ["success", "tool_output_missing", "json_parse_error", "context_length_exceeded", "aws_sso_expired",
             "max_steps_exceeded", "no_patch", "timeout", "other", "rate_limited", "hang", "crash"]
@@ -45,7 +46,7 @@ def make_baseline(url: str) -> None:
 def config(tmp_path: Path, **overrides: object) -> RunConfig:
     values: dict[str, object] = dict(
         campaign="rerun", baseline="orig", fix_commit="a1c6d41", bench_root=tmp_path / "bench",
-        bench_module="runners.standin_bench", log_dir=tmp_path / "logs", retry_wait_s=0.05, lease_s=30.0,
+        bench_module="tracker.demo.standin_bench", log_dir=tmp_path / "logs", retry_wait_s=0.05, lease_s=30.0,
         env={"PYTHONPATH": str(REPO_ROOT)},
     )
     values.update(overrides)
@@ -61,7 +62,7 @@ def outcomes_env(tmp_path: Path, table: dict[str, object], sleep: float = 0.0) -
 
 def frame(url: str, campaign: str = "rerun"):  # type: ignore[no-untyped-def]
     with EventStore.open(url) as store:
-        read_model.catch_up(store)
+        fold.catch_up(store)
         return attempts_frame(store, campaign)
 
 
@@ -185,13 +186,13 @@ def test_a_template_runs_any_agent(sqlite_url: str, tmp_path: Path) -> None:
 
 def _events(url: str) -> list:  # type: ignore[type-arg]
     with EventStore.open(url) as store:
-        return list(store.read_all())
+        return list(read_all(store))
 
 
 def _start_run(url: str, tmp_path: Path, plan: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "runners.cli", "--db", url, "run", str(plan), "--campaign", "rerun",
             "--baseline", "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"),
-            "--bench-module", "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+            "--bench-module", "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
             *extra]
     (tmp_path / "bench").mkdir(exist_ok=True)
     return subprocess.Popen(args, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
@@ -218,7 +219,7 @@ def test_kill_9_then_rerun_loses_nothing_and_runs_no_success_twice(sqlite_url: s
     assert any(e.event_type == "attempt.started" for e in _events(sqlite_url))
     again = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
                       "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
-                      "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+                      "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
                       "--workers", "2", cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     rows = frame(sqlite_url)
@@ -284,7 +285,7 @@ def test_run_ends_by_projecting_its_attempts_into_mlflow(sqlite_url: str, tmp_pa
     (tmp_path / "bench").mkdir()
     result = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
                        "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
-                       "runners.standin_bench", "--log-dir", str(tmp_path / "logs"), "--mlflow-uri", mlflow_uri,
+                       "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--mlflow-uri", mlflow_uri,
                        "--json", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mlflow"]["runs_created"] == 2
@@ -319,7 +320,7 @@ def test_ctrl_c_twice_interrupts_even_after_a_budget_stop(sqlite_url: str, tmp_p
 
 def test_resuming_with_fewer_plan_files_keeps_the_whole_plan(sqlite_url: str, tmp_path: Path) -> None:
     """Status and compare count every item ever planned for the campaign, not only the last plan's."""
-    from tracker.compare import recorded_estimate
+    from tracker.analysis.compare import recorded_estimate
 
     make_baseline(sqlite_url)
     write_plan(tmp_path / "vllm.json", 2, repo="vllm")

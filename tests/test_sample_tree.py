@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tracker.importer import import_tree
-from tracker.readers import read_trajectory
-from tracker.sample_tree import RunSpec, generate_tree, write_big_trajectory, write_run_folder
-from tracker.store import EventStore
-from tracker.views import attempts_frame
+from tests.support.big_files import write_big_trajectory
+from tracker.demo.sample_tree import RunSpec, generate_tree, write_run_folder
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.isobench import read_trajectory
+from tracker.projections.read_model.queries import attempts_frame
 
 
 def test_generated_tree_imports_to_its_own_truth(tmp_path: Path, sqlite_url: str) -> None:

@@ -11,10 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from tests.conftest import run_track
-from tests.store_workers import append_stream, tail
+from tests.support.events import read_all
+from tests.support.store_workers import append_stream, tail
+from tracker.domain.events import NewEvent
 from tracker.errors import ConcurrencyError
-from tracker.events import NewEvent
-from tracker.store import ANY, NO_STREAM, EventStore
+from tracker.eventstore.store import ANY, NO_STREAM, EventStore
 
 
 def ev(n: int, event_id: str | None = None) -> NewEvent:
@@ -38,9 +39,9 @@ def test_append_and_read_back_in_order(store: EventStore) -> None:
     stream = store.read_stream("attempt-1")
     assert [e.payload["n"] for e in stream] == [1, 2, 4]
     assert [e.stream_version for e in stream] == [1, 2, 3]
-    everything = list(store.read_all())
+    everything = list(read_all(store))
     assert [e.position for e in everything] == [1, 2, 3, 4]
-    assert [e.payload["n"] for e in store.read_all(from_position=2)] == [3, 4]
+    assert [e.payload["n"] for e in read_all(store, from_position=2)] == [3, 4]
     assert everything[0].metadata == {}
     assert store.verify().ok
 
@@ -129,7 +130,7 @@ def test_verify_names_the_first_tampered_event(store: EventStore, store_url: str
     report = store.verify()
     assert not report.ok and report.first_break is not None
     assert report.first_break.position == 3 and report.events_checked == 2
-    tampered_id = list(store.read_all())[2].event_id
+    tampered_id = list(read_all(store))[2].event_id
     result = run_track("--db", store_url, "verify")
     assert result.returncode == 1
     assert "position 3" in result.stdout and tampered_id in result.stdout
@@ -170,7 +171,7 @@ def test_processes_append_concurrently_and_a_tailing_reader_skips_nothing(store_
     reader.join(120)
     assert reader.exitcode == 0
     with EventStore.open(store_url) as store:
-        everything = list(store.read_all())
+        everything = list(read_all(store))
         assert [e.position for e in everything] == list(range(1, total + 1))
         assert len({e.event_id for e in everything}) == total
         for i in range(writers):

@@ -11,11 +11,11 @@ import pytest
 
 from tests import real_shapes
 from tests.conftest import run_track
-from tracker.failures import failure_evidence, failure_table
-from tracker.importer import import_tree
-from tracker.runner.planning import select_commits
-from tracker.store import EventStore
-from tracker.views import attempts_frame, list_campaigns, unidentified_folders
+from tracker.analysis.failures import failure_evidence, failure_table
+from tracker.eventstore.store import EventStore
+from tracker.ingest.importer import import_tree
+from tracker.projections.read_model.queries import attempts_frame, list_campaigns, unidentified_folders
+from tracker.rerun.planning import select_commits
 
 TRUTH = real_shapes.TRUTH
 
@@ -199,7 +199,7 @@ def test_failures_cli_prints_the_table_and_its_evidence(imported: str, tmp_path:
 def test_compare_counts_success_at_the_level_asked(tree: Path, sqlite_url: str, tmp_path: Path) -> None:
     """The same two campaigns compared at the agent level and at the tests level: a commit whose agent
     finished but whose tests never passed is a success only at the agent level."""
-    from tracker.compare import compare
+    from tracker.analysis.compare import compare
 
     with EventStore.open(sqlite_url) as store:
         import_tree(store, tree, "orig")

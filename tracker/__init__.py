@@ -22,26 +22,26 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "EventStore": "tracker.store",
+    "EventStore": "tracker.eventstore.store",
     "TrackerError": "tracker.errors",
-    "import_tree": "tracker.importer",
-    "list_campaigns": "tracker.views",
-    "attempts_frame": "tracker.views",
-    "commit_history": "tracker.views",
-    "unidentified_folders": "tracker.views",
-    "failure_table": "tracker.failures",
-    "failure_evidence": "tracker.failures",
-    "LEVELS": "tracker.outcomes",
-    "select_commits": "tracker.runner.planning",
-    "make_plan": "tracker.runner.planning",
-    "estimate_plan": "tracker.runner.estimate",
-    "run_campaign": "tracker.runner.execution",
-    "RunConfig": "tracker.runner.execution",
-    "campaign_status": "tracker.runner.status",
-    "sync": "tracker.projections.mlflow_runs",
-    "compare_campaigns": "tracker.compare:compare",  # not `compare`: that is the name of the module
-    "load_price_table": "tracker.pricing",
-    "load_rule_table": "tracker.classifier",
+    "import_tree": "tracker.ingest.importer",
+    "list_campaigns": "tracker.projections.read_model.queries",
+    "attempts_frame": "tracker.projections.read_model.queries",
+    "commit_history": "tracker.projections.read_model.queries",
+    "unidentified_folders": "tracker.projections.read_model.queries",
+    "failure_table": "tracker.analysis.failures",
+    "failure_evidence": "tracker.analysis.failures",
+    "LEVELS": "tracker.domain.outcomes",
+    "select_commits": "tracker.rerun.planning",
+    "make_plan": "tracker.rerun.planning",
+    "estimate_plan": "tracker.rerun.estimate",
+    "run_campaign": "tracker.rerun.execution",
+    "RunConfig": "tracker.rerun.execution",
+    "campaign_status": "tracker.rerun.status",
+    "sync": "tracker.projections.mlflow.runs",
+    "compare_campaigns": "tracker.analysis.compare:compare",  # not `compare`: that is the name of the module
+    "load_price_table": "tracker.domain.pricing",
+    "load_rule_table": "tracker.classify.rules",
 }
 __all__ = ["__version__", *_PUBLIC]
 

@@ -40,7 +40,3 @@ class ConcurrencyError(TrackerError):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-
-
-class AppendOnlyViolation(TrackerError):
-    """Something tried to change or remove a stored event."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tracker.compare import Comparison
+from tracker.analysis.compare import Comparison
 
 Table = tuple[list[str], list[list[str]]]
 """Column headers and rows of cell strings."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.compare import Comparison
+from tracker.analysis.compare import Comparison
 from tracker.errors import TrackerError
 from tracker.reports import files, html_report, markdown
 

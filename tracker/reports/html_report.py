@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from tracker.compare import Comparison
+from tracker.analysis.compare import Comparison
 from tracker.reports import charts, display
 
 CSS = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tracker.compare import Comparison
+from tracker.analysis.compare import Comparison
 from tracker.reports import display
 
 
@@ -60,18 +60,3 @@ def render(c: Comparison, *, commits: bool = True) -> str:
     if commits:
         parts += ["## Commits", "", table(*display.commits(c)), ""]
     return "\n".join(parts)
-
-
-def parse_table(markdown: str, heading: str) -> tuple[list[str], list[list[str]]]:
-    """Read back the table under `## heading` (used by tests to check what a reader would paste)."""
-    lines = markdown.splitlines()
-    start = lines.index(f"## {heading}")
-    rows: list[list[str]] = []
-    for line in lines[start + 1:]:
-        if line.startswith("## "):
-            break
-        if line.startswith("|"):
-            cells = [c.strip().replace("\\|", "|") for c in line.strip().strip("|").split(" | ")]
-            rows.append(cells)
-    header, body = rows[0], [r for r in rows[2:]]
-    return header, body

@@ -1,0 +1,472 @@
+"""Compare a baseline campaign with its rerun: per commit, per repo, against criteria and cost.
+
+Answers the rerun's questions from the read model: which commits now succeed, which still fail and
+why, what it cost against the plan's estimate, whether the success criteria were met, and whether
+the improvement is real (Wilson intervals, exact McNemar on the commits run in both).
+
+Rules (documented here because every figure depends on them):
+- An attempt **succeeds** when it reached the comparison's outcome **level** (`tracker.domain.outcomes`):
+  `agent` (the default: status `success`, category `none`), `patch`, `tests` (evaluation `success`)
+  or `faster`. Below the level, a finished attempt is a failure whose category is its root cause,
+  or, when the agent itself succeeded, what stopped it (`no_patch`, `eval:<status>`, `not_evaluated`,
+  `not_faster`).
+- The **best attempt** of a commit in a campaign: a success beats a finished failure, which beats
+  an unfinished attempt (`running`, `abandoned`, `interrupted`); within a tier the latest attempt
+  wins (run timestamp, then stream id, so ties are broken the same way every time). A commit's
+  status, category and speedup are its best attempt's; its attempts, tokens and cost are the sums
+  over all of its attempts (a retry costs money even when it is not the best one).
+- A commit's **category** is its best attempt's failure category (`none` on success; the status
+  when unfinished; `unclassified` for a finished failure that has no category yet).
+- **Transitions** (commits joined by repo and full sha): `fixed` failed -> succeeds, `still_failing`,
+  `regressed` succeeded -> fails, `still_ok`, `not_rerun` (baseline only), `not_in_baseline` (rerun only).
+- **Before** is the baseline; **after** is each commit's latest state over both campaigns (the
+  rerun's result where the commit was rerun, else the baseline's); **rerun** is the rerun alone,
+  which is what success criteria count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+
+from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
+from tracker.analysis.stats import mcnemar_exact, wilson_interval
+from tracker.domain import outcomes
+from tracker.domain.pricing import PriceTable, load_price_table
+from tracker.errors import TrackerError, UnknownCampaign
+from tracker.eventstore.schema import attempts
+from tracker.eventstore.store import EventStore
+from tracker.projections.read_model import queries
+
+SUCCESS = "success"
+UNFINISHED = ("running", "abandoned", "interrupted")
+TRANSITIONS = ("fixed", "still_failing", "regressed", "still_ok", "not_rerun", "not_in_baseline")
+BEST_ATTEMPT_RULE = (
+    "success beats failure beats unfinished; within a tier the latest attempt (run timestamp, then stream id)"
+)
+
+COMMIT_SCHEMA: dict[str, str] = {
+    "repo": "string", "commit": "string", "item_id": "string",
+    "baseline_status": "string", "baseline_category": "string",
+    "rerun_status": "string", "rerun_category": "string", "transition": "string",
+    "baseline_attempts": "int64", "rerun_attempts": "int64",
+    "baseline_tokens": "Int64", "rerun_tokens": "Int64",
+    "baseline_cost_usd": "Float64", "rerun_cost_usd": "Float64",
+    "baseline_speedup": "Float64", "rerun_speedup": "Float64",
+}
+_RATE = ("commits", "successes", "rate", "low", "high")
+SUMMARY_SCHEMA: dict[str, str] = {
+    "repo": "string",
+    **{f"{side}_{name}": ("int64" if name in ("commits", "successes") else "Float64")
+       for side in ("baseline", "rerun", "after") for name in _RATE},
+    "paired_commits": "int64", **{name: "int64" for name in TRANSITIONS}, "mcnemar_p": "Float64",
+}
+TRANSITION_SCHEMA: dict[str, str] = {"baseline_category": "string", "rerun_category": "string", "commits": "int64"}
+CRITERIA_SCHEMA: dict[str, str] = {
+    "scope": "string", "measure": "string", "count": "int64", "commits": "int64", "of": "Int64",
+    "level": "string", "threshold": "int64", "met": "bool", "level_reached": "string",
+}
+COST_SCHEMA: dict[str, str] = {
+    "repo": "string", "baseline_attempts": "int64", "baseline_cost_usd": "Float64",
+    "rerun_attempts": "int64", "rerun_successes": "int64", "rerun_input_tokens": "Int64",
+    "rerun_output_tokens": "Int64", "rerun_tokens": "Int64", "rerun_cost_usd": "Float64",
+    "estimate_usd": "Float64", "over_estimate_usd": "Float64", "actual_to_estimate": "Float64",
+    "tokens_per_success": "Float64", "cost_per_success_usd": "Float64", "unpriced_attempts": "int64",
+}
+SCHEMAS: dict[str, dict[str, str]] = {
+    "commits": COMMIT_SCHEMA, "summary": SUMMARY_SCHEMA, "transitions": TRANSITION_SCHEMA,
+    "criteria": CRITERIA_SCHEMA, "cost": COST_SCHEMA,
+}
+"""Column types of every exported table: exports and loaders use them so a table round-trips exactly."""
+
+
+@dataclass
+class Comparison:
+    """The comparison's tables (pandas) and what they were computed from."""
+
+    baseline: dict[str, Any]
+    rerun: dict[str, Any]
+    commits: pd.DataFrame
+    summary: pd.DataFrame
+    transitions: pd.DataFrame
+    criteria: pd.DataFrame
+    cost: pd.DataFrame
+    estimate: dict[str, Any] | None
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"commits": self.commits, "summary": self.summary, "transitions": self.transitions,
+                "criteria": self.criteria, "cost": self.cost}
+
+    def transition_matrix(self) -> pd.DataFrame:
+        """Baseline category (rows) x rerun category (columns), counts of commits run in both."""
+        if self.transitions.empty:
+            return pd.DataFrame()
+        matrix = self.transitions.pivot_table(index="baseline_category", columns="rerun_category",
+                                              values="commits", aggfunc="sum", fill_value=0)
+        rows = matrix.sum(axis=1).sort_values(ascending=False).index
+        columns = matrix.sum(axis=0).sort_values(ascending=False).index
+        return matrix.loc[rows, columns].astype("int64")
+
+    def overall(self) -> dict[str, Any]:
+        """The combined row of the summary, as plain values."""
+        row = self.summary[self.summary["repo"] == COMBINED]
+        return queries.frame_records(row)[0] if len(row) else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline, "rerun": self.rerun, "meta": self.meta, "notes": self.notes,
+            "estimate": self.estimate,
+            "tables": {name: queries.frame_records(frame) for name, frame in self.tables().items()},
+        }
+
+
+def typed(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+    """The frame with exactly the schema's columns, in order, with its dtypes."""
+    out = pd.DataFrame({column: frame[column] if column in frame else pd.Series(dtype=object, index=frame.index)
+                        for column in schema}, index=frame.index).reset_index(drop=True)
+    for column, dtype in schema.items():
+        values = out[column]
+        if dtype in ("Int64", "int64"):
+            values = pd.to_numeric(values).round()
+        elif dtype == "Float64":
+            values = pd.to_numeric(values)
+        out[column] = values.astype(dtype)
+    return out
+
+
+def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria | str | Path | None = None,
+            repo: str | None = None, prices: PriceTable | None = None, level: str = "agent") -> Comparison:
+    """Compare campaign `rerun` with campaign `baseline` (see the module docstring for the rules)."""
+    if baseline == rerun:
+        raise TrackerError(f"baseline and rerun are the same campaign ({baseline!r}): name two campaigns")
+    if criteria is not None and not isinstance(criteria, Criteria):
+        criteria = load_criteria(criteria)
+    prices = prices or load_price_table()
+    campaigns = {row["name"]: row for row in queries.campaign_summaries(store)}  # also catches the read model up
+    for name in (baseline, rerun):
+        if name not in campaigns:
+            raise UnknownCampaign(name)
+    base_frame = attempt_outcomes(store, baseline, repo, prices, level)
+    rerun_frame = attempt_outcomes(store, rerun, repo, prices, level)
+    base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])
+    notes = _campaign_notes(base_info, rerun_info)
+
+    commits = commit_table(base_frame, rerun_frame)
+    if repo is not None and commits.empty:
+        notes.append(f"neither campaign has an attempt in repo {repo!r}")
+    repos = sorted(set(commits["repo"]))
+    summary = summary_table(commits, repos)
+    estimate = recorded_estimate(store, rerun)
+    if estimate is None:
+        notes.append(f"no cost estimate recorded for {rerun!r} (`track plan`/`track estimate` record one)")
+    cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
+    unpriced = int(cost.loc[cost["repo"] == COMBINED, "unpriced_attempts"].iloc[0]) if len(cost) else 0
+    if unpriced:
+        notes.append(f"{unpriced} rerun attempts have tokens but no price in table {prices.version} "
+                     "(or no token counts): their cost is missing from the totals")
+    criteria_frame = criteria_table(commits, repos, criteria, notes) if isinstance(criteria, Criteria) else typed(
+        pd.DataFrame(), CRITERIA_SCHEMA)
+    meta = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "repo_filter": repo, "level": level,
+        "success_rule": f"the attempt reached level {level}: {outcomes.LEVEL_HELP[level]}",
+        "best_attempt_rule": BEST_ATTEMPT_RULE, "price_table": prices.version,
+        "criteria": None if criteria is None else {"name": criteria.name, "source": criteria.source,
+                                                   "measure": criteria.measure, "levels": criteria.levels},
+        "store_position": store.last_position(), "store_head": _head_hash(store), "confidence": 0.95,
+    }
+    return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
+                      transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
+                      estimate=estimate, meta=meta, notes=notes)
+
+
+def _head_hash(store: EventStore) -> str | None:
+    """The hash-chain head: identifies the log's exact content (two stores never share it)."""
+    position = store.last_position()
+    batch = next(iter(store.read_batches(position - 1, 1)), []) if position else []
+    return batch[0].hash if batch else None
+
+
+def _campaign_info(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("name", "kind", "agent", "model", "benchmark", "agent_fix_commit", "baseline_campaign", "created_at",
+            "attempts", "commits", "succeeded")
+    return {key: row.get(key) for key in keys}
+
+
+def _campaign_notes(base: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
+    notes = []
+    if rerun.get("baseline_campaign") and rerun["baseline_campaign"] != base["name"]:
+        notes.append(f"{rerun['name']!r} records {rerun['baseline_campaign']!r} as its baseline, not {base['name']!r}")
+    if rerun.get("kind") != "rerun":
+        notes.append(f"{rerun['name']!r} is of kind {rerun.get('kind')!r}, not a rerun")
+    for key in ("agent", "model"):
+        if base.get(key) != rerun.get(key):
+            notes.append(f"the campaigns differ in {key}: {base.get(key)!r} vs {rerun.get(key)!r}")
+    return notes
+
+
+# -- per commit --------------------------------------------------------------------------------
+
+_OUTCOME_COLUMNS = ("stream_id", "repo", "commit", "item_id", "run_timestamp", "status", "failure_category",
+                    "model", "input_tokens", "cached_input_tokens", "output_tokens", "speedup", "patch_sha256",
+                    "patch_bytes", "patch_generated", "eval_status", "improvement", "usage_model")
+
+
+def at_level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The frame with `status` and `failure_category` as seen at outcome `level` (see module docstring)."""
+    if level == "agent":
+        return frame
+    statuses, categories = [], []
+    for row in frame.to_dict(orient="records"):
+        status, category = row["status"], row["failure_category"]
+        if status in UNFINISHED:
+            pass
+        elif outcomes.succeeded(row, level):
+            status, category = SUCCESS, "none"
+        else:
+            if status == SUCCESS:
+                if level == "patch" or not outcomes.patch_produced(row):
+                    category = "no_patch"
+                elif row["eval_status"] is None or pd.isna(row["eval_status"]):
+                    category = "not_evaluated"
+                elif row["eval_status"] != SUCCESS:
+                    category = f"eval:{row['eval_status']}"
+                else:
+                    category = "not_faster"
+            status = f"below_{level}"
+        statuses.append(status)
+        categories.append(category)
+    return frame.assign(status=statuses, failure_category=categories)
+
+
+def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices: PriceTable,
+                     level: str = "agent") -> pd.DataFrame:
+    """The attempts' columns a comparison needs, with `cost_usd` priced now (as `queries.attempts_frame`).
+
+    A lean twin of `queries.attempts_frame`: a third of the columns and pricing done per model on whole
+    columns, which is what keeps a 20,000-attempt comparison well under its 2 s budget.
+    """
+    query = (select(*(attempts.c[name] for name in _OUTCOME_COLUMNS)).where(attempts.c.campaign == campaign)
+             .order_by(func.coalesce(attempts.c.run_timestamp, ""), attempts.c.stream_id))
+    if repo is not None:
+        query = query.where(attempts.c.repo == repo)
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in _OUTCOME_COLUMNS]
+    # Column-wise from plain tuples: pandas probing SQLAlchemy Row objects one by one costs seconds.
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in
+                          zip(_OUTCOME_COLUMNS, columns, strict=True)})
+    for name in ("input_tokens", "cached_input_tokens", "output_tokens", "speedup"):
+        frame[name] = frame[name].astype("float64")
+    frame["failure_category"] = frame["failure_category"].fillna("none")
+    # priced by the model the tokens were spent on when the agent names it (a `default` folder does not)
+    frame["model"] = frame["usage_model"].where(frame["usage_model"].notna(), frame["model"])
+    frame["cost_usd"] = price_attempts(frame, prices)
+    return at_level(frame, outcomes.check_level(level))
+
+
+def price_attempts(frame: pd.DataFrame, prices: PriceTable) -> pd.Series:
+    """`PriceTable.cost_usd` on whole columns: NaN where the model has no price or no token is known."""
+    cost = pd.Series(np.nan, index=frame.index, dtype="float64")
+    total_in = frame["input_tokens"].fillna(0)
+    cached = np.minimum(frame["cached_input_tokens"].fillna(0), total_in)
+    output = frame["output_tokens"].fillna(0)
+    known = frame["input_tokens"].notna() | frame["output_tokens"].notna()
+    for model in frame["model"].dropna().unique():
+        price = prices.price_for(model)
+        if price is None:
+            continue
+        rows = (frame["model"] == model) & known
+        cost[rows] = price.bill(total_in, cached, output)[rows].round(6)
+    return cost
+
+
+
+def _oldest_first(frame: pd.DataFrame) -> bool:
+    """True when the rows already come by (run timestamp, stream id), as `attempt_outcomes` reads them."""
+    stamps, ids = frame["run_timestamp"].to_numpy(), frame["stream_id"].to_numpy()
+    later = stamps[1:] > stamps[:-1]
+    same = stamps[1:] == stamps[:-1]
+    return bool(np.all(later | (same & (ids[1:] > ids[:-1]))))
+
+
+def best_attempts(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (repo, commit): the best attempt's fields plus attempts/tokens/cost over all attempts."""
+    columns = ["repo", "commit", "item_id", "status", "category", "speedup", "attempts", "tokens", "cost_usd",
+               "input_tokens", "output_tokens"]
+    if frame.empty:
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
+    status = frame["status"].fillna("unknown")
+    tier = np.where(status == SUCCESS, 0, np.where(status.isin(UNFINISHED), 2, 1))
+    tokens = frame[["input_tokens", "output_tokens"]].astype("float64").sum(axis=1, min_count=1)
+    work = frame.assign(_tier=tier, tokens=tokens, status=status,
+                        run_timestamp=frame["run_timestamp"].fillna(""))
+    # Oldest first by (run timestamp, stream id), then a stable sort by tier, worst tier first: the
+    # last row of each commit is then its best tier's latest attempt (cheaper than sorting on strings).
+    ordered = work.sort_values(["run_timestamp", "stream_id"], kind="stable") if not _oldest_first(work) else work
+    ordered = ordered.sort_values("_tier", ascending=False, kind="stable")
+    best = ordered.drop_duplicates(["repo", "commit"], keep="last").set_index(["repo", "commit"])
+    grouped = work.groupby(["repo", "commit"], sort=False)
+    totals = pd.DataFrame({
+        "attempts": grouped.size(),
+        "tokens": grouped["tokens"].sum(min_count=1),
+        "cost_usd": grouped["cost_usd"].sum(min_count=1),
+        "input_tokens": grouped["input_tokens"].sum(min_count=1),
+        "output_tokens": grouped["output_tokens"].sum(min_count=1),
+    })
+    category = best["failure_category"].where(best["failure_category"] != "none", "unclassified")
+    category = category.where(best["_tier"] != 2, best["status"]).where(best["_tier"] != 0, "none")
+    out = pd.DataFrame({"item_id": best["item_id"], "status": best["status"], "category": category,
+                        "speedup": best["speedup"]}).join(totals)
+    return out.reset_index()[columns]
+
+
+def commit_table(base_frame: pd.DataFrame, rerun_frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per commit in either campaign, with both sides' best attempt and the transition."""
+    keep = ["repo", "commit", "item_id", "status", "category", "attempts", "tokens", "cost_usd", "speedup"]
+    base = best_attempts(base_frame)[keep].rename(columns=lambda c: c if c in ("repo", "commit") else f"baseline_{c}")
+    again = best_attempts(rerun_frame)[keep].rename(columns=lambda c: c if c in ("repo", "commit") else f"rerun_{c}")
+    merged = base.merge(again, on=["repo", "commit"], how="outer", indicator=True)
+    merged["item_id"] = merged["baseline_item_id"].where(merged["baseline_item_id"].notna(), merged["rerun_item_id"])
+    before_ok = merged["baseline_status"] == SUCCESS
+    after_ok = merged["rerun_status"] == SUCCESS
+    side = merged["_merge"].astype(str)
+    merged["transition"] = np.select(
+        [side == "left_only", side == "right_only", before_ok & after_ok, before_ok & ~after_ok,
+         ~before_ok & after_ok],
+        ["not_rerun", "not_in_baseline", "still_ok", "regressed", "fixed"], default="still_failing")
+    for column in ("baseline_attempts", "rerun_attempts"):
+        merged[column] = merged[column].fillna(0)
+    merged = merged.sort_values(["repo", "commit"], kind="mergesort")
+    return typed(merged, COMMIT_SCHEMA)
+
+
+# -- per repo ----------------------------------------------------------------------------------
+
+
+def _rate(prefix: str, successes: int, commits: int) -> dict[str, Any]:
+    low, high = wilson_interval(successes, commits)
+    return {f"{prefix}_commits": commits, f"{prefix}_successes": successes,
+            f"{prefix}_rate": successes / commits if commits else np.nan, f"{prefix}_low": low, f"{prefix}_high": high}
+
+
+def summary_table(commits: pd.DataFrame, repos: list[str]) -> pd.DataFrame:
+    """Per repo and combined (`all`): success before / rerun / after with 95% Wilson intervals, and McNemar."""
+    rows = []
+    for scope in [*repos, COMBINED]:
+        part = commits if scope == COMBINED else commits[commits["repo"] == scope]
+        in_base, in_rerun = part["baseline_status"].notna(), part["rerun_status"].notna()
+        base_ok = (part["baseline_status"] == SUCCESS).fillna(False)
+        rerun_ok = (part["rerun_status"] == SUCCESS).fillna(False)
+        after_ok = rerun_ok.where(in_rerun, base_ok)
+        counts = part["transition"].value_counts()
+        row: dict[str, Any] = {"repo": scope}
+        row.update(_rate("baseline", int(base_ok.sum()), int(in_base.sum())))
+        row.update(_rate("rerun", int(rerun_ok.sum()), int(in_rerun.sum())))
+        row.update(_rate("after", int(after_ok.sum()), len(part)))
+        row["paired_commits"] = int((in_base & in_rerun).sum())
+        row.update({name: int(counts.get(name, 0)) for name in TRANSITIONS})
+        row["mcnemar_p"] = mcnemar_exact(row["fixed"], row["regressed"]) if row["paired_commits"] else np.nan
+        rows.append(row)
+    return typed(pd.DataFrame(rows), SUMMARY_SCHEMA)
+
+
+def transition_table(commits: pd.DataFrame) -> pd.DataFrame:
+    """Long form of the category transition matrix, over commits run in both campaigns."""
+    paired = commits[commits["baseline_status"].notna() & commits["rerun_status"].notna()]
+    counts = (paired.groupby(["baseline_category", "rerun_category"]).size().rename("commits").reset_index()
+              .sort_values(["commits", "baseline_category", "rerun_category"], ascending=[False, True, True],
+                           kind="mergesort"))
+    return typed(counts, TRANSITION_SCHEMA)
+
+
+# -- criteria ------------------------------------------------------------------------------------
+
+
+def criteria_table(commits: pd.DataFrame, repos: list[str], criteria: Criteria, notes: list[str]) -> pd.DataFrame:
+    """One row per scope and level: the count measured, the threshold, met or not, and the level reached."""
+    rows = []
+    for threshold in criteria.thresholds:
+        scope = threshold.scope
+        part = commits if scope == COMBINED else commits[commits["repo"] == scope]
+        if scope != COMBINED and scope not in repos:
+            notes.append(f"criteria name repo {scope!r}, which has no commit in this comparison")
+        rerun_ok = (part["rerun_status"] == SUCCESS).fillna(False)
+        count = int((part["transition"] == "fixed").sum()) if criteria.measure == "fixed" else int(rerun_ok.sum())
+        rerun_commits = int(part["rerun_status"].notna().sum())
+        if threshold.of is not None and threshold.of != rerun_commits:
+            notes.append(f"criteria for {scope!r} expect {threshold.of} commits; the rerun has {rerun_commits}")
+        reached = threshold.level_reached(count)
+        for level, needed in threshold.levels.items():
+            rows.append({"scope": scope, "measure": criteria.measure, "count": count, "commits": rerun_commits,
+                         "of": threshold.of, "level": level, "threshold": needed, "met": count >= needed,
+                         "level_reached": reached})
+    return typed(pd.DataFrame(rows), CRITERIA_SCHEMA)
+
+
+# -- cost ----------------------------------------------------------------------------------------
+
+
+def recorded_estimate(store: EventStore, campaign: str) -> dict[str, Any] | None:
+    """The campaign's estimate: all its plans merged (see `queries.campaign_plan`), or None."""
+    return queries.campaign_plan(store, campaign)[1]
+
+
+def _money(value: Any) -> float | None:
+    if isinstance(value, dict):
+        value = next((value[k] for k in ("cost_usd", "total_usd", "usd") if k in value), None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def estimate_for(estimate: dict[str, Any] | None, scope: str) -> float | None:
+    """The estimated USD for a repo or for `all` (the total, else the sum of the repos' estimates)."""
+    if not estimate:
+        return None
+    raw = estimate.get("per_repo")
+    per_repo: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if scope != COMBINED:
+        return _money(per_repo.get(scope))
+    total = _money(estimate)
+    if total is None and per_repo:
+        values = [_money(v) for v in per_repo.values()]
+        total = None if any(v is None for v in values) else float(sum(v for v in values if v is not None))
+    return total
+
+
+def cost_table(base_frame: pd.DataFrame, rerun_frame: pd.DataFrame, commits: pd.DataFrame, repos: list[str],
+               estimate: dict[str, Any] | None) -> pd.DataFrame:
+    """Actual cost and tokens of the rerun per repo and total, against the plan's estimate."""
+    rows = []
+    for scope in [*repos, COMBINED]:
+        base = base_frame if scope == COMBINED else base_frame[base_frame["repo"] == scope]
+        again = rerun_frame if scope == COMBINED else rerun_frame[rerun_frame["repo"] == scope]
+        part = commits if scope == COMBINED else commits[commits["repo"] == scope]
+        successes = int((part["rerun_status"] == SUCCESS).sum())
+        tokens_in = again["input_tokens"].sum(min_count=1)
+        tokens_out = again["output_tokens"].sum(min_count=1)
+        tokens = pd.Series([tokens_in, tokens_out], dtype="float64").sum(min_count=1)
+        actual = again["cost_usd"].astype("float64").sum(min_count=1)
+        planned = estimate_for(estimate, scope)
+        rows.append({
+            "repo": scope, "baseline_attempts": len(base),
+            "baseline_cost_usd": base["cost_usd"].astype("float64").sum(min_count=1),
+            "rerun_attempts": len(again), "rerun_successes": successes, "rerun_input_tokens": tokens_in,
+            "rerun_output_tokens": tokens_out, "rerun_tokens": tokens, "rerun_cost_usd": actual,
+            "estimate_usd": planned,
+            "over_estimate_usd": actual - planned if planned is not None and pd.notna(actual) else None,
+            "actual_to_estimate": actual / planned if planned and pd.notna(actual) else None,
+            "tokens_per_success": tokens / successes if successes and pd.notna(tokens) else None,
+            "cost_per_success_usd": actual / successes if successes and pd.notna(actual) else None,
+            "unpriced_attempts": int(again["cost_usd"].isna().sum()),
+        })
+    return typed(pd.DataFrame(rows), COST_SCHEMA)

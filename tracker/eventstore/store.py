@@ -1,0 +1,392 @@
+"""The append-only event store, on SQLAlchemy 2, one code path for SQLite and PostgreSQL.
+
+Guarantees (tested once, run on both backends in `tests/test_store.py`):
+- append-only: the database itself refuses UPDATE/DELETE (triggers from the migrations);
+- optimistic concurrency: `append` names the stream version it expects;
+- idempotent: re-appending stored event ids is a no-op;
+- positions in commit order, gapless: appends are serialised (PostgreSQL: a transaction-scoped
+  advisory lock; SQLite: `BEGIN IMMEDIATE`), and each takes `last position + 1`, so a reader tailing
+  by position can never skip an event that commits late;
+- tamper evidence: a global SHA-256 hash chain (see `hashing.py`), checked by `verify`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from tracker.domain.events import NewEvent, RecordedEvent
+from tracker.errors import ConcurrencyError, SchemaOutdated
+from tracker.eventstore import migrate
+from tracker.eventstore.database import create_store_engine, safe_url, translate_errors
+from tracker.eventstore.hashing import GENESIS_HASH, canonical_json, event_hash
+from tracker.eventstore.schema import events, projection_checkpoints
+from tracker.settings import resolve_db_url
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()
+"""Pass as `expected_version` to append whatever the stream's version is."""
+
+NO_STREAM = 0
+"""Pass as `expected_version` to require that the stream does not exist yet."""
+
+APPEND_LOCK_KEY = 0x7472_6163_6B00  # "track" — the advisory lock id serialising PostgreSQL appends
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream_version: int
+    positions: list[int]
+    """Positions of the events this call wrote (empty when every event was already stored)."""
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    position: int
+    event_id: str
+    stream_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    events_checked: int
+    last_position: int
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0], stream_id=row[1], stream_version=row[2], event_id=row[3], event_type=row[4],
+        schema_version=row[5], payload=orjson.loads(row[6]), metadata=orjson.loads(row[7]),
+        recorded_at=row[8], prev_hash=row[9], hash=row[10],
+    )
+
+
+_COLUMNS = (
+    events.c.position, events.c.stream_id, events.c.stream_version, events.c.event_id,
+    events.c.event_type, events.c.schema_version, events.c.payload, events.c.metadata,
+    events.c.recorded_at, events.c.prev_hash, events.c.hash,
+)
+
+
+_COLUMN_LIST = ", ".join(column.name for column in _COLUMNS)
+
+
+class _RetryWithIdCheck(Exception):
+    """The fast path cannot decide; redo the append checking which event ids are stored."""
+
+
+_HEAD_QUERY = select(
+    select(func.coalesce(func.max(events.c.stream_version), 0))
+    .where(events.c.stream_id == bindparam("stream_id")).scalar_subquery(),
+    select(events.c.position).order_by(events.c.position.desc()).limit(1).scalar_subquery(),
+    select(events.c.hash).order_by(events.c.position.desc()).limit(1).scalar_subquery(),
+)
+"""The stream's version, and the log's last position and hash: one round trip under the lock."""
+
+
+class EventStore:
+    """Append and read events. Open with `EventStore.open(url)`; the schema must be current."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = safe_url(engine.url)
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str | None = None, *, initialise: bool = True) -> EventStore:
+        """Open the store; a database without any schema is initialised, an old one is refused."""
+        engine = create_store_engine(resolve_db_url(url))
+        with translate_errors(engine.url):
+            current = migrate.current_revision(engine)
+            head = migrate.head_revision()
+            if current is None and initialise and not _has_events_table(engine):
+                migrate.upgrade(engine)
+            elif current != head:
+                engine.dispose()
+                raise SchemaOutdated(
+                    f"the store at {safe_url(engine.url)} has schema revision {current or 'none'}, "
+                    f"this track needs {head}: the store must be upgraded to it"
+                    + (" (the store is newer than this track: upgrade track)" if current and current > head else "")
+                )
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY) -> AppendResult:
+        """Append a batch atomically to one stream.
+
+        `expected_version`: the stream version the caller last saw (`NO_STREAM` for a new stream),
+        or `ANY`. Events whose id is already stored are skipped (idempotent retry); if none is left,
+        nothing is written and no version check applies.
+        """
+        if not new_events:
+            return AppendResult(self.stream_version(stream_id), [])
+        ids = [event.event_id for event in new_events]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the batch holds the same event id twice")
+        with translate_errors(self.engine.url):
+            try:
+                return self._append_once(stream_id, new_events, expected_version, ids)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The server dropped the connection (restart, failover): retry once, appends are idempotent.
+                return self._append_once(stream_id, new_events, expected_version, ids)
+
+    def _append_once(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any,
+                     ids: list[str]) -> AppendResult:
+        try:
+            # Fast path: assume the ids are new; the unique index tells us when they are not.
+            with self._write_transaction() as connection:
+                return self._append_locked(connection, stream_id, new_events, expected_version, None)
+        except (IntegrityError, _RetryWithIdCheck):
+            pass
+        with self._write_transaction() as connection:
+            stored = dict(connection.execute(
+                select(events.c.event_id, events.c.stream_id).where(events.c.event_id.in_(ids))
+            ).all())
+            foreign = {eid: sid for eid, sid in stored.items() if sid != stream_id}
+            if foreign:
+                eid, sid = next(iter(foreign.items()))
+                raise ValueError(f"event {eid} is already stored in another stream ({sid})")
+            return self._append_locked(connection, stream_id, new_events, expected_version, stored)
+
+    def _write_transaction(self) -> Any:
+        return self.transaction(lock_key=APPEND_LOCK_KEY)
+
+    def transaction(self, lock_key: int | None = None) -> Any:
+        """A write transaction (context manager giving a Connection), holding a lock while it runs.
+
+        SQLite takes its single write lock up front (`BEGIN IMMEDIATE`); PostgreSQL takes the
+        transaction-scoped advisory lock `lock_key` (appends and each projection have their own).
+        """
+        connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+        return _Transaction(connection, self.is_postgres, lock_key)
+
+    def _append_locked(
+        self, connection: Connection, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any,
+        stored: dict[str, str] | None,
+    ) -> AppendResult:
+        """Under the append lock: check the version, chain the hashes, insert in one statement."""
+        current, position, prev_hash = connection.execute(_HEAD_QUERY, {"stream_id": stream_id}).one()
+        position, prev_hash = position or 0, prev_hash or GENESIS_HASH
+        pending = [event for event in new_events if event.event_id not in (stored or {})]
+        if not pending:
+            return AppendResult(current, [])
+        if expected_version is not ANY and expected_version != current:
+            if stored is None:  # maybe a retry of a batch already stored: look at the ids first
+                raise _RetryWithIdCheck
+            raise ConcurrencyError(stream_id, expected_version, current)
+        recorded_at = utc_now()
+        rows: list[tuple[Any, ...]] = []
+        version = current
+        for event in pending:
+            position += 1
+            version += 1
+            payload = canonical_json(event.payload)
+            metadata = canonical_json(event.metadata)
+            digest = event_hash(
+                prev_hash, position=position, stream_id=stream_id, stream_version=version,
+                event_id=event.event_id, event_type=event.event_type, schema_version=event.schema_version,
+                payload=payload, metadata=metadata, recorded_at=recorded_at,
+            )
+            rows.append((position, stream_id, version, event.event_id, event.event_type, event.schema_version,
+                         payload, metadata, recorded_at, prev_hash, digest))
+            prev_hash = digest
+        mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        connection.exec_driver_sql(
+            f"INSERT INTO events ({_COLUMN_LIST}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
+        )
+        return AppendResult(version, [row[0] for row in rows])
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def stream_version(self, stream_id: str) -> int:
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return int(connection.execute(
+                select(func.coalesce(func.max(events.c.stream_version), 0)).where(events.c.stream_id == stream_id)
+            ).scalar_one())
+
+    def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        """Every event of one stream, in version order."""
+        query = (select(*_COLUMNS).where(events.c.stream_id == stream_id, events.c.stream_version >= from_version)
+                 .order_by(events.c.stream_version))
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return [_row_to_event(row) for row in connection.execute(query)]
+
+    def read_batches(self, from_position: int = 0, batch_size: int = 5000,
+                     to_position: int | None = None) -> Iterator[list[RecordedEvent]]:
+        """All events after `from_position`, in position order, a batch at a time (keyset paging).
+
+        Goes through the DBAPI cursor directly: projections replay millions of events, and
+        SQLAlchemy's row objects would cost more than the database read itself.
+        """
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"SELECT {_COLUMN_LIST} FROM events WHERE position > {mark}"
+        if to_position is not None:
+            sql += f" AND position <= {int(to_position)}"
+        sql += f" ORDER BY position LIMIT {int(batch_size)}"
+        position = from_position
+        while True:
+            with translate_errors(self.engine.url), self.engine.connect() as connection:
+                cursor = connection.connection.cursor()
+                cursor.execute(sql, (position,))
+                rows = cursor.fetchall()
+                cursor.close()
+            if not rows:
+                return
+            loads, make = orjson.loads, tuple.__new__
+            batch: list[RecordedEvent] = [
+                make(RecordedEvent, (r[0], r[1], r[2], r[3], r[4], r[5], loads(r[6]), loads(r[7]), r[8], r[9], r[10]))
+                for r in rows
+            ]
+            yield batch
+            position = batch[-1].position
+            if len(batch) < batch_size:
+                return
+
+    def read_prefix(self, prefix: str) -> list[RecordedEvent]:
+        """Every event of the streams whose id starts with `prefix`, by stream then version."""
+        query = (select(*_COLUMNS).where(events.c.stream_id.startswith(prefix, autoescape=True))
+                 .order_by(events.c.stream_id, events.c.stream_version))
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return [_row_to_event(row) for row in connection.execute(query)]
+
+    def last_position(self) -> int:
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return int(connection.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one())
+
+    def stream_ids(self, prefix: str = "") -> list[str]:
+        query = select(events.c.stream_id).distinct()
+        if prefix:
+            query = query.where(events.c.stream_id.startswith(prefix, autoescape=True))
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return sorted(connection.execute(query).scalars())
+
+    def count(self) -> int:
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+    # -- projection checkpoints ---------------------------------------------------------------
+
+    def checkpoint(self, name: str, connection: Connection | None = None) -> int:
+        """How far a projection got (read inside the caller's transaction when one is given)."""
+        if connection is None:
+            with translate_errors(self.engine.url), self.engine.connect() as own:
+                return self.checkpoint(name, own)
+        value = connection.execute(
+            select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
+        ).scalar()
+        return int(value or 0)
+
+    def save_checkpoint(self, name: str, position: int, connection: Connection | None = None) -> None:
+        """Record how far a projection got (inside the caller's transaction when one is given)."""
+        if connection is None:
+            with translate_errors(self.engine.url), self.engine.begin() as own:
+                self.save_checkpoint(name, position, own)
+            return
+        updated = connection.execute(
+            projection_checkpoints.update().where(projection_checkpoints.c.name == name)
+            .values(position=position, updated_at=utc_now())
+        ).rowcount
+        if not updated:
+            connection.execute(
+                insert(projection_checkpoints).values(name=name, position=position, updated_at=utc_now())
+            )
+
+    # -- tamper evidence ----------------------------------------------------------------------
+
+    def verify(self, batch_size: int = 10_000) -> VerifyReport:
+        """Recompute the hash chain from the first event; report the first event that breaks it."""
+        prev_hash, expected_position, checked = GENESIS_HASH, 1, 0
+        query = f"SELECT {_COLUMN_LIST} FROM events WHERE position > :p ORDER BY position LIMIT :n"
+        position = 0
+        while True:
+            with translate_errors(self.engine.url), self.engine.connect() as connection:
+                rows = connection.execute(text(query), {"p": position, "n": batch_size}).all()
+            for row in rows:
+                brk = _check_row(row, prev_hash, expected_position)
+                if brk:
+                    return VerifyReport(checked, row[0], brk)
+                prev_hash, expected_position, checked = row[10], row[0] + 1, checked + 1
+            if len(rows) < batch_size:
+                return VerifyReport(checked, expected_position - 1, None)
+            position = rows[-1][0]
+
+
+def _check_row(row: Sequence[Any], prev_hash: str, expected_position: int) -> ChainBreak | None:
+    (position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at,
+     stored_prev, stored_hash) = row
+    if position != expected_position:
+        reason = f"missing event(s): expected position {expected_position}, found {position}"
+        return ChainBreak(position, event_id, stream_id, reason)
+    if stored_prev != prev_hash:
+        return ChainBreak(position, event_id, stream_id, "prev_hash does not match the previous event's hash")
+    actual = event_hash(prev_hash, position=position, stream_id=stream_id, stream_version=version, event_id=event_id,
+                        event_type=event_type, schema_version=schema_version, payload=payload, metadata=metadata,
+                        recorded_at=recorded_at)
+    if actual != stored_hash:
+        return ChainBreak(position, event_id, stream_id, "content changed: stored hash does not match its fields")
+    return None
+
+
+def _has_events_table(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return "events" in inspect(engine).get_table_names()
+
+
+class _Transaction:
+    """A write transaction that holds the append lock (advisory lock on PostgreSQL)."""
+
+    def __init__(self, connection: Connection, is_postgres: bool, lock_key: int | None) -> None:
+        self.connection = connection
+        self.is_postgres = is_postgres
+        self.lock_key = lock_key
+
+    def __enter__(self) -> Connection:
+        self._tx = self.connection.begin()
+        if self.is_postgres and self.lock_key is not None:
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock_key})
+        return self.connection
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self.connection.close()

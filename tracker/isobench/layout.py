@@ -1,0 +1,80 @@
+"""What a run folder's own small files say about where it belongs (repo, agent, model).
+
+Used for folders whose path is not the standard `<repo>/<agent>/<model>/<ts>/<item>`. Only small
+files are opened (journal, run summary, the first line of the prediction) and only the header of the
+trajectory is streamed, so this costs little even for a large tree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import ijson
+
+from tracker.isobench.common import as_dict, as_str
+from tracker.isobench.journal import AGENT_BLOCKS
+from tracker.isobench.summary import read_small_json
+
+_INSTANCE_REPO = re.compile(r"(?:^|/)(?:[\w.-]+__)?([A-Za-z][\w.]*)-[0-9a-f]{7,40}$")
+_KNOWN_REPO_WORDS = ("vllm", "sglang", "sglan")
+
+
+def layout_hints(run_dir: Path) -> dict[str, str]:
+    """`{"repo", "agent", "model"}` as far as the files tell (missing keys: not told)."""
+    hints: dict[str, str] = {}
+    journal, _ = read_small_json(run_dir, "journal.json")
+    summary, _ = read_small_json(run_dir, "run_summary.json")
+    for meta in (as_dict((journal or {}).get("run_metadata")), as_dict((summary or {}).get("meta"))):
+        for key in ("repo", "agent", "model"):
+            value = as_str(meta.get(key))
+            if value and key not in hints:
+                hints[key] = value
+    if journal and "agent" not in hints:
+        block = next((key for key in AGENT_BLOCKS if isinstance(journal.get(key), dict)), None)
+        if block:
+            hints["agent"] = block
+    if "repo" not in hints:
+        repo = _repo_from_prediction(run_dir) or _repo_from_task(as_str((journal or {}).get("task_id")))
+        if repo:
+            hints["repo"] = repo
+    if "model" not in hints:
+        model = _trajectory_model(run_dir / "trajectory.json")
+        if model:
+            hints["model"] = model
+    return hints
+
+
+def _repo_from_prediction(run_dir: Path) -> str | None:
+    """`"instance_id": "…/vllm-project__vllm-89ac266"` names the repo the patch is for."""
+    try:
+        with open(run_dir / "prediction.jsonl", "rb") as fh:
+            line = fh.readline(1 << 20)
+        doc = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    instance = as_str(doc.get("instance_id")) if isinstance(doc, dict) else None
+    match = _INSTANCE_REPO.search(instance or "")
+    if match and match.group(1).lower() in _KNOWN_REPO_WORDS:
+        return match.group(1).lower()
+    return None
+
+
+def _repo_from_task(task_id: str | None) -> str | None:
+    head = (task_id or "").split("_", 1)[0].lower()
+    return head if head in _KNOWN_REPO_WORDS else None
+
+
+def _trajectory_model(path: Path) -> str | None:
+    """The trajectory's top-level `model`, read from its first events only."""
+    try:
+        with open(path, "rb") as fh:
+            for count, (prefix, event, value) in enumerate(ijson.parse(fh)):
+                if prefix == "model" and event == "string":
+                    return str(value)
+                if prefix in ("llm_interactions", "agent_steps") or count > 200:
+                    return None
+    except (OSError, ijson.JSONError, ValueError):
+        return None
+    return None

@@ -1,0 +1,133 @@
+"""Log a comparison to MLflow: one comparison run beside the attempt runs of the same agent/model.
+
+The run lives in the experiment `<benchmark>/<agent>/<model>` of the rerun campaign (where the
+per-attempt projection puts the attempts), with the comparison's tables (`log_table`), the HTML and
+Markdown reports and the JSON document as artifacts, headline metrics per repo, and tags naming
+both campaigns. Logging is idempotent: the run is keyed by what the comparison was computed from
+(campaigns, repo filter, store position, criteria, price table), so comparing the same data twice
+finds the existing run instead of creating a duplicate; new data makes a new run (history is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tracker.analysis.compare import Comparison
+from tracker.errors import TrackerError
+from tracker.projections.mlflow.client import artifact_location, safe_uri
+from tracker.projections.read_model.queries import frame_records
+from tracker.reports import files, html_report, markdown
+from tracker.settings import resolve_tracking_uri
+
+KIND_TAG = "track.kind"
+KEY_TAG = "track.comparison_key"
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+"""A dead server should fail in seconds, not after minutes of MLflow's own back-off (env still wins)."""
+
+
+class ComparisonNotLogged(TrackerError):
+    """MLflow could not be reached or refused the comparison run (the report files are still written)."""
+
+
+@dataclass(frozen=True)
+class LoggedComparison:
+    tracking_uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str
+    created: bool
+    """False when a run for exactly this comparison already existed."""
+
+
+def experiment_name(c: Comparison) -> str:
+    return f"{c.rerun.get('benchmark') or 'iso-bench'}/{c.rerun['agent']}/{c.rerun['model']}"
+
+
+def comparison_key(c: Comparison) -> str:
+    basis = {"baseline": c.baseline["name"], "rerun": c.rerun["name"], "repo": c.meta.get("repo_filter"),
+             "position": c.meta.get("store_position"), "head": c.meta.get("store_head"),
+             "criteria": c.meta.get("criteria"),
+             "criteria_rows": frame_records(c.criteria), "prices": c.meta.get("price_table")}
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """MLflow's table logger wants plain Python values (no pd.NA)."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def metrics(c: Comparison) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for row in c.summary.to_dict("records"):
+        for key in ("baseline_successes", "baseline_commits", "baseline_rate", "rerun_successes", "rerun_commits",
+                    "rerun_rate", "after_successes", "after_rate", "fixed", "regressed", "still_failing",
+                    "not_rerun", "mcnemar_p"):
+            if pd.notna(row[key]):
+                out[f"{row['repo']}/{key}"] = float(row[key])
+    for row in c.cost.to_dict("records"):
+        for key in ("rerun_cost_usd", "estimate_usd", "tokens_per_success", "cost_per_success_usd"):
+            if pd.notna(row[key]):
+                out[f"{row['repo']}/{key}"] = float(row[key])
+    return out
+
+
+def log_comparison(c: Comparison, tracking_uri: str | None = None) -> LoggedComparison:
+    """Create (or find) the comparison run and log tables, reports and metrics into it."""
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
+
+    uri = resolve_tracking_uri(tracking_uri)
+    name = experiment_name(c)
+    key = comparison_key(c)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(name)
+        experiment_id = found.experiment_id if found else client.create_experiment(
+            name, artifact_location=artifact_location(uri, name))
+        existing = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
+        if existing:
+            return LoggedComparison(uri, name, experiment_id, existing[0].info.run_id, created=False)
+        run = client.create_run(experiment_id, run_name=f"compare {c.rerun['name']} vs {c.baseline['name']}", tags={
+            KIND_TAG: "comparison", "track.baseline": c.baseline["name"],
+            "track.rerun": c.rerun["name"], "track.agent_fix_commit": str(c.rerun.get("agent_fix_commit") or ""),
+        })
+        run_id = run.info.run_id
+        params = {"baseline": c.baseline["name"], "rerun": c.rerun["name"], "agent": c.rerun["agent"],
+                  "model": c.rerun["model"], "agent_fix_commit": c.rerun.get("agent_fix_commit"),
+                  "repo_filter": c.meta.get("repo_filter"), "price_table": c.meta.get("price_table"),
+                  "criteria": (c.meta.get("criteria") or {}).get("name"),
+                  "store_position": c.meta.get("store_position")}
+        client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics(c).items()],
+                         params=[Param(k, str(v)) for k, v in params.items() if v is not None],
+                         tags=[RunTag(f"track.level.{scope}", level) for scope, level in
+                               dict(zip(c.criteria["scope"], c.criteria["level_reached"], strict=True)).items()])
+        for table, frame in c.tables().items():
+            client.log_table(run_id, _plain(frame), f"tables/{table}.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            html_report.write(c, folder / "report.html")
+            (folder / "report.md").write_text(markdown.render(c), encoding="utf-8")
+            (folder / "comparison.json").write_text(files.to_json(c), encoding="utf-8")
+            for path in sorted(folder.iterdir()):
+                client.log_artifact(run_id, str(path), artifact_path="report")
+        client.set_tag(run_id, KEY_TAG, key)  # last: a run interrupted half-way is never taken as done
+        client.set_terminated(run_id)
+    except (MlflowException, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ComparisonNotLogged(f"could not log the comparison to MLflow at {safe_uri(uri)}: {first}") from None
+    except Exception as exc:  # requests' connection errors and the like, without importing them
+        if type(exc).__module__.split(".")[0] not in ("requests", "urllib3"):
+            raise
+        raise ComparisonNotLogged(f"could not reach MLflow at {safe_uri(uri)}: {type(exc).__name__}") from None
+    return LoggedComparison(uri, name, experiment_id, run_id, created=True)
+

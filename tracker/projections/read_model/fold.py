@@ -1,0 +1,167 @@
+"""The SQL read model (`campaigns`, `attempts` tables): the current state of every attempt.
+
+It is a pure function of the log: `catch_up` applies the events after its checkpoint and moves the
+checkpoint in the same transaction, so a crash leaves it consistent and a rerun continues where
+it stopped; `rebuild` replays everything (e.g. after a projection bug fix).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from tracker.domain.events import DomainEvent, RecordedEvent, decode, is_registered
+from tracker.domain.import_events import (
+    AttemptObserved,
+    EvaluationObserved,
+    FailureClassified,
+    ImportProblem,
+    ImportProblemResolved,
+    IncidentsObserved,
+    PatchObserved,
+    UsageObserved,
+)
+from tracker.domain.streams import ATTEMPT_PREFIX, attempt_parts
+from tracker.eventstore.schema import attempts, campaigns
+from tracker.eventstore.store import EventStore
+
+NAME = "read_model"
+LOCK_KEY = zlib.crc32(b"track.read_model")
+
+_ATTEMPT_FIELDS: dict[type[DomainEvent], dict[str, str]] = {
+    AttemptObserved: {
+        "campaign": "campaign", "repo": "repo", "repo_raw": "repo_raw", "agent": "agent", "model": "model",
+        "model_raw": "model_raw", "item_id": "item_id", "commit": "commit", "pre_commit": "pre_commit",
+        "run_path": "run_path", "run_timestamp": "run_timestamp", "status": "status", "return_code": "return_code",
+        "duration_s": "duration_s", "commit_source": "commit_source", "patch_generated": "patch_generated",
+    },
+    UsageObserved: {
+        "input_tokens": "input_tokens", "cached_input_tokens": "cached_input_tokens",
+        "output_tokens": "output_tokens", "reasoning_tokens": "reasoning_tokens", "llm_calls": "llm_calls",
+        "agent_reported_cost_usd": "agent_reported_cost_usd", "usage_model": "usage_model",
+    },
+    PatchObserved: {
+        "bytes": "patch_bytes", "files": "patch_files", "lines_added": "lines_added",
+        "lines_removed": "lines_removed", "sha256": "patch_sha256",
+    },
+    EvaluationObserved: {
+        "status": "eval_status", "speedup": "speedup", "baseline_ms": "baseline_ms", "patched_ms": "patched_ms",
+        "agent_status": "eval_agent_status", "improvement": "improvement", "error_message": "eval_error",
+    },
+    FailureClassified: {"category": "failure_category", "rule_id": "rule_id", "table_version": "rules_version"},
+}
+"""Which field of which typed event sets which column: later events of a type win."""
+
+
+def _new_attempt_row(stream_id: str) -> dict[str, Any]:
+    campaign, repo, commit, timestamp = attempt_parts(stream_id)
+    row: dict[str, Any] = {column.name: None for column in attempts.columns}
+    row.update(stream_id=stream_id, campaign=campaign, repo=repo, commit=commit, run_timestamp=timestamp,
+               problems=[], incidents=[], last_position=0)
+    return row
+
+
+def apply(row: dict[str, Any], event: RecordedEvent) -> None:
+    """Fold one attempt event into its row, through the typed decode (old versions are upcast)."""
+    fact = decode(event) if is_registered(event.event_type) else None
+    mapping = _ATTEMPT_FIELDS.get(type(fact)) if fact is not None else None
+    if mapping:
+        for field, column in mapping.items():
+            row[column] = getattr(fact, field)
+    elif isinstance(fact, IncidentsObserved):
+        row["incidents"] = list(fact.incidents)
+    elif isinstance(fact, ImportProblem):
+        key = (fact.file, fact.kind)
+        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != key] + [
+            {"file": fact.file, "kind": fact.kind, "detail": fact.detail}
+        ]
+    elif isinstance(fact, ImportProblemResolved):
+        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (fact.file, fact.kind)]
+    else:
+        _apply_run_event(row, event)
+    row["last_position"] = event.position
+
+
+def _apply_run_event(row: dict[str, Any], event: RecordedEvent) -> None:
+    """Events written by `track run` (attempt lifecycle); unknown types are ignored by design."""
+    payload = event.payload
+    if event.event_type == "attempt.started":
+        for key in ("campaign", "repo", "agent", "model", "item_id", "commit", "pre_commit", "run_timestamp"):
+            if key in payload:
+                row[key] = payload[key]
+        row["status"] = "running"
+    elif event.event_type in ("attempt.abandoned", "attempt.interrupted"):
+        row["status"] = event.event_type.split(".", 1)[1]
+
+
+def _campaign_row(event: RecordedEvent) -> dict[str, Any]:
+    p = event.payload
+    return {
+        "name": p["name"], "kind": p["kind"], "agent": p["agent"], "model": p["model"],
+        "benchmark": p.get("benchmark", "iso-bench"), "agent_fix_commit": p.get("agent_fix_commit"),
+        "baseline_campaign": p.get("baseline_campaign"), "source": p.get("source"), "created_at": event.recorded_at,
+    }
+
+
+def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
+    """Apply every event after the checkpoint; returns how many were applied."""
+    if store.checkpoint(NAME) >= store.last_position():
+        return 0  # up to date: no write lock for read-only commands
+    applied = 0
+    with store.transaction(lock_key=LOCK_KEY) as connection:
+        position = store.checkpoint(NAME, connection)
+        for batch in store.read_batches(position, batch_size):
+            _apply_batch(connection, batch)
+            applied += len(batch)
+            position = batch[-1].position
+        if applied:
+            store.save_checkpoint(NAME, position, connection)
+    return applied
+
+
+def rebuild(store: EventStore) -> int:
+    """Forget the read model and replay the whole log into it."""
+    with store.transaction(lock_key=LOCK_KEY) as connection:
+        connection.execute(delete(attempts))
+        connection.execute(delete(campaigns))
+        store.save_checkpoint(NAME, 0, connection)
+    return catch_up(store)
+
+
+def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:
+    touched: dict[str, list[RecordedEvent]] = {}
+    for event in batch:
+        if event.stream_id.startswith(ATTEMPT_PREFIX):
+            touched.setdefault(event.stream_id, []).append(event)
+        elif event.event_type == "campaign.created":
+            row = _campaign_row(event)
+            connection.execute(delete(campaigns).where(campaigns.c.name == row["name"]))
+            connection.execute(insert(campaigns).values(row))
+    if not touched:
+        return
+    rows = _load_rows(connection, list(touched))
+    for stream_id, stream_events in touched.items():
+        row = rows.setdefault(stream_id, _new_attempt_row(stream_id))
+        for event in stream_events:
+            apply(row, event)
+    ids = list(touched)
+    for start in range(0, len(ids), 500):
+        connection.execute(delete(attempts).where(attempts.c.stream_id.in_(ids[start:start + 500])))
+    connection.execute(insert(attempts), [{**rows[sid], "problems": json.dumps(rows[sid]["problems"]),
+                                           "incidents": json.dumps(rows[sid]["incidents"])} for sid in ids])
+
+
+def _load_rows(connection: Connection, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(stream_ids), 500):
+        chunk = stream_ids[start:start + 500]
+        for found in connection.execute(select(attempts).where(attempts.c.stream_id.in_(chunk))).mappings():
+            row = dict(found)
+            row["problems"] = json.loads(row["problems"] or "[]")
+            row["incidents"] = json.loads(row["incidents"] or "[]")
+            rows[row["stream_id"]] = row
+    return rows
