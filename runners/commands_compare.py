@@ -50,7 +50,7 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
     Example: track compare trae-gpt5-original trae-gpt5-rerun --criteria criteria.yaml --format html --out report.html
     """
     fmt = "json" if as_json else fmt
-    result = compare(app.store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
+    result = compare(app.current_store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
     if fmt == "table":
         text = _terminal(result)
         if out is None:

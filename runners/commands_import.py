@@ -54,7 +54,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
     pattern = "{" in campaign
     agent = agent or (ALL if pattern else "trae")
     model = model or (ALL if pattern else "gpt-5")
-    store = app.store()
+    store = app.current_store()
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
     with progress_bar(total, "importing runs", hidden=as_json) as bar:
@@ -114,7 +114,7 @@ def campaigns_command(app: AppContext, as_json: bool) -> None:
 
     Example: track campaigns --json
     """
-    rows = queries.list_campaigns(app.store())
+    rows = queries.list_campaigns(app.current_store())
     if as_json:
         emit_json(rows)
         return
@@ -149,7 +149,7 @@ def failures_command(app: AppContext, campaign: str, category: str | None, as_js
 
     Example: track failures trae-gpt5 --evidence tool_output_missing
     """
-    store = app.store()
+    store = app.current_store()
     if category:
         rows = failure_evidence(store, campaign, category)
         if as_json:
@@ -182,7 +182,7 @@ def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
 
     Example: track folders trae-gpt5
     """
-    store = app.store()
+    store = app.current_store()
     if not queries.campaign_exists(store, campaign):
         raise UnknownCampaign(campaign)
     rows = queries.unidentified_folders(store, campaign)
@@ -207,7 +207,7 @@ def attempts_command(app: AppContext, campaign: str, repo: str | None, status: s
 
     Example: track attempts --campaign trae-gpt5-original --category quota_exceeded
     """
-    frame = queries.attempts_frame(app.store(), campaign, repo=repo, status=status, category=category)
+    frame = queries.attempts_frame(app.current_store(), campaign, repo=repo, status=status, category=category)
     if as_json:
         emit_json(queries.frame_records(frame))
         return
@@ -230,7 +230,7 @@ def log_command(app: AppContext, campaign: str, commit: str, as_json: bool) -> N
 
     Example: track log --campaign trae-gpt5-original --commit 4283fefc
     """
-    history = queries.commit_history(app.store(), campaign, commit)
+    history = queries.commit_history(app.current_store(), campaign, commit)
     if as_json:
         emit_json([event._asdict() for event in history])
         return

@@ -52,7 +52,7 @@ def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, s
 
     Example: track plan --from trae-gpt5 --select any-failed --scope evaluated --out plans/ --repo-root ~/repos
     """
-    plan = make_plan(app.store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
+    plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
                      policy=policy, level=level, scope=scope, tag=tag)
     if as_json:
         emit_json(plan.to_dict())
@@ -80,7 +80,7 @@ def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, pr
 
     Example: track estimate plans/trae_gpt-5_vllm_plan.json --baseline trae-gpt5-original --workers 4
     """
-    store = app.store()
+    store = app.current_store()
     plan = plan_from_files(list(plans), baseline)
     estimate = estimate_plan(store, plan.items, baseline, price_table=price_table, buffer=buffer, workers=workers)
     if campaign:
@@ -193,7 +193,7 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], ca
     )
     stop = StopControl()
     _install_sigint(stop)
-    store = app.store()
+    store = app.current_store()
     lock = threading.Lock()
     bar_state: dict[str, Any] = {"done": 0}
     bar: Any
@@ -278,7 +278,7 @@ def status_command(app: AppContext, campaign: str, watch: bool, interval: float,
 
     Example: track status rerun-a1c6d41 --watch
     """
-    store = app.store()
+    store = app.current_store()
     while True:
         status = campaign_status(store, campaign)
         if as_json:

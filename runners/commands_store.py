@@ -8,6 +8,7 @@ from runners.context import AppContext, pass_app
 from runners.output import emit_json, json_option
 from tracker.eventstore import migrate
 from tracker.eventstore.database import create_store_engine, safe_url
+from tracker.projections.read_model import fold
 from tracker.settings import resolve_db_url
 
 
@@ -30,6 +31,10 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     after = migrate.current_revision(engine)
     click.echo(f"{safe_url(engine.url)}: schema {before or 'empty'} -> {after}")
     engine.dispose()
+    if after == migrate.head_revision():  # a migration may reset the read model: replay the log into it
+        applied = fold.catch_up(app.store())
+        if applied:
+            click.echo(f"read model: {applied} events replayed")
 
 
 @db_group.command("downgrade")

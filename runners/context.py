@@ -7,17 +7,32 @@ from dataclasses import dataclass, field
 import click
 
 from tracker.eventstore.store import EventStore
+from tracker.projections.read_model import fold
 
 
 @dataclass
 class AppContext:
     db_url: str | None
     _store: EventStore | None = field(default=None, repr=False)
+    _current: bool = field(default=False, repr=False)
 
     def store(self) -> EventStore:
+        """The store as it is (for commands that only append or check the log)."""
         if self._store is None:
             self._store = EventStore.open(self.db_url)
         return self._store
+
+    def current_store(self) -> EventStore:
+        """The store with its read model brought up to the log once, for commands that read it.
+
+        The one write a reading command makes, and only to derived state: another host's import or run
+        may have appended since the read model last caught up.
+        """
+        store = self.store()
+        if not self._current:
+            fold.catch_up(store)
+            self._current = True
+        return store
 
     def close(self) -> None:
         if self._store is not None:

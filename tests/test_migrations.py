@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from tests import real_shapes
 from tests.conftest import run_track
+from tests.support import real_shapes
 from tracker.domain.events import NewEvent
 from tracker.errors import SchemaOutdated
 from tracker.eventstore import migrate

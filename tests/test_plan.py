@@ -12,7 +12,7 @@ from tests.support.events import read_all
 from tracker.domain.pricing import load_price_table
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import import_tree
-from tracker.rerun.baseline import MeasuredAttempt
+from tracker.projections.read_model.queries import MeasuredAttempt
 from tracker.rerun.estimate import estimate_items, makespan, summarise
 from tracker.rerun.planning import PlanItem, load_plan, make_plan
 

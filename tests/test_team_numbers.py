@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import real_shapes
 from tests.conftest import run_track
+from tests.support import real_shapes
 from tracker.analysis.failures import failure_evidence, failure_table
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import import_tree

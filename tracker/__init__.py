@@ -4,7 +4,7 @@ The library. Every command of the `track` CLI is a thin call into this package, 
 is usable from a notebook::
 
     import tracker
-    store = tracker.EventStore.open("sqlite:///mlruns/events.db")
+    store = tracker.open_store("sqlite:///mlruns/events.db")   # read model brought up to the log
     tracker.import_tree(store, "ISO-Bench", "trae-gpt5", agent="trae", model="gpt-5")
     tracker.failure_table(store, "trae-gpt5")                      # runs affected / root cause
     tracker.list_campaigns(store)[0]["funnel"]                     # agent -> patch -> tests -> faster
@@ -22,6 +22,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    "open_store": "tracker.projections.read_model.fold:open_current",
+    "catch_up": "tracker.projections.read_model.fold",
     "EventStore": "tracker.eventstore.store",
     "TrackerError": "tracker.errors",
     "import_tree": "tracker.ingest.importer",

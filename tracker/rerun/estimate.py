@@ -15,7 +15,7 @@ from statistics import median
 from tracker.domain.events import JsonDict
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.eventstore.store import EventStore
-from tracker.rerun.baseline import MeasuredAttempt, measured_attempts
+from tracker.projections.read_model.queries import MeasuredAttempt, measured_attempts
 from tracker.rerun.planning import PlanItem
 
 

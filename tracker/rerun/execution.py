@@ -48,7 +48,7 @@ from tracker.ingest.importer import ensure_campaign, record_attempt
 from tracker.isobench import EvaluationIndex, RunFacts, index_pipeline_logs, read_run, scan_text
 from tracker.isobench.discovery import RunFolder, normalise_model, normalise_repo
 from tracker.projections.read_model import fold
-from tracker.rerun.baseline import measured_attempts
+from tracker.projections.read_model.queries import measured_attempts
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
 from tracker.rerun.planning import PlanItem, plan_from_files, record_plan

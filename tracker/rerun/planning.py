@@ -31,8 +31,7 @@ from tracker.errors import TrackerError
 from tracker.eventstore.hashing import canonical_json
 from tracker.eventstore.store import EventStore
 from tracker.isobench import normalise_repo
-from tracker.projections.read_model.queries import attempts_frame
-from tracker.rerun.baseline import campaign_row
+from tracker.projections.read_model.queries import attempts_frame, campaign_row
 
 POLICIES = {
     "any-failed": "commits with at least one failed attempt",

@@ -18,8 +18,7 @@ from tracker.domain.pricing import load_price_table
 from tracker.domain.run_events import CampaignStopped
 from tracker.domain.streams import campaign_stream, claim_commit, claims_prefix
 from tracker.eventstore.store import EventStore
-from tracker.projections.read_model.queries import campaign_plan
-from tracker.rerun.baseline import campaign_row, measured_attempts
+from tracker.projections.read_model.queries import campaign_plan, campaign_row, measured_attempts
 from tracker.rerun.claims import fold
 
 

@@ -20,14 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from tracker.classify.redaction import redact
 from tracker.domain import outcomes
 from tracker.domain.events import RecordedEvent
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
-from tracker.eventstore.schema import attempts, campaigns
 from tracker.eventstore.store import EventStore
 from tracker.projections.mlflow import artifacts
 from tracker.projections.mlflow.client import (
@@ -38,7 +35,7 @@ from tracker.projections.mlflow.client import (
     run_url,
     safe_uri,
 )
-from tracker.projections.read_model import fold
+from tracker.projections.read_model import fold, queries
 from tracker.settings import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -156,14 +153,12 @@ class _Projection:
 
     def _load(self, names: set[str]) -> None:
         """Campaign rows; attempt rows of these campaigns, their baselines and the reruns based on them."""
-        with self.store.engine.connect() as connection:
-            every = {r["name"]: dict(r) for r in connection.execute(select(campaigns)).mappings()}
-            related = set(names)
-            related |= {every[n]["baseline_campaign"] for n in names if n in every and every[n]["baseline_campaign"]}
-            related |= {n for n, c in every.items() if c["baseline_campaign"] in names}
-            self.campaigns = {n: c for n, c in every.items() if n in related}
-            query = select(attempts).where(attempts.c.campaign.in_(sorted(related)))
-            self.rows = {r["stream_id"]: dict(r) for r in connection.execute(query).mappings()}
+        every = queries.campaign_rows(self.store)
+        related = set(names)
+        related |= {every[n]["baseline_campaign"] for n in names if n in every and every[n]["baseline_campaign"]}
+        related |= {n for n, c in every.items() if c["baseline_campaign"] in names}
+        self.campaigns = {n: c for n, c in every.items() if n in related}
+        self.rows = queries.attempt_rows(self.store, sorted(related))
 
     def _expand_baseline_links(self, first_touch: dict[str, int]) -> dict[str, int]:
         """A new baseline attempt changes the link of the reruns of its commit: rewrite those too."""

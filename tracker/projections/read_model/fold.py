@@ -123,6 +123,13 @@ def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
     return applied
 
 
+def open_current(url: str | None = None) -> EventStore:
+    """Open the store and bring its read model up to the log: what a notebook reads from."""
+    store = EventStore.open(url)
+    catch_up(store)
+    return store
+
+
 def rebuild(store: EventStore) -> int:
     """Forget the read model and replay the whole log into it."""
     with store.transaction(lock_key=LOCK_KEY) as connection:

@@ -1,16 +1,22 @@
-"""Read-side views for people and notebooks: campaigns, attempts (with cost), audit history.
+"""Every read of the SQL read model: campaigns, attempts (with cost), audit history.
 
-Views read the SQL read model (kept current by `projections.fold.catch_up`) and derive
-values such as cost at read time from the versioned price table, so prices never get baked in.
+This module is the only place that SELECTs from the `campaigns` and `attempts` tables; every query runs
+under `translate_errors` (a database that goes away is a `StoreUnavailable`, not a traceback) and none
+writes. The read model is brought up to the log by `fold.catch_up`, which the writers call after they
+append and `tracker.open_store` calls once when a store is opened for reading. Values such as cost are
+derived at read time from the versioned price table, so prices never get baked in.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.engine import RowMapping
 
 from tracker.analysis.report_check import report_comparison
 from tracker.domain import outcomes
@@ -19,9 +25,9 @@ from tracker.domain.import_events import EvaluationReportObserved, FolderIdentif
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import campaign_stream
 from tracker.errors import TrackerError, UnknownCampaign
+from tracker.eventstore.database import translate_errors
 from tracker.eventstore.schema import attempts, campaigns
 from tracker.eventstore.store import EventStore
-from tracker.projections.read_model import fold
 
 ATTEMPT_COLUMNS = [
     "campaign", "repo", "item_id", "commit", "pre_commit", "run_path", "run_timestamp", "status", "failure_category",
@@ -33,9 +39,19 @@ ATTEMPT_COLUMNS = [
 ]
 
 
+def _mappings(store: EventStore, query: Select[Any]) -> list[RowMapping]:
+    """Run one read-model query, database errors translated."""
+    with translate_errors(store.engine.url), store.engine.connect() as connection:
+        return list(connection.execute(query).mappings())
+
+
+def _tuples(store: EventStore, query: Select[Any]) -> list[Sequence[Any]]:
+    with translate_errors(store.engine.url), store.engine.connect() as connection:
+        return list(connection.execute(query).all())
+
+
 def campaign_summaries(store: EventStore) -> list[dict[str, Any]]:
     """Every campaign's row with its attempt, commit and agent-level success counts (one SQL query)."""
-    fold.catch_up(store)
     counts = (
         select(
             attempts.c.campaign,
@@ -47,8 +63,7 @@ def campaign_summaries(store: EventStore) -> list[dict[str, Any]]:
     query = (select(campaigns, counts.c.attempts, counts.c.commits, counts.c.succeeded)
              .select_from(campaigns.outerjoin(counts, counts.c.campaign == campaigns.c.name))
              .order_by(campaigns.c.created_at))
-    with store.engine.connect() as connection:
-        rows = [dict(row) for row in connection.execute(query).mappings()]
+    rows = [dict(row) for row in _mappings(store, query)]
     for row in rows:
         for key in ("attempts", "commits", "succeeded"):
             row[key] = int(row[key] or 0)
@@ -60,11 +75,10 @@ def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
     """Every campaign with its counts, its outcome funnel (`tracker.domain.outcomes`), and the team's own
     evaluation report beside the recount where the campaign has one."""
     rows = campaign_summaries(store)
-    with store.engine.connect() as connection:
-        attempt_rows = [dict(r) for r in connection.execute(select(
-            attempts.c.campaign, attempts.c.status, attempts.c.patch_sha256, attempts.c.patch_bytes,
-            attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement, attempts.c.speedup,
-            attempts.c.model_raw)).mappings()]
+    attempt_rows = [dict(r) for r in _mappings(store, select(
+        attempts.c.campaign, attempts.c.status, attempts.c.patch_sha256, attempts.c.patch_bytes,
+        attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement, attempts.c.speedup,
+        attempts.c.model_raw))]
     by_campaign: dict[str, list[dict[str, Any]]] = {}
     for attempt in attempt_rows:
         by_campaign.setdefault(attempt["campaign"], []).append(attempt)
@@ -100,16 +114,76 @@ def unidentified_folders(store: EventStore, campaign: str) -> list[dict[str, Any
 
 
 def campaign_exists(store: EventStore, name: str) -> bool:
-    fold.catch_up(store)
-    with store.engine.connect() as connection:
-        return connection.execute(select(campaigns.c.name).where(campaigns.c.name == name)).first() is not None
+    return bool(_tuples(store, select(campaigns.c.name).where(campaigns.c.name == name)))
+
+
+def campaign_row(store: EventStore, name: str) -> dict[str, Any]:
+    """The campaign's read-model row; `UnknownCampaign` when there is none."""
+    rows = _mappings(store, select(campaigns).where(campaigns.c.name == name))
+    if not rows:
+        raise UnknownCampaign(name)
+    return dict(rows[0])
+
+
+def campaign_rows(store: EventStore) -> dict[str, dict[str, Any]]:
+    """Every campaign's read-model row, by name."""
+    return {row["name"]: dict(row) for row in _mappings(store, select(campaigns))}
+
+
+def attempt_rows(store: EventStore, campaign_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every column of every attempt of these campaigns, by stream id (what the MLflow projection maps)."""
+    query = select(attempts).where(attempts.c.campaign.in_(sorted(campaign_names)))
+    return {row["stream_id"]: dict(row) for row in _mappings(store, query)}
+
+
+def attempt_columns(store: EventStore, campaign: str, columns: Sequence[str],
+                    repo: str | None = None) -> list[tuple[Any, ...]]:
+    """The named columns of a campaign's attempts as column tuples, oldest run first.
+
+    Column-wise from plain tuples: building a frame from SQLAlchemy rows one by one costs seconds at
+    20,000 attempts, which is what keeps a comparison under its 2 s budget.
+    """
+    query = (select(*(attempts.c[name] for name in columns)).where(attempts.c.campaign == campaign)
+             .order_by(func.coalesce(attempts.c.run_timestamp, ""), attempts.c.stream_id))
+    if repo is not None:
+        query = query.where(attempts.c.repo == repo)
+    rows = _tuples(store, query)
+    return list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+
+
+@dataclass(frozen=True)
+class MeasuredAttempt:
+    """One attempt of a campaign as the read model holds it (what estimates and status need)."""
+
+    repo: str
+    item_id: str | None
+    commit: str
+    pre_commit: str | None
+    run_timestamp: str | None
+    status: str | None
+    category: str
+    model: str | None
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    output_tokens: int | None
+    duration_s: float | None
+
+
+def measured_attempts(store: EventStore, campaign: str) -> list[MeasuredAttempt]:
+    """Every attempt of `campaign` (the campaign must exist), ordered by repo, commit, timestamp."""
+    campaign_row(store, campaign)
+    c = attempts.c
+    query = (select(c.repo, c.item_id, c.commit, c.pre_commit, c.run_timestamp, c.status, c.failure_category,
+                    c.model, c.input_tokens, c.cached_input_tokens, c.output_tokens, c.duration_s)
+             .where(c.campaign == campaign).order_by(c.repo, c.commit, c.run_timestamp))
+    return [MeasuredAttempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "none", r[7], r[8], r[9], r[10], r[11])
+            for r in _tuples(store, query)]
 
 
 def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str | None = None,
                    status: str | None = None, category: str | None = None,
                    prices: PriceTable | None = None) -> pd.DataFrame:
     """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
-    fold.catch_up(store)
     if campaign is not None and not campaign_exists(store, campaign):
         raise UnknownCampaign(campaign)
     query = select(attempts)
@@ -117,7 +191,7 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
         if value is not None:
             query = query.where(attempts.c[column] == value)
     query = query.order_by(attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.run_timestamp)
-    with store.engine.connect() as connection:
+    with translate_errors(store.engine.url), store.engine.connect() as connection:
         frame = pd.read_sql(query, connection)
     prices = prices or load_price_table()
     frame["cost_usd"] = [
