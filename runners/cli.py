@@ -14,13 +14,16 @@ import click
 
 from runners.context import AppContext
 from tracker import __version__
-from tracker.errors import SchemaOutdated, TrackerError, UnknownCampaign
+from tracker.errors import SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
+from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnavailable
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 HINTS: dict[type[TrackerError], str] = {
     UnknownCampaign: "see `track campaigns`",
     SchemaOutdated: "run `track db upgrade`",
+    MlflowUnavailable: "run `track sync` again when it is reachable",
+    StoreConfigError: "check --db (or TRACK_DB_URL)",
 }
 """What to type about a library error: the CLI's words, added to the library's message here only."""
 
@@ -76,36 +79,43 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 
     Example: track import ../ISO-Bench --campaign trae-gpt5-original
     """
+    for key, value in MLFLOW_QUIET_DEFAULTS.items():  # the process is ours: MLflow reads these from it
+        os.environ.setdefault(key, value)
     app = AppContext(db_url)
     ctx.obj = app
     ctx.call_on_close(app.close)
 
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: library errors become one line on stderr and exit code 2, never a traceback."""
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; library errors become one line on stderr and exit code 2, never a traceback."""
     try:
         result = cli.main(args=argv, prog_name="track", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except click.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except TrackerError as exc:
         click.echo(error_line(exc), err=True)
-        sys.exit(EXIT_USAGE)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except Exception as exc:  # a bug: say so in one line; TRACK_DEBUG=1 shows the traceback
         if os.environ.get("TRACK_DEBUG"):
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with TRACK_DEBUG=1 for details)", err=True)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(result if isinstance(result, int) else 0)
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point."""
+    sys.exit(run(argv))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from runners.output import format_table, json_option
 from tracker.analysis.compare import Comparison, compare
 from tracker.analysis.criteria import BELOW
 from tracker.domain.outcomes import LEVELS
+from tracker.errors import TrackerError
 from tracker.projections.mlflow.comparison import ComparisonNotLogged, log_comparison
 from tracker.projections.read_model import queries
 from tracker.reports import display
@@ -50,6 +51,8 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
     Example: track compare trae-gpt5-original trae-gpt5-rerun --criteria criteria.yaml --format html --out report.html
     """
     fmt = "json" if as_json else fmt
+    if fmt == "parquet" and out is None:  # before the comparison is computed
+        raise TrackerError("--format parquet needs --out (a folder, or a file name ending in .parquet)")
     result = compare(app.current_store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
     if fmt == "table":
         text = _terminal(result)

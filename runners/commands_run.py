@@ -197,7 +197,7 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], ca
     lock = threading.Lock()
     bar_state: dict[str, Any] = {"done": 0}
     bar: Any
-    with click.progressbar(length=1, label=f"run {campaign}", file=click.get_text_stream("stderr"), show_pos=True,  # type: ignore[operator]
+    with click.progressbar(length=1, label=f"run {campaign}", file=sys.stderr, show_pos=True,
                            item_show_func=_progress_text,
                            hidden=as_json or stream_output) as bar:
         def progress(snapshot: RunProgress) -> None:

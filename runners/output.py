@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,8 +19,7 @@ def json_option(func: F) -> F:
 
 def progress_bar(length: int, label: str, hidden: bool = False) -> Any:
     """The progress bar of long commands: on stderr, so `--json` output on stdout stays clean."""
-    stderr = click.get_text_stream("stderr")  # type: ignore[operator]  # click 8.5 stubs: module __getattr__
-    return click.progressbar(length=length, label=label, show_pos=True, file=stderr, hidden=hidden)
+    return click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr, hidden=hidden)
 
 
 def emit_json(value: Any) -> None:

@@ -17,6 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS
+
+for _key, _value in MLFLOW_QUIET_DEFAULTS.items():  # as the CLI sets them for its process
+    os.environ.setdefault(_key, _value)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("TRACK_FIXTURES", REPO_ROOT / "tests" / "fixtures"))
 PG_ADMIN_URL = os.environ.get("TRACK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -75,10 +80,34 @@ def store_url(request: pytest.FixtureRequest) -> str:
 
 
 def run_track(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-              timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run the real `track` console entry point in a child process."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "runners.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=timeout,
-    )
+              timeout: float = 300, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `track` with these arguments: in this process (Click's runner, the same entry as the console
+    script, exit codes and stderr included), or with `process=True` as the real console entry point in a
+    child process (for what only a process shows: signals, start-up cost, the interpreter's exit)."""
+    if process:
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "runners.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+            timeout=timeout,
+        )
+    return _run_in_process(list(args), cwd, env)
+
+
+def _run_in_process(args: list[str], cwd: Path | None, env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    from click.testing import CliRunner
+
+    from runners.cli import run
+
+    before = os.getcwd()
+    runner = CliRunner()
+    with runner.isolation(env=env) as (stdout, stderr, _):
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            code = run(args)
+        except SystemExit as exc:  # a command that exits on its own (e.g. `track ui`)
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            os.chdir(before)
+        out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
+    return subprocess.CompletedProcess(["track", *args], code, out, err)

@@ -132,7 +132,7 @@ def test_cli_every_format_round_trips(db: str, known: Comparison, tmp_path: Path
 
 
 def test_cli_errors_are_one_line_with_exit_2(db: str, tmp_path: Path) -> None:
-    done = run_track("--db", db, "compare", "orig", "missing", "--no-mlflow", cwd=tmp_path)  # the real process
+    done = run_track("--db", db, "compare", "orig", "missing", "--no-mlflow", cwd=tmp_path, process=True)
     assert done.returncode == 2 and done.stderr.strip().startswith("error: no campaign named 'missing'")
     assert "Traceback" not in done.stderr and done.stdout == ""
     code, _, err = _cli(db, "--format", "parquet", cwd=tmp_path)

@@ -9,7 +9,7 @@ from tests.conftest import run_track
 
 
 def test_demo_does_the_whole_workflow(tmp_path: Path) -> None:
-    result = run_track("demo", "--dir", "demo", "--runs", "60", "--json", cwd=tmp_path, timeout=600)
+    result = run_track("demo", "--dir", "demo", "--runs", "60", "--json", cwd=tmp_path, timeout=600, process=True)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["imported_runs"] == 60 and out["planned_commits"] > 0

@@ -62,7 +62,7 @@ def _check_sqlite_path(url: URL) -> None:
         with path.open("rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
         if head and head != SQLITE_MAGIC:
-            raise StoreConfigError(f"{path} is not a SQLite database (pick another --db path)")
+            raise StoreConfigError(f"{path} is not a SQLite database")
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

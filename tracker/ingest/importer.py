@@ -30,6 +30,7 @@ from tracker.domain.events import (
     JsonDict,
     NewEvent,
     RecordedEvent,
+    decode,
     default_metadata,
     deterministic_event_id,
     upcast,
@@ -126,19 +127,20 @@ def ensure_campaign(store: EventStore, created: CampaignCreated, metadata: JsonD
     stream = campaign_stream(created.name)
     existing = [e for e in store.read_stream(stream) if e.event_type == CampaignCreated.TYPE]
     if existing:
-        old = existing[0].payload
+        old = decode(existing[0])
         keys: tuple[str, ...] = ("kind", "agent", "model")
         if created.kind == "rerun":
             keys += ("agent_fix_commit", "baseline_campaign")
         for key in keys:
-            if old.get(key) != getattr(created, key):
+            if getattr(old, key) != getattr(created, key):
                 raise TrackerError(
-                    f"campaign {created.name!r} already exists with {key}={old.get(key)!r}, not "
-                    f"{getattr(created, key)!r}: pick another --campaign name"
+                    f"campaign {created.name!r} already exists with {key}={getattr(old, key)!r}, not "
+                    f"{getattr(created, key)!r}: pick another campaign name"
                 )
         return
     event_id = deterministic_event_id(stream, 1, CampaignCreated.TYPE)
     store.append(stream, [created.to_new_event(event_id, metadata)], expected_version=NO_STREAM)
+    fold.catch_up(store)  # a writer leaves the read model current
 
 
 def campaign_name_for(pattern: str, folder: RunFolder) -> str:

@@ -36,7 +36,7 @@ def export(c: Comparison, fmt: str, out: str | Path | None = None) -> Exported:
     if fmt in files.TABLE_FORMATS:
         if out is None:
             if fmt == "parquet":
-                raise TrackerError("--format parquet needs --out (a folder, or a file name ending in .parquet)")
+                raise TrackerError("parquet tables need a destination: a folder, or a file name ending in .parquet")
             return Exported(text=c.commits.to_csv(index=False))
         return Exported(paths=files.write_tables(c, out, fmt))
     raise TrackerError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")

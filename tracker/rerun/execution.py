@@ -536,7 +536,9 @@ def run_campaign(store: EventStore, plan_paths: list[Path], config: RunConfig, s
                  progress: Callable[[RunProgress], None] | None = None,
                  echo: Callable[[str], None] | None = None) -> RunProgress:
     """`track run`: prepare the campaign, then run every item of the plan (see module docstring)."""
+    fold.catch_up(store)  # the baseline as the log has it now (another host may have imported since)
     items, estimate = prepare_campaign(store, plan_paths, config)
+    fold.catch_up(store)  # the campaign just recorded is what the runner reads back
     return CampaignRunner(store, config, items, estimate, stop, progress, echo).run()
 
 

@@ -3,14 +3,15 @@
 A tracking server can be down or restarting. Every call goes through `Tracking.call`, which retries
 transient failures a bounded number of times (tenacity, exponential wait) and then raises
 `MlflowUnavailable`: one line saying what to do, with the projection's checkpoint left where it was.
-MLflow's own HTTP retries (7 by default, minutes of back-off) are turned down for the same reason.
+MLflow's own HTTP retries (7 by default, minutes of back-off) are turned down for the same reason by
+`MLFLOW_QUIET_DEFAULTS`, which the program that owns the process applies (the CLI does; the library never
+changes `os.environ`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-                  "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-"""Let tenacity own the retries, so a dead server fails in seconds, not minutes; and keep MLflow's
-"View run at" lines off stdout, which belongs to `--json` (the environment still wins)."""
+MLFLOW_QUIET_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                         "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+"""MLflow settings (environment variables only) that let tenacity own the retries, so a dead server fails in
+seconds, not minutes, and keep MLflow's "View run at" lines off stdout, which belongs to `--json`."""
 
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
 
@@ -121,8 +122,6 @@ class Tracking:
     """An MlflowClient whose calls retry transient failures and end in `MlflowUnavailable`."""
 
     def __init__(self, tracking_uri: str, retry: RetryPolicy | None = None) -> None:
-        for key, value in _HTTP_DEFAULTS.items():
-            os.environ.setdefault(key, value)
         # MLflow announces its own schema set-up at INFO on stderr; our progress output is enough.
         for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -150,8 +149,7 @@ class Tracking:
             tried = f" after {self.retry.attempts} attempts" if _is_transient(exc) else ""
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise MlflowUnavailable(
-                f"MLflow at {safe_uri(self.uri)} failed to {what}{tried}: {first}; nothing was lost, "
-                "run `track sync` again when it is reachable"
+                f"MLflow at {safe_uri(self.uri)} failed to {what}{tried}: {first}; nothing was lost"
             ) from None
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,6 @@ from tracker.settings import resolve_tracking_uri
 
 KIND_TAG = "track.kind"
 KEY_TAG = "track.comparison_key"
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-"""A dead server should fail in seconds, not after minutes of MLflow's own back-off (env still wins)."""
 
 
 class ComparisonNotLogged(TrackerError):
@@ -80,8 +77,6 @@ def metrics(c: Comparison) -> dict[str, float]:
 
 def log_comparison(c: Comparison, tracking_uri: str | None = None) -> LoggedComparison:
     """Create (or find) the comparison run and log tables, reports and metrics into it."""
-    for key, value in _HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.exceptions import MlflowException
