@@ -438,6 +438,31 @@ def test_commit_guessed_from_item_id(tmp_path: Path) -> None:
     assert (".", "guessed") in kinds(run.problems)
 
 
+def test_short_journal_sha_is_completed_from_the_prompt(tmp_path: Path) -> None:
+    make_run(tmp_path, files={"journal.json": journal(human=SHA[:8]), "prompt.json": {"commits": {"human": SHA}}})
+    run = read_one(tmp_path)
+    assert (run.commit, run.commit_source) == (SHA, "journal")
+    assert (".", "guessed") not in kinds(run.problems)
+
+
+def test_short_journal_sha_is_completed_from_the_evaluation(tmp_path: Path) -> None:
+    base = tmp_path / "eval_results_v2" / "vllm_trae_gpt5-83190024" / "vllm_core-0003"
+    base.mkdir(parents=True)
+    (base / "test_results.json").write_text(json.dumps({"metadata": {
+        "run_id": "2025-12-03_17-40-02", "item_id": "vllm_core-0003", "human_commit": SHA}, "result": {}}))
+    make_run(tmp_path, files={"journal.json": journal(human=SHA[:8])})
+    run = read_one(tmp_path)
+    assert (run.commit, run.commit_source) == (SHA, "journal")
+    assert run.evaluation is not None and run.evaluation.human_commit == SHA
+
+
+def test_short_sha_nobody_completes_is_kept_and_reported(tmp_path: Path) -> None:
+    make_run(tmp_path, files={"journal.json": journal(human=SHA[:8])})
+    run = read_one(tmp_path)
+    assert (run.commit, run.commit_source) == (SHA[:8], "journal")
+    assert (".", "guessed") in kinds(run.problems)
+
+
 def test_binary_where_text_expected(tmp_path: Path) -> None:
     blob = b"\x7fELF\x00\x00\x00" + os.urandom(4096)
     make_run(
@@ -541,6 +566,14 @@ def test_truncated_trajectory_keeps_partial_sums(tmp_path: Path) -> None:
     assert [(p.file, p.kind) for p in problems] == [("trajectory.json", "truncated")]
     run = read_one(tmp_path)
     assert (run.tokens.source, run.tokens.input_tokens, run.tokens.output_tokens) == ("stdout", 700, 70)
+
+
+def test_truncated_trajectory_sums_are_the_last_token_source(tmp_path: Path) -> None:
+    text = json.dumps(trajectory([(100, 40, 10), (200, 150, 20), (400, 0, 40)]))
+    make_run(tmp_path, files={"trajectory.json": text[:text.index('"input_tokens": 400')]})
+    run = read_one(tmp_path)
+    assert (run.tokens.source, run.tokens.input_tokens, run.tokens.cached_input_tokens) == (
+        "trajectory_partial", 300, 190)
 
 
 def test_invalid_trajectory(tmp_path: Path) -> None:

@@ -167,18 +167,24 @@ def _block_members(lines: list[EvidenceLine], i: int, block: NoiseBlock) -> set[
     first = lines[i]
     assert first.line is not None
     members: set[int] = set()
-    last = first.line + block.max_lines
-    candidates = sorted(
-        (ln.line, j) for j, ln in enumerate(lines)
-        if ln.file == first.file and ln.line is not None and first.line <= ln.line <= last
-    )
-    for line_no, j in candidates:
+    for line_no, j in _window(lines, first.file, first.line, first.line + block.max_lines):
         members.add(j)
         if line_no > first.line and block.end.search(lines[j].text):
             return members
-    if block.require_end and not (block.max_lines == 0 and block.end.search(first.text)):
-        return set()
-    return members
+    return set() if _missing_required_end(block, first) else members
+
+
+def _window(lines: list[EvidenceLine], file: str, first: int, last: int) -> list[tuple[int, int]]:
+    """(line number, index) of the lines of `file` numbered first..last, in line order."""
+    return sorted(
+        (ln.line, j) for j, ln in enumerate(lines)
+        if ln.file == file and ln.line is not None and first <= ln.line <= last
+    )
+
+
+def _missing_required_end(block: NoiseBlock, first: EvidenceLine) -> bool:
+    """The block needs an end line and none was found (a one-line block may end on its start line)."""
+    return block.require_end and not (block.max_lines == 0 and block.end.search(first.text))
 
 
 def _match(rule: Rule, facts: RunFacts, lines: list[EvidenceLine], table: RuleTable) -> list[Evidence] | None:

@@ -53,19 +53,45 @@ def redact(text: str) -> str:
 def _secret_spans(text: str, low: str) -> list[tuple[int, int, str]]:
     """(start, end, replacement) for every secret found; more specific patterns first."""
     spans: list[tuple[int, int, str]] = []
-    if "sk-" in low:
-        spans += [(m.start(), m.end(), "sk-" + MARK) for m in _OPENAI_KEY.finditer(low)]
-    if "bearer" in low:
-        spans += [(m.start(1), m.end(1), MARK) for m in _BEARER.finditer(low)]
-    if "AKIA" in text or "ASIA" in text:
-        spans += [(m.start(), m.end(), MARK) for m in _AWS_KEY_ID.finditer(text)]
-    if "=" in low or ":" in low:
-        spans += [
-            (m.start(1), m.end(1), MARK)
-            for m in _ASSIGNED_SECRET.finditer(low)
-            if not low.startswith(_ALREADY, m.start(1))
-        ]
+    for find in _SPAN_FINDERS:
+        spans += find(text, low)
     return spans
+
+
+def _openai_keys(text: str, low: str) -> list[tuple[int, int, str]]:
+    """OpenAI keys and their masked echoes; the `sk-` prefix stays visible."""
+    if "sk-" not in low:
+        return []
+    return [(m.start(), m.end(), "sk-" + MARK) for m in _OPENAI_KEY.finditer(low)]
+
+
+def _bearer_tokens(text: str, low: str) -> list[tuple[int, int, str]]:
+    """The token after `Bearer` (the word itself stays)."""
+    if "bearer" not in low:
+        return []
+    return [(m.start(1), m.end(1), MARK) for m in _BEARER.finditer(low)]
+
+
+def _aws_key_ids(text: str, low: str) -> list[tuple[int, int, str]]:
+    """AWS access key ids; upper-case by definition, so matched on the original text."""
+    if "AKIA" not in text and "ASIA" not in text:
+        return []
+    return [(m.start(), m.end(), MARK) for m in _AWS_KEY_ID.finditer(text)]
+
+
+def _assigned_secrets(text: str, low: str) -> list[tuple[int, int, str]]:
+    """The value of a `name = value` / `"name": "value"` secret assignment not already redacted."""
+    if "=" not in low and ":" not in low:
+        return []
+    return [
+        (m.start(1), m.end(1), MARK)
+        for m in _ASSIGNED_SECRET.finditer(low)
+        if not low.startswith(_ALREADY, m.start(1))
+    ]
+
+
+_SPAN_FINDERS = (_openai_keys, _bearer_tokens, _aws_key_ids, _assigned_secrets)
+"""Each finder gates on a cheap substring test before its regex; this order is `_splice`'s precedence."""
 
 
 def _splice(text: str, spans: list[tuple[int, int, str]]) -> str:

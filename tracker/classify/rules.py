@@ -124,16 +124,21 @@ def parse_rule_table(doc: Any, source: str = "<memory>") -> RuleTable:
     """Build a RuleTable from a parsed document, rejecting anything unknown or ill-typed."""
     if not isinstance(doc, dict) or not isinstance(doc.get("version"), str) or not doc["version"]:
         raise RuleTableError(f"{source}: needs a non-empty string 'version'")
-    rules = doc.get("rules")
+    parsed = _parse_rules(doc.get("rules"), source)
+    noise = tuple(_parse_noise(n, source) for n in doc.get("noise") or [])
+    return RuleTable(doc["version"], parsed, noise, int(doc.get("excerpt_chars", 300)),
+                     int(doc.get("max_evidence", 5)), source)
+
+
+def _parse_rules(rules: Any, source: str) -> tuple[Rule, ...]:
+    """The non-empty `rules` list, each rule validated, their ids unique."""
     if not isinstance(rules, list) or not rules:
         raise RuleTableError(f"{source}: needs a non-empty 'rules' list")
     parsed = tuple(_parse_rule(r, i, source) for i, r in enumerate(rules))
     ids = [r.id for r in parsed]
     if len(set(ids)) != len(ids):
         raise RuleTableError(f"{source}: duplicate rule ids")
-    noise = tuple(_parse_noise(n, source) for n in doc.get("noise") or [])
-    return RuleTable(doc["version"], parsed, noise, int(doc.get("excerpt_chars", 300)),
-                     int(doc.get("max_evidence", 5)), source)
+    return parsed
 
 
 def _parse_rule(raw: Any, index: int, source: str) -> Rule:

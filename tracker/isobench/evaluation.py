@@ -58,9 +58,7 @@ class EvaluationIndex:
         if run_path and run_path in self.by_run_path:
             return self.by_run_path[run_path]
         pool = self.by_commit.get(commit[:8], []) if commit else self.by_item.get(item_id, [])
-        hits = [e for e in pool if e.run_id is not None and e.run_id.rsplit("/", 1)[-1] == run_timestamp
-                and e.item_id in (None, item_id) and (not commit or not e.human_commit
-                                                      or _same_commit(commit, e.human_commit))]
+        hits = [e for e in pool if _is_result_of(e, commit, item_id, run_timestamp)]
         return hits[-1] if hits else None
 
     def full_sha(self, short: str) -> str | None:
@@ -82,6 +80,15 @@ class EvaluationReport:
     file: str
     generated_at: str | None
     runs: dict[str, dict[str, Any]]
+
+
+def _is_result_of(e: EvalFacts, commit: str | None, item_id: str, run_timestamp: str) -> bool:
+    """Same run timestamp (the last part of `run_id`); item and commit agree wherever the result names them."""
+    if e.run_id is None or e.run_id.rsplit("/", 1)[-1] != run_timestamp:
+        return False
+    if e.item_id not in (None, item_id):
+        return False
+    return not commit or not e.human_commit or _same_commit(commit, e.human_commit)
 
 
 def _same_commit(a: str, b: str) -> bool:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ijson
 
@@ -23,27 +25,36 @@ _KNOWN_REPO_WORDS = ("vllm", "sglang", "sglan")
 
 def layout_hints(run_dir: Path) -> dict[str, str]:
     """`{"repo", "agent", "model"}` as far as the files tell (missing keys: not told)."""
-    hints: dict[str, str] = {}
     journal, _ = read_small_json(run_dir, "journal.json")
     summary, _ = read_small_json(run_dir, "run_summary.json")
+    hints = _metadata_hints(journal, summary)
+    fallbacks: tuple[tuple[str, Callable[[], str | None]], ...] = (
+        ("agent", lambda: _journal_agent_block(journal)),
+        ("repo", lambda: _repo_from_prediction(run_dir) or _repo_from_task(as_str((journal or {}).get("task_id")))),
+        ("model", lambda: _trajectory_model(run_dir / "trajectory.json")),
+    )
+    for key, guess in fallbacks:  # each guess opens files only when its key is still unknown
+        if key not in hints and (value := guess()):
+            hints[key] = value
+    return hints
+
+
+def _metadata_hints(journal: dict[str, Any] | None, summary: dict[str, Any] | None) -> dict[str, str]:
+    """What the journal's `run_metadata`, then the run summary's `meta`, state outright (first one wins)."""
+    hints: dict[str, str] = {}
     for meta in (as_dict((journal or {}).get("run_metadata")), as_dict((summary or {}).get("meta"))):
         for key in ("repo", "agent", "model"):
             value = as_str(meta.get(key))
             if value and key not in hints:
                 hints[key] = value
-    if journal and "agent" not in hints:
-        block = next((key for key in AGENT_BLOCKS if isinstance(journal.get(key), dict)), None)
-        if block:
-            hints["agent"] = block
-    if "repo" not in hints:
-        repo = _repo_from_prediction(run_dir) or _repo_from_task(as_str((journal or {}).get("task_id")))
-        if repo:
-            hints["repo"] = repo
-    if "model" not in hints:
-        model = _trajectory_model(run_dir / "trajectory.json")
-        if model:
-            hints["model"] = model
     return hints
+
+
+def _journal_agent_block(journal: dict[str, Any] | None) -> str | None:
+    """The agent whose result block (`trae`, `claude_code`, …) the journal carries."""
+    if not journal:
+        return None
+    return next((key for key in AGENT_BLOCKS if isinstance(journal.get(key), dict)), None)
 
 
 def _repo_from_prediction(run_dir: Path) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -86,23 +87,30 @@ class PipelineLogIndex:
         a minute off its run folder); blocks whose commit contradicts `commit` are never chosen.
         Skip-only blocks are not runs and are ignored.
         """
-        candidates = [
-            b for b in self.by_item.get(item_id, [])
-            if not b.skipped and not (commit and b.human_commit and b.human_commit != commit)
-        ]
+        candidates = [b for b in self.by_item.get(item_id, []) if _may_be_run(b, commit)]
         exact = [b for b in candidates if b.log_timestamp == run_timestamp]
         if exact:
             return exact[-1]
-        target = _parse_ts(run_timestamp)
-        if target is None:
-            return None
-        timed = [
-            (abs((ts - target).total_seconds()), b)
-            for b in candidates
-            if (ts := _parse_ts(b.log_timestamp)) is not None
-        ]
-        timed = [t for t in timed if t[0] <= tolerance_s]
-        return min(timed, key=lambda t: t[0])[1] if timed else None
+        return _nearest(candidates, run_timestamp, tolerance_s)
+
+
+def _may_be_run(block: ItemLog, commit: str | None) -> bool:
+    """A processing block (not a skip) whose commit, if it names one, does not contradict `commit`."""
+    return not block.skipped and not (commit and block.human_commit and block.human_commit != commit)
+
+
+def _nearest(blocks: list[ItemLog], run_timestamp: str, tolerance_s: float) -> ItemLog | None:
+    """The block whose log timestamp is closest to the run's, if within `tolerance_s` (first one on a tie)."""
+    target = _parse_ts(run_timestamp)
+    if target is None:
+        return None
+    timed = [
+        (abs((ts - target).total_seconds()), b)
+        for b in blocks
+        if (ts := _parse_ts(b.log_timestamp)) is not None
+    ]
+    timed = [t for t in timed if t[0] <= tolerance_s]
+    return min(timed, key=lambda t: t[0])[1] if timed else None
 
 
 def index_pipeline_logs(root: Path) -> PipelineLogIndex:
@@ -186,20 +194,37 @@ def _feed(block: _Block, m: re.Match[str] | None, text: str, line_no: int) -> No
         block.collector.offer(line_no, text)
         return
     level, message = m.group(6), m.group(7)
-    if cfg := _CONFIG.search(message):
-        block.set(line_no, human_commit=_sha(cfg.group(1)), pre_commit=_sha(cfg.group(2)))
-    elif rc := _RC.match(message):
-        block.set(line_no, return_code=int(rc.group(1)))
-    elif st := _STATUS.match(message):
-        block.set(line_no, status=st.group(1))
-    elif js := _JOURNAL_STATUS.match(message):
-        block.set(line_no, journal_status=js.group(1))
-    elif du := _DURATION.search(message):
-        block.set(line_no, duration_s=float(du.group(1)))
-    elif "Input:" in message and (tk := TOKEN_LINE.search(message)):
-        block.set(line_no, token_input=int(tk.group(1)), token_output=int(tk.group(2)))
+    facts = _line_facts(message)
+    if facts is not None:
+        block.set(line_no, **facts)
     elif level in _EVIDENCE_LEVELS or "TRAE STDERR" in message or "API call failed" in message:
         block.collector.offer(line_no, message)
+
+
+def _line_facts(message: str) -> dict[str, Any] | None:
+    """The ItemLog fields one message states, from the first of `_FACT_LINES` that matches it."""
+    for find, fields in _FACT_LINES:
+        if found := find(message):
+            return fields(found)
+    return None
+
+
+def _token_totals(message: str) -> re.Match[str] | None:
+    """TRAE's printed `Input: N Output: M` totals (the substring test keeps the regex off most lines)."""
+    return TOKEN_LINE.search(message) if "Input:" in message else None
+
+
+_Finder = Callable[[str], re.Match[str] | None]
+_Fields = Callable[[re.Match[str]], dict[str, Any]]
+_FACT_LINES: tuple[tuple[_Finder, _Fields], ...] = (
+    (_CONFIG.search, lambda m: {"human_commit": _sha(m.group(1)), "pre_commit": _sha(m.group(2))}),
+    (_RC.match, lambda m: {"return_code": int(m.group(1))}),
+    (_STATUS.match, lambda m: {"status": m.group(1)}),
+    (_JOURNAL_STATUS.match, lambda m: {"journal_status": m.group(1)}),
+    (_DURATION.search, lambda m: {"duration_s": float(m.group(1))}),
+    (_token_totals, lambda m: {"token_input": int(m.group(1)), "token_output": int(m.group(2))}),
+)
+"""Message patterns that state facts, tried in order: only the first that matches a message counts."""
 
 
 def _sha(value: str | None) -> str | None:

@@ -104,12 +104,7 @@ def read_tree(root: Path, problems: list[Problem] | None = None) -> Iterator[Run
 def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) -> RunFacts:
     """Read one run folder and join it with its pipeline-log block and evaluation result."""
     problems: list[Problem] = []
-    journal, p = read_journal(folder.path)
-    summary, p2 = read_run_summary(folder.path)
-    prompt, p3 = read_prompt(folder.path)
-    if journal is None and summary is not None:
-        p = [x for x in p if x.kind != "missing"]  # the run summary stands in for a missing journal
-    problems += p + p2 + p3
+    journal, summary, prompt = _read_run_records(folder.path, problems)
     trajectory, p = read_trajectory(folder.path)
     problems += p
     patch, p = read_patch(folder.path)
@@ -117,10 +112,7 @@ def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) 
     outputs = scan_outputs(folder.path, folder.agent)
     for scan in outputs:
         problems += scan.problems
-    journal_commit = journal.human_commit.lower() if journal and journal.human_commit else None
-    log = logs.find(folder.item_id, folder.timestamp, journal_commit)
-    evaluation = evals.find(journal_commit or (log.human_commit if log else None), folder.item_id,
-                            folder.timestamp, folder.run_path)
+    log, evaluation = _join_tree(folder, _journal_commit(journal), logs, evals)
     commit, commit_source = _commit(folder, journal, summary, prompt, log, evaluation, evals, problems)
     status, status_source = _status(journal, summary, log, problems)
     agent_result = read_agent_result(folder.path, folder.agent)
@@ -128,13 +120,11 @@ def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) 
         folder=folder,
         commit=commit,
         commit_source=commit_source,
-        pre_commit=(journal.pre_commit if journal else None) or (prompt.pre_commit if prompt else None)
-        or (summary.pre_commit if summary else None) or (log.pre_commit if log else None),
+        pre_commit=_pre_commit(journal, prompt, summary, log),
         status=status,
         status_source=status_source,
-        return_code=_first_int(journal.returncode if journal else None, log.return_code if log else None),
-        duration_s=_first_float(journal.duration_s if journal else None, summary.duration_s if summary else None,
-                                log.duration_s if log else None),
+        return_code=_return_code(journal, log),
+        duration_s=_duration(journal, summary, log),
         time_budget_minutes=journal.time_budget_minutes if journal else None,
         tokens=_tokens(trajectory, outputs, log, agent_result),
         patch=patch,
@@ -149,6 +139,56 @@ def read_run(folder: RunFolder, logs: PipelineLogIndex, evals: EvaluationIndex) 
         prompt=prompt,
         agent_result=agent_result,
     )
+
+
+def _read_run_records(
+    run_dir: Path, problems: list[Problem]
+) -> tuple[JournalFacts | None, RunSummaryFacts | None, PromptFacts | None]:
+    """Journal, run summary and prompt, their problems appended to `problems`.
+
+    A missing journal is not reported when the run summary stands in for it.
+    """
+    journal, p = read_journal(run_dir)
+    summary, p2 = read_run_summary(run_dir)
+    prompt, p3 = read_prompt(run_dir)
+    if journal is None and summary is not None:
+        p = [x for x in p if x.kind != "missing"]  # the run summary stands in for a missing journal
+    problems += p + p2 + p3
+    return journal, summary, prompt
+
+
+def _journal_commit(journal: JournalFacts | None) -> str | None:
+    """The journal's human sha, lowercased; None when the journal names none."""
+    return journal.human_commit.lower() if journal and journal.human_commit else None
+
+
+def _join_tree(
+    folder: RunFolder, journal_commit: str | None, logs: PipelineLogIndex, evals: EvaluationIndex
+) -> tuple[ItemLog | None, EvalFacts | None]:
+    """The run's pipeline-log block, then its evaluation (matched by the journal's commit, else the log's)."""
+    log = logs.find(folder.item_id, folder.timestamp, journal_commit)
+    evaluation = evals.find(journal_commit or (log.human_commit if log else None), folder.item_id,
+                            folder.timestamp, folder.run_path)
+    return log, evaluation
+
+
+def _pre_commit(
+    journal: JournalFacts | None, prompt: PromptFacts | None, summary: RunSummaryFacts | None, log: ItemLog | None
+) -> str | None:
+    """The parent sha from the first source naming one: journal, prompt, run summary, pipeline log."""
+    return ((journal.pre_commit if journal else None) or (prompt.pre_commit if prompt else None)
+            or (summary.pre_commit if summary else None) or (log.pre_commit if log else None))
+
+
+def _return_code(journal: JournalFacts | None, log: ItemLog | None) -> int | None:
+    """The agent's exit code: the journal's, else the pipeline log's."""
+    return _first_int(journal.returncode if journal else None, log.return_code if log else None)
+
+
+def _duration(journal: JournalFacts | None, summary: RunSummaryFacts | None, log: ItemLog | None) -> float | None:
+    """Run duration in seconds: journal, else run summary, else pipeline log."""
+    return _first_float(journal.duration_s if journal else None, summary.duration_s if summary else None,
+                        log.duration_s if log else None)
 
 
 def normalise_status(raw: str | None) -> str | None:
@@ -197,24 +237,48 @@ def _commit(
     Order: journal, prompt (written before the agent starts, full shas), run summary, pipeline log,
     evaluation metadata, then the item id's sha suffix (a guess, reported as such).
     """
-    j = journal.human_commit.lower() if journal and journal.human_commit else None
+    j = _journal_commit(journal)
     lg = log.human_commit if log else None
+    _check_log_commit(j, lg, log, problems)
+    found = _named_commits(j, prompt, summary, lg, evaluation)
+    if not found:
+        return _commit_from_item_id(folder.item_id, problems)
+    value, source = found[0]
+    return _complete_sha(value, found, evals, problems), source
+
+
+def _check_log_commit(j: str | None, lg: str | None, log: ItemLog | None, problems: list[Problem]) -> None:
+    """Report a pipeline log whose commit contradicts the journal's (the journal wins)."""
     if j and lg and not (j.startswith(lg) or lg.startswith(j)):
         problems.append(Problem(log.log_file if log else "", "unexpected",
                                 f"pipeline log names commit {lg}, journal {j}; journal wins"))
-    found = [(value, source) for value, source in (
+
+
+def _named_commits(
+    j: str | None, prompt: PromptFacts | None, summary: RunSummaryFacts | None, lg: str | None,
+    evaluation: EvalFacts | None,
+) -> list[tuple[str, str]]:
+    """(sha, source) of every source naming the commit, in order of preference."""
+    return [(value, source) for value, source in (
         (j, "journal"), (prompt.human_commit if prompt else None, "prompt"),
         (summary.human_commit if summary else None, "run_summary"), (lg, "pipeline_log"),
         (evaluation.human_commit if evaluation else None, "evaluation")) if value]
-    if found:
-        value, source = found[0]
-        if len(value) < 40:
-            full = next((v for v, _ in found if len(v) == 40 and v.startswith(value)), None) or evals.full_sha(value)
-            if full:
-                return full, source
-            problems.append(Problem(".", "guessed", f"only a short sha {value!r} is known for this run"))
-        return value, source
-    suffix = _SHA_SUFFIX.search(folder.item_id.lower())
+
+
+def _complete_sha(value: str, found: list[tuple[str, str]], evals: EvaluationIndex, problems: list[Problem]) -> str:
+    """A short sha completed from another source's (or the evaluation's) single full sha; else kept, reported."""
+    if len(value) >= 40:
+        return value
+    full = next((v for v, _ in found if len(v) == 40 and v.startswith(value)), None) or evals.full_sha(value)
+    if full:
+        return full
+    problems.append(Problem(".", "guessed", f"only a short sha {value!r} is known for this run"))
+    return value
+
+
+def _commit_from_item_id(item_id: str, problems: list[Problem]) -> tuple[str | None, str | None]:
+    """Last resort: the sha suffix of the item id (a guess, reported as such), else no commit at all."""
+    suffix = _SHA_SUFFIX.search(item_id.lower())
     if suffix:
         problems.append(Problem(".", "guessed", f"commit taken from the item id suffix {suffix.group(1)!r}"))
         return suffix.group(1), "item_id"
@@ -225,21 +289,51 @@ def _commit(
 def _tokens(trajectory: TrajectoryFacts | None, outputs: tuple[TextScan, ...], log: ItemLog | None,
             agent_result: AgentResult | None) -> TokenUsage:
     """Pick the best token source (see module docstring)."""
+    candidates = (
+        _complete_trajectory_tokens(trajectory),
+        _agent_result_tokens(agent_result),
+        _printed_tokens(outputs),
+        _pipeline_log_tokens(log),
+        _partial_trajectory_tokens(trajectory),
+    )
+    return next((usage for usage in candidates if usage is not None), TokenUsage())
+
+
+def _complete_trajectory_tokens(trajectory: TrajectoryFacts | None) -> TokenUsage | None:
+    """The full per-call sums, when the trajectory was read to its end."""
     if trajectory is not None and trajectory.complete:
         return _from_trajectory(trajectory, "trajectory")
-    if agent_result is not None and agent_result.input_tokens is not None:
-        # Anthropic counts cache reads apart from input; stored the OpenAI way (cached inside input)
-        cached = (agent_result.cache_read_input_tokens or 0) + (agent_result.cache_creation_input_tokens or 0)
-        return TokenUsage(agent_result.input_tokens + cached, agent_result.cache_read_input_tokens,
-                          agent_result.output_tokens, None, agent_result.turns, "agent_result")
+    return None
+
+
+def _agent_result_tokens(agent_result: AgentResult | None) -> TokenUsage | None:
+    """The agent's own result totals, cache reads folded into input."""
+    if agent_result is None or agent_result.input_tokens is None:
+        return None
+    # Anthropic counts cache reads apart from input; stored the OpenAI way (cached inside input)
+    cached = (agent_result.cache_read_input_tokens or 0) + (agent_result.cache_creation_input_tokens or 0)
+    return TokenUsage(agent_result.input_tokens + cached, agent_result.cache_read_input_tokens,
+                      agent_result.output_tokens, None, agent_result.turns, "agent_result")
+
+
+def _printed_tokens(outputs: tuple[TextScan, ...]) -> TokenUsage | None:
+    """TRAE's `Input: N Output: M` line in the first stdout that prints one (no cached split)."""
     printed = next((o for o in outputs if o.source == "stdout" and o.token_input is not None), None)
-    if printed is not None:
-        return TokenUsage(printed.token_input, None, printed.token_output, source="stdout")
-    if log is not None and log.token_input is not None:
-        return TokenUsage(log.token_input, None, log.token_output, source="pipeline_log")
-    if trajectory is not None:
-        return _from_trajectory(trajectory, "trajectory_partial")
-    return TokenUsage()
+    if printed is None:
+        return None
+    return TokenUsage(printed.token_input, None, printed.token_output, source="stdout")
+
+
+def _pipeline_log_tokens(log: ItemLog | None) -> TokenUsage | None:
+    """The same printed totals as the pipeline log echoed them."""
+    if log is None or log.token_input is None:
+        return None
+    return TokenUsage(log.token_input, None, log.token_output, source="pipeline_log")
+
+
+def _partial_trajectory_tokens(trajectory: TrajectoryFacts | None) -> TokenUsage | None:
+    """A truncated trajectory's sums so far: the last resort."""
+    return _from_trajectory(trajectory, "trajectory_partial") if trajectory is not None else None
 
 
 def _from_trajectory(t: TrajectoryFacts, source: str) -> TokenUsage:
@@ -255,26 +349,36 @@ def _evidence(
     agent_result: AgentResult | None,
 ) -> tuple[EvidenceLine, ...]:
     """All signature-matching lines, root-cause sources first (journal error, stderr, trajectory)."""
-    lines: list[EvidenceLine] = []
-    if journal and journal.error:
-        text = journal.error
-        if journal.error_type and not text.startswith(journal.error_type):
-            text = f"{journal.error_type}: {text}"
-        lines.append(EvidenceLine("journal", "journal.json", None, clip(redact(text))))
-    if agent_result is not None and agent_result.is_error:
-        for error in agent_result.errors or (agent_result.subtype or "error",):
-            lines.append(EvidenceLine("journal", agent_result.file, None, clip(redact(f"agent result: {error}"))))
-    for scan in outputs:
-        if scan.source == "stderr":
-            lines += scan.evidence
+    lines = _journal_evidence(journal) + _agent_result_evidence(agent_result) + _output_evidence(outputs, "stderr")
     if trajectory is not None:
         lines += trajectory.evidence
     if log is not None:
         lines += log.evidence
-    for scan in outputs:
-        if scan.source == "stdout":
-            lines += scan.evidence
+    lines += _output_evidence(outputs, "stdout")
     return tuple(lines)
+
+
+def _journal_evidence(journal: JournalFacts | None) -> list[EvidenceLine]:
+    """The journal's error, prefixed by its type unless the text already starts with it."""
+    if not (journal and journal.error):
+        return []
+    text = journal.error
+    if journal.error_type and not text.startswith(journal.error_type):
+        text = f"{journal.error_type}: {text}"
+    return [EvidenceLine("journal", "journal.json", None, clip(redact(text)))]
+
+
+def _agent_result_evidence(agent_result: AgentResult | None) -> list[EvidenceLine]:
+    """One line per error of an agent result that reports failure (its subtype, or `error`, when none listed)."""
+    if agent_result is None or not agent_result.is_error:
+        return []
+    return [EvidenceLine("journal", agent_result.file, None, clip(redact(f"agent result: {error}")))
+            for error in agent_result.errors or (agent_result.subtype or "error",)]
+
+
+def _output_evidence(outputs: tuple[TextScan, ...], source: str) -> list[EvidenceLine]:
+    """Evidence of every scanned output of one kind (`stdout` or `stderr`), in scan order."""
+    return [line for scan in outputs if scan.source == source for line in scan.evidence]
 
 
 def _first_int(*values: int | None) -> int | None:

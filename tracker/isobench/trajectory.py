@@ -13,6 +13,7 @@ With the OpenAI Responses API cached tokens are part of `input_tokens` and reaso
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -75,46 +76,44 @@ class _Accumulator:
     def feed(self, prefix: str, event: str, value: Any) -> None:
         """Consume one ijson event."""
         if event == "start_map":
-            if prefix == "llm_interactions.item":
-                self.interactions += 1
-            elif prefix == "agent_steps.item":
-                self.steps += 1
+            self._count(prefix)
         elif prefix.startswith(_USAGE_PREFIX) and event == "number":
-            name = _USAGE_FIELDS.get(prefix[len(_USAGE_PREFIX):])
-            if name is not None:
-                self.sums[name] += int(value)
+            self._add_usage(prefix[len(_USAGE_PREFIX):], value)
         elif prefix in _ERROR_PATHS and event == "string":
-            if prefix == "final_result":
-                self.errors.offer(None, value)
-            elif value:
-                self.errors.add(None, value)
+            self._error(prefix, value)
         elif prefix in _SCALARS and event in ("string", "number", "boolean"):
             self.scalars[prefix] = value
+
+    def _count(self, prefix: str) -> None:
+        """A new object opens: count it when it is an LLM interaction or an agent step."""
+        if prefix == "llm_interactions.item":
+            self.interactions += 1
+        elif prefix == "agent_steps.item":
+            self.steps += 1
+
+    def _add_usage(self, key: str, value: Any) -> None:
+        """Add one usage number to its sum; usage keys we do not track are ignored."""
+        name = _USAGE_FIELDS.get(key)
+        if name is not None:
+            self.sums[name] += int(value)
+
+    def _error(self, prefix: str, value: str) -> None:
+        """`final_result` is offered (kept only if it matches a signature); a step's non-empty error is kept."""
+        if prefix == "final_result":
+            self.errors.offer(None, value)
+        elif value:
+            self.errors.add(None, value)
 
     def feed_document(self, doc: Any) -> None:
         """Consume a whole parsed trajectory: the same facts `feed` gathers from the events."""
         if not isinstance(doc, dict):
             return
-        interactions = doc.get("llm_interactions")
-        for item in interactions if isinstance(interactions, list) else ():
-            if not isinstance(item, dict):
-                continue
+        for item in _objects(doc.get("llm_interactions")):
             self.interactions += 1
-            response = item.get("response")
-            usage = response.get("usage") if isinstance(response, dict) else None
-            if isinstance(usage, dict):
-                for key, name in _USAGE_FIELDS.items():
-                    value = usage.get(key)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        self.sums[name] += int(value)
-        steps = doc.get("agent_steps")
-        for step in steps if isinstance(steps, list) else ():
-            if not isinstance(step, dict):
-                continue
+            self._add_usage_of(item.get("response"))
+        for step in _objects(doc.get("agent_steps")):
             self.steps += 1
-            error = step.get("error")
-            if isinstance(error, str) and error:
-                self.errors.add(None, error)
+            self._step_error(step.get("error"))
         final = doc.get("final_result")
         if isinstance(final, str):
             self.errors.offer(None, final)
@@ -122,6 +121,21 @@ class _Accumulator:
             value = doc.get(key)
             if isinstance(value, str | int | float | bool):
                 self.scalars[key] = value
+
+    def _add_usage_of(self, response: Any) -> None:
+        """Add the numeric fields of a parsed `response.usage` (anything else is skipped, as the stream does)."""
+        usage = response.get("usage") if isinstance(response, dict) else None
+        if not isinstance(usage, dict):
+            return
+        for key in _USAGE_FIELDS:
+            value = usage.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self._add_usage(key, value)
+
+    def _step_error(self, error: Any) -> None:
+        """A parsed step's `error`, kept when it is a non-empty string."""
+        if isinstance(error, str) and error:
+            self.errors.add(None, error)
 
     def facts(self, complete: bool) -> TrajectoryFacts:
         """Freeze what was read."""
@@ -183,6 +197,13 @@ def _ends_early(path: Path, exc: Exception) -> bool:
     except OSError:
         return False
     return not tail.endswith((b"}", b"]"))
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """The dict items of a parsed JSON list (nothing when `value` is not a list)."""
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, dict):
+            yield item
 
 
 def _opt(value: Any, typ: type) -> Any:
