@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 
 from tests.conftest import run_track
 from tests.support.fake_openai import FakeOpenAI
-from tracker.rerun.preflight import run_preflight
+from tracker.rerun.preflight import categorise, run_preflight
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -76,3 +77,36 @@ def test_an_unknown_model_and_an_unreachable_endpoint() -> None:
         url = api.base_url
     down = run_preflight("gpt-5", api_key=KEY, base_url=url, timeout_s=1, retries=2, wait_s=0.01)
     assert down.category == "connection_error" and down.checks[1].attempts == 2
+
+
+def _sdk_error(cls: type[BaseException], message: str = "boom", *, status: int | None = None,
+               code: str | None = None, type_: str | None = None) -> BaseException:
+    """An SDK exception with the attributes `categorise` reads, without building HTTP requests and responses."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    vars(exc).update(message=message, code=code, type=type_, body=None)
+    if status is not None:
+        vars(exc)["status_code"] = status
+    return exc
+
+
+@pytest.mark.parametrize(("exc", "category"), [
+    (_sdk_error(openai.APITimeoutError), "timeout"),
+    (_sdk_error(openai.APIConnectionError), "connection_error"),
+    (_sdk_error(openai.AuthenticationError, status=401), "invalid_api_key"),
+    (_sdk_error(openai.RateLimitError, status=429, code="insufficient_quota"), "quota_exceeded"),
+    (_sdk_error(openai.RateLimitError, status=429, type_="insufficient_quota"), "quota_exceeded"),
+    (_sdk_error(openai.RateLimitError, "You exceeded your current quota", status=429), "quota_exceeded"),
+    (_sdk_error(openai.RateLimitError, status=429, code="rate_limit_exceeded"), "rate_limited"),
+    (_sdk_error(openai.PermissionDeniedError, status=403), "permission_denied"),
+    (_sdk_error(openai.NotFoundError, status=404), "not_found"),
+    (_sdk_error(openai.BadRequestError, status=400, code="context_length_exceeded"), "context_length_exceeded"),
+    (_sdk_error(openai.BadRequestError, status=400, code="invalid_value"), "bad_request"),
+    (_sdk_error(openai.InternalServerError, status=500), "server_error"),
+    (_sdk_error(openai.APIStatusError, status=503), "server_error"),
+    (_sdk_error(openai.ConflictError, status=409), "other"),
+    (_sdk_error(openai.OpenAIError), "other"),
+    (ValueError("not from the SDK"), "other"),
+])
+def test_categorise_names_every_sdk_error(exc: BaseException, category: str) -> None:
+    assert categorise(exc) == category

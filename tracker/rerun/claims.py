@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tracker.domain.events import DomainEvent, JsonDict, RecordedEvent
+from tracker.domain.events import DomainEvent, JsonDict, RecordedEvent, decode
 from tracker.domain.run_events import ClaimAcquired, ClaimReleased, ClaimRenewed
 from tracker.domain.streams import attempt_stream, claim_stream
 from tracker.errors import ConcurrencyError
@@ -89,23 +89,50 @@ class ClaimState:
     history: list[JsonDict] = field(default_factory=list)
 
 
+def _acquired(state: ClaimState, event: ClaimAcquired) -> None:
+    """A new holder took the commit (whatever held it before is replaced)."""
+    state.acquisitions += 1
+    state.holder = Holder(event.token, event.host, event.pid, event.process_start, event.lease_until,
+                          event.attempt_stream, event.run_timestamp)
+    state.last_run_timestamp = event.run_timestamp
+
+
+def _renewed(state: ClaimState, event: ClaimRenewed) -> None:
+    """The current holder's heartbeat: its lease runs on; a heartbeat of a replaced holder is ignored."""
+    if state.holder and state.holder.token == event.token:
+        state.holder.lease_until = event.lease_until
+        state.holder.child_pid = event.child_pid or state.holder.child_pid
+
+
+def _released(state: ClaimState, event: ClaimReleased) -> None:
+    """The current holder let go with an outcome; a release by a replaced holder is ignored."""
+    if state.holder and state.holder.token == event.token:
+        state.holder = None
+        state.last_outcome = event.outcome
+        state.succeeded = state.succeeded or event.outcome == "succeeded"
+
+
+_CLAIM_TYPES = frozenset({ClaimAcquired.TYPE, ClaimRenewed.TYPE, ClaimReleased.TYPE})
+"""The event types that change a claim's state; any other event only advances the version."""
+
+
+def _apply(state: ClaimState, event: DomainEvent) -> None:
+    """Dispatch one decoded claim event to the state change it stands for."""
+    if isinstance(event, ClaimAcquired):
+        _acquired(state, event)
+    elif isinstance(event, ClaimRenewed):
+        _renewed(state, event)
+    elif isinstance(event, ClaimReleased):
+        _released(state, event)
+
+
 def fold(events: Iterable[RecordedEvent]) -> ClaimState:
+    """The state of one claim stream, from its events in order."""
     state = ClaimState()
     for event in events:
         state.version = event.stream_version
-        p = event.payload
-        if event.event_type == ClaimAcquired.TYPE:
-            state.acquisitions += 1
-            state.holder = Holder(p["token"], p["host"], p["pid"], p.get("process_start"), p["lease_until"],
-                                  p["attempt_stream"], p["run_timestamp"])
-            state.last_run_timestamp = p["run_timestamp"]
-        elif event.event_type == ClaimRenewed.TYPE and state.holder and state.holder.token == p["token"]:
-            state.holder.lease_until = p["lease_until"]
-            state.holder.child_pid = p.get("child_pid") or state.holder.child_pid
-        elif event.event_type == ClaimReleased.TYPE and state.holder and state.holder.token == p["token"]:
-            state.holder = None
-            state.last_outcome = p["outcome"]
-            state.succeeded = state.succeeded or p["outcome"] == "succeeded"
+        if event.event_type in _CLAIM_TYPES:
+            _apply(state, decode(event))
     return state
 
 

@@ -9,6 +9,7 @@ items on `workers` parallel workers (longest first onto the least loaded worker)
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 from statistics import median
 
@@ -101,27 +102,40 @@ def _tokens(estimates: list[ItemEstimate]) -> JsonDict:
             "output": sum(e.output_tokens for e in estimates)}
 
 
+def _repo_summary(mine: list[ItemEstimate]) -> JsonDict:
+    """Items, cost, tokens and agent time of one repo's estimates, and how many rest on which basis."""
+    return {
+        "items": len(mine), "cost_usd": round(sum(e.cost_usd for e in mine), 4), "tokens": _tokens(mine),
+        "agent_time_s": round(sum(e.duration_s for e in mine), 1),
+        "basis": dict(sorted(Counter(e.basis for e in mine).items())),
+    }
+
+
+def _per_repo(estimates: list[ItemEstimate]) -> JsonDict:
+    """`_repo_summary` of every repo, by repo name."""
+    by_repo: dict[str, list[ItemEstimate]] = {}
+    for e in estimates:
+        by_repo.setdefault(e.repo, []).append(e)
+    return {repo: _repo_summary(by_repo[repo]) for repo in sorted(by_repo)}
+
+
+def _per_item(estimates: list[ItemEstimate]) -> JsonDict:
+    return {e.commit: {"cost_usd": e.cost_usd, "duration_s": round(e.duration_s, 1), "basis": e.basis}
+            for e in estimates}
+
+
 def summarise(estimates: list[ItemEstimate], *, buffer: float, workers: int, price_version: str,
               baseline: str) -> JsonDict:
     """The `plan.created` estimate dict: totals, buffer beside them, per repo, per item."""
     cost = round(sum(e.cost_usd for e in estimates), 4)
-    per_repo: JsonDict = {}
-    for repo in sorted({e.repo for e in estimates}):
-        mine = [e for e in estimates if e.repo == repo]
-        per_repo[repo] = {
-            "items": len(mine), "cost_usd": round(sum(e.cost_usd for e in mine), 4), "tokens": _tokens(mine),
-            "agent_time_s": round(sum(e.duration_s for e in mine), 1),
-            "basis": {b: sum(1 for e in mine if e.basis == b) for b in sorted({e.basis for e in mine})},
-        }
     return {
         "baseline_campaign": baseline, "items": len(estimates), "cost_usd": cost, "buffer": buffer,
         "buffer_usd": round(cost * buffer, 4), "cost_usd_with_buffer": round(cost * (1 + buffer), 4),
         "tokens": _tokens(estimates), "workers": workers,
         "agent_time_s": round(sum(e.duration_s for e in estimates), 1),
         "wall_time_s": round(makespan([e.duration_s for e in estimates], workers), 1),
-        "per_repo": per_repo, "price_table_version": price_version,
-        "per_item": {e.commit: {"cost_usd": e.cost_usd, "duration_s": round(e.duration_s, 1), "basis": e.basis}
-                     for e in estimates},
+        "per_repo": _per_repo(estimates), "price_table_version": price_version,
+        "per_item": _per_item(estimates),
     }
 
 

@@ -10,6 +10,9 @@ and cost); everything else is recorded and left for the next `track run`. `max_a
 attempts per commit across runs; the budget stops new items when spent + reserved + the next item's
 estimate would pass it. A stop request (SIGINT) lets running items finish; a hard stop kills them
 and records them as interrupted.
+
+Run-folder discovery and the runner's fact patching live in `run_folders`, cost and budget accounting
+in `budget`; this module drives the queue, the claims, the agent processes and the recording.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponen
 
 from tracker.classify.classifier import classify
 from tracker.classify.rules import RuleTable, load_rule_table
-from tracker.domain.events import JsonDict, default_metadata
+from tracker.domain.events import DomainEvent, JsonDict, default_metadata
 from tracker.domain.import_events import CampaignCreated
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import (
@@ -45,14 +48,15 @@ from tracker.domain.streams import campaign_stream, check_campaign_name
 from tracker.errors import TrackerError
 from tracker.eventstore.store import ANY, NO_STREAM, EventStore
 from tracker.ingest.importer import ensure_campaign, record_attempt
-from tracker.isobench import EvaluationIndex, RunFacts, index_pipeline_logs, read_run, scan_text
-from tracker.isobench.discovery import RunFolder, normalise_model, normalise_repo
+from tracker.isobench import RunFacts
 from tracker.projections.read_model import fold
 from tracker.projections.read_model.queries import measured_attempts
+from tracker.rerun.budget import Budget, facts_cost, spent_before
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
 from tracker.rerun.planning import PlanItem, plan_from_files, record_plan
 from tracker.rerun.process import AgentProcess, LineParser, ProcessResult, kill_orphan_group
+from tracker.rerun.run_folders import RunFolders, attempt_workdir, bench_skipped
 
 FATAL = {"quota_exceeded", "invalid_api_key"}
 _CONNECTION = re.compile(r"APIConnectionError|Connection error|ConnectError|Connection reset|timed out", re.I)
@@ -169,17 +173,18 @@ class CampaignRunner:
         self.run_id = str(uuid.uuid4())
         self.metadata = default_metadata(correlation_id=self.run_id, command="run", campaign=config.campaign)
         self.claims = Claims(store, config.campaign, config.lease_s, self.metadata)
+        self.folders = RunFolders(config.bench_root, config.agent, config.model)
+        self.budget = Budget(config.budget_usd, estimate)
         self.progress = RunProgress(total=len(items), budget_usd=config.budget_usd,
                                     log_dir=str(config.log_dir / config.campaign))
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
         self._queue = list(items)
-        self._reserved = 0.0
 
     # -- driving -------------------------------------------------------------------------------
 
     def run(self) -> RunProgress:
-        self.progress.spent_before_usd = self._spent_before()
+        self.progress.spent_before_usd = spent_before(self.store, self.config.campaign, self.prices)
         workers = [threading.Thread(target=self._worker, name=f"track-run-{i}", daemon=True)
                    for i in range(max(1, self.config.workers))]
         for worker in workers:
@@ -197,13 +202,6 @@ class CampaignRunner:
         self._notify()
         return self.progress
 
-    def _spent_before(self) -> float:
-        total = 0.0
-        for attempt in measured_attempts(self.store, self.config.campaign):
-            total += self.prices.cost_usd(attempt.model, attempt.input_tokens, attempt.cached_input_tokens,
-                                          attempt.output_tokens) or 0.0
-        return total
-
     def _supervise(self) -> None:
         """Heartbeats, item timeouts and hard stops (runs on the calling thread)."""
         now = time.monotonic()
@@ -215,39 +213,38 @@ class CampaignRunner:
             elif entry.deadline is not None and now > entry.deadline:
                 entry.process.kill("timeout")
             elif now >= entry.next_renewal:
-                entry.next_renewal = now + self.config.lease_s / 3
-                try:
-                    renewed = self.claims.renew(entry.claim, entry.process.pid)
-                except TrackerError as exc:  # the store blinked: keep the agent, try again soon
-                    entry.next_renewal = now + min(5.0, self.config.lease_s / 10)
-                    if self.echo:
-                        self.echo(f"warning: could not renew the lease of {entry.claim.item.item_id}: {exc}")
-                    continue
-                if not renewed:
-                    entry.process.kill("lease_lost")
+                self._heartbeat(entry, now)
+
+    def _heartbeat(self, entry: _Running, now: float) -> None:
+        """Renew a running item's lease; kill its agent when the claim was lost meanwhile."""
+        entry.next_renewal = now + self.config.lease_s / 3
+        try:
+            renewed = self.claims.renew(entry.claim, entry.process.pid)
+        except TrackerError as exc:  # the store blinked: keep the agent, try again soon
+            entry.next_renewal = now + min(5.0, self.config.lease_s / 10)
+            if self.echo:
+                self.echo(f"warning: could not renew the lease of {entry.claim.item.item_id}: {exc}")
+            return
+        if not renewed:
+            entry.process.kill("lease_lost")
 
     def _next_item(self) -> PlanItem | None:
+        """The next item to run, its estimate reserved; None when stopped, done, or the budget says no."""
         with self._lock:
             if self.stop.soft.is_set() or not self._queue:
                 return None
             item = self._queue[0]
-            cost = self._item_cost(item)
-            budget = self.config.budget_usd
-            if budget is not None and self._spent() + self._reserved + cost > budget:
+            refusal = self.budget.refusal(self._spent(), self.budget.item_cost(item))
+            if refusal is not None:
                 if not self.stop.soft.is_set():
-                    self.stop.request("budget", detail=f"spent ${self._spent():.2f} + running ${self._reserved:.2f} "
-                                      f"+ next item ${cost:.2f} would pass the budget ${budget:.2f}")
+                    self.stop.request("budget", detail=refusal)
                 return None
             self._queue.pop(0)
-            self._reserved += cost
+            self.budget.reserve(item)
             return item
 
     def _spent(self) -> float:
         return self.progress.spent_before_usd + self.progress.cost_usd
-
-    def _item_cost(self, item: PlanItem) -> float:
-        per_item = self.estimate.get("per_item", {})
-        return float(per_item.get(item.commit, {}).get("cost_usd", 0.0))
 
     def _worker(self) -> None:
         while (item := self._next_item()) is not None:
@@ -255,18 +252,22 @@ class CampaignRunner:
                 outcome = self._with_retries(item)
             finally:
                 with self._lock:
-                    self._reserved -= self._item_cost(item)
-            with self._lock:
-                if outcome.skipped:
-                    self.progress.skipped += 1
-                    self.progress.skip_reasons[outcome.skipped] += 1
-                else:
-                    self.progress.done += 1
-                    if outcome.category == "none":
-                        self.progress.succeeded += 1
-                    else:
-                        self.progress.failed += 1
+                    self.budget.release(item)
+            self._count(outcome)
             self._notify()
+
+    def _count(self, outcome: _Outcome) -> None:
+        """Count an item's final outcome into the progress: skipped, or done as succeeded or failed."""
+        with self._lock:
+            if outcome.skipped:
+                self.progress.skipped += 1
+                self.progress.skip_reasons[outcome.skipped] += 1
+                return
+            self.progress.done += 1
+            if outcome.category == "none":
+                self.progress.succeeded += 1
+            else:
+                self.progress.failed += 1
 
     def _with_retries(self, item: PlanItem) -> _Outcome:
         retrying = Retrying(
@@ -303,21 +304,17 @@ class CampaignRunner:
             return _Outcome("none", skipped="stopped")
         return self._launch(claim)
 
+    def _workdir(self, item: PlanItem, run_timestamp: str) -> Path:
+        return attempt_workdir(self.config.log_dir, self.config.campaign, item.item_id, run_timestamp)
+
     def _launch(self, claim: Claim) -> _Outcome:
         item, config = claim.item, self.config
-        workdir = (config.log_dir / config.campaign / item.item_id / claim.run_timestamp).resolve()
+        workdir = self._workdir(item, claim.run_timestamp)
         workdir.mkdir(parents=True, exist_ok=True)
-        plan_file = workdir / "plan.json"
-        plan_file.write_text(json.dumps({"repo": item.repo, "task_id": f"{item.repo}_core",
-                                         "items": [item.bench_item()]}) + "\n")
-        stamp = claim.run_timestamp.replace("-", "").replace("_", "")
-        log_file = workdir / f"pipeline_run_{stamp[:8]}_{stamp[8:]}.log"
+        plan_file = _write_item_plan(workdir, item)
+        log_file = workdir / _log_name(claim.run_timestamp)
         command = self._command(item, plan_file, workdir)
-        self.store.append(claim.attempt_stream, [AttemptStarted(
-            campaign=config.campaign, repo=item.repo, agent=config.agent, model=config.model, item_id=item.item_id,
-            commit=item.commit, pre_commit=item.pre_commit, run_timestamp=claim.run_timestamp,
-            attempt_number=claim.attempt_number, host=self.claims.host, command=command, log_file=str(log_file),
-            claim_token=claim.token).to_new_event(metadata=self.metadata)], expected_version=NO_STREAM)
+        self._record_start(claim, command, log_file)
         parser = LineParser(on_fatal=self._on_fatal)
         echo = (lambda line: self.echo(f"[{item.item_id}] {line}")) if self.echo else None  # type: ignore[misc]
         process = AgentProcess(command, config.bench_root, log_file, parser, echo, config.env)
@@ -328,15 +325,24 @@ class CampaignRunner:
             self.progress.attempts += 1
         self._notify()
         launched = datetime.now().replace(microsecond=0).strftime(TS_FORMAT)
-        existing = set(self._item_folders(item))  # an earlier run in the same second is not this attempt's
+        existing = set(self.folders.item_folders(item))  # an earlier run in the same second is not this attempt's
         try:
             result = process.run()
         finally:
             with self._lock:
                 self._running.pop(claim.token, None)
                 self.progress.running -= 1
-        folder = self._find_run_folder(item, launched, workdir, exclude=existing)
+        folder = self.folders.find(item, launched, workdir, exclude=existing)
         return self._record(claim, folder, workdir, result)
+
+    def _record_start(self, claim: Claim, command: list[str], log_file: Path) -> None:
+        """`attempt.started`, the first event of the attempt's stream (which must not exist yet)."""
+        item, config = claim.item, self.config
+        self.store.append(claim.attempt_stream, [AttemptStarted(
+            campaign=config.campaign, repo=item.repo, agent=config.agent, model=config.model, item_id=item.item_id,
+            commit=item.commit, pre_commit=item.pre_commit, run_timestamp=claim.run_timestamp,
+            attempt_number=claim.attempt_number, host=self.claims.host, command=command, log_file=str(log_file),
+            claim_token=claim.token).to_new_event(metadata=self.metadata)], expected_version=NO_STREAM)
 
     def _command(self, item: PlanItem, plan_file: Path, workdir: Path) -> list[str]:
         config = self.config
@@ -348,125 +354,72 @@ class CampaignRunner:
         return [config.python, "-m", config.bench_module, "prepare", task, "--from-plan", str(plan_file),
                 "--bench-cfg", config.bench_cfg, "--max-workers", "1", "--resume"]
 
-    def _find_run_folder(self, item: PlanItem, since: str, workdir: Path,
-                         exclude: set[Path] | None = None) -> Path | None:
-        """The run folder the bench wrote for this attempt: the newest of this item at or after launch."""
-        found = [(path.parent.name, path) for path in self._item_folders(item)
-                 if path.parent.name >= since and path not in (exclude or set())]
-        if found:
-            return max(found)[1]
-        if (workdir / "journal.json").exists():
-            return workdir
-        return None
-
-    def _item_folders(self, item: PlanItem) -> list[Path]:
-        """Every run folder of this item under the bench root (any timestamp)."""
-        runs = self.config.bench_root / "state" / "runs"
-        found: list[Path] = []
-        if runs.is_dir():
-            for repo_dir in runs.iterdir():
-                if normalise_repo(repo_dir.name) != item.repo:
-                    continue
-                agent_dir = repo_dir / self.config.agent
-                if not agent_dir.is_dir():
-                    continue
-                for model_dir in agent_dir.iterdir():
-                    if normalise_model(model_dir.name) != normalise_model(self.config.model):
-                        continue
-                    found += [ts / item.item_id for ts in model_dir.iterdir() if (ts / item.item_id).is_dir()]
-        return found
-
-    def _facts(self, item: PlanItem, run_ts: str, folder: Path | None, workdir: Path,
-               result: ProcessResult | None) -> RunFacts:
-        """Read the run folder joined with this attempt's own log; fill what only the runner knows."""
-        bench_runs = (self.config.bench_root / "state" / "runs").resolve()
-        path = folder if folder is not None else workdir
-        try:
-            run_path = path.resolve().relative_to(bench_runs).as_posix()
-        except ValueError:
-            run_path = str(path)
-        parts = run_path.split("/")
-        run_folder = RunFolder(path=path, run_path=run_path, repo_raw=parts[0] if len(parts) == 5 else item.repo,
-                               repo=item.repo, agent=self.config.agent,
-                               model_raw=parts[2] if len(parts) == 5 else self.config.model,
-                               model=normalise_model(self.config.model), timestamp=run_ts, item_id=item.item_id)
-        facts = read_run(run_folder, index_pipeline_logs(workdir), EvaluationIndex())
-        changes: dict[str, object] = {"commit": item.commit, "commit_source": facts.commit_source or "plan"}
-        if facts.pre_commit is None:
-            changes["pre_commit"] = item.pre_commit
-        if facts.log is None:
-            for log in workdir.glob("pipeline_run_*.log"):
-                changes["evidence"] = facts.evidence + scan_text(log, log.name, "pipeline_log").evidence
-        killed = result.killed if result else None
-        if facts.status == "unknown":
-            changes.update(status="error", status_source="runner")
-        if killed == "timeout":
-            changes["return_code"] = 124
-        elif facts.return_code is None and result is not None:
-            changes["return_code"] = result.exit_code
-        if facts.duration_s is None and result is not None:
-            changes["duration_s"] = round(result.wall_time_s, 3)
-        return dataclasses.replace(facts, **changes)  # type: ignore[arg-type]
-
     def _record(self, claim: Claim, folder: Path | None, workdir: Path, result: ProcessResult) -> _Outcome:
+        """Record the attempt that just ended, release its claim, count it; stop the campaign on a fatal category."""
         item = claim.item
-        facts = self._facts(item, claim.run_timestamp, folder, workdir, result)
-        if folder is None and _bench_skipped(workdir, item.item_id):
+        facts = self.folders.facts(item, claim.run_timestamp, folder, workdir, result)
+        if folder is None and bench_skipped(workdir, item.item_id):
             return self._bench_skipped(claim)
-        extra: list = [AttemptFinished(exit_code=result.exit_code, wall_time_s=round(result.wall_time_s, 3),
-                                       category="pending", run_folder=str(folder) if folder else None,
-                                       killed=result.killed, live=result.live.to_dict())]
-        interrupted = result.killed in ("stopped", "lease_lost")
-        if interrupted:
-            extra.append(AttemptInterrupted(reason=self.stop.reason or result.killed or "stopped"))
+        interruption = self._interruption(result)
+        interrupted = interruption is not None
         category = classify(facts, self.rules).category
-        extra[0] = dataclasses.replace(extra[0], category=category)
+        extra: list[DomainEvent] = [_finished(folder, result, category)]
+        if interruption is not None:
+            extra.append(interruption)
         record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=extra)
-        outcome = "interrupted" if interrupted else ("succeeded" if category == "none" else "failed")
-        self.claims.release(claim, outcome, category)
-        cost = self.prices.cost_usd(self.config.model, facts.tokens.input_tokens, facts.tokens.cached_input_tokens,
-                                    facts.tokens.output_tokens) or 0.0
+        self.claims.release(claim, _claim_outcome(category, interrupted), category)
+        self._account(facts, category, counted=not interrupted)
+        if interrupted:
+            return _Outcome(category, skipped="interrupted")
+        if category in FATAL:
+            self._on_fatal(category, f"{item.item_id} failed with {category}")
+        return _Outcome(category, transient=_transient(category, facts) and not self.stop.soft.is_set())
+
+    def _interruption(self, result: ProcessResult) -> AttemptInterrupted | None:
+        """The attempt was cut short by a stop or a lost lease (None: it ran to its end, or timed out)."""
+        if result.killed not in ("stopped", "lease_lost"):
+            return None
+        return AttemptInterrupted(reason=self.stop.reason or result.killed or "stopped")
+
+    def _account(self, facts: RunFacts, category: str, counted: bool) -> None:
+        """Add an attempt's tokens and cost to the progress (and its category, when `counted`)."""
+        cost = facts_cost(self.prices, self.config.model, facts)
         with self._lock:
             p = self.progress
             p.input_tokens += facts.tokens.input_tokens or 0
             p.output_tokens += facts.tokens.output_tokens or 0
             p.cost_usd += cost
-            if not interrupted:
+            if counted:
                 p.by_category[category] += 1
-        if category in FATAL and not interrupted:
-            self._on_fatal(category, f"{item.item_id} failed with {category}")
-        transient = category == "rate_limited" or (category == "other" and any(
-            _CONNECTION.search(e.text) for e in facts.evidence))
-        if interrupted:
-            return _Outcome(category, skipped="interrupted")
-        return _Outcome(category, transient=transient and not self.stop.soft.is_set())
 
     def _take_over(self, claim: Claim, old: Holder, reason: str) -> _Outcome | None:
         """The previous holder died: kill its orphaned agent, then record what it left (or abandon it)."""
         if old.host == self.claims.host and old.child_pid:
             kill_orphan_group(old.child_pid)
-        item = claim.item
-        folder = self._find_run_folder(item, old.run_timestamp, Path("/nonexistent"))
-        workdir = (self.config.log_dir / self.config.campaign / item.item_id / old.run_timestamp).resolve()
-        finished = folder is not None and (folder / "journal.json").is_file()
-        if finished and folder is not None:
-            facts = self._facts(item, old.run_timestamp, folder, workdir, None)
-            category = classify(facts, self.rules).category
-            record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=[
-                AttemptFinished(exit_code=None, wall_time_s=0.0, category=category, run_folder=str(folder),
-                                recovered=True)])
-            cost = self.prices.cost_usd(self.config.model, facts.tokens.input_tokens,
-                                        facts.tokens.cached_input_tokens, facts.tokens.output_tokens) or 0.0
-            with self._lock:
-                self.progress.by_category[category] += 1
-                self.progress.cost_usd += cost  # what the dead runner spent counts against the budget
-            if category == "none":
-                self.claims.release(claim, "succeeded", category)
-            return _Outcome(category)
+        folder = self.folders.find(claim.item, old.run_timestamp, Path("/nonexistent"))
+        if folder is not None and (folder / "journal.json").is_file():
+            return self._recover(claim, old, folder)
         self.store.append(old.attempt_stream, [AttemptAbandoned(
             reason=reason, by_host=self.claims.host, by_pid=self.claims.pid).to_new_event(metadata=self.metadata)],
             expected_version=ANY)
         return None
+
+    def _recover(self, claim: Claim, old: Holder, folder: Path) -> _Outcome:
+        """Record the attempt a dead runner left finished in `folder` (a success also releases the claim)."""
+        item = claim.item
+        workdir = self._workdir(item, old.run_timestamp)
+        facts = self.folders.facts(item, old.run_timestamp, folder, workdir, None)
+        category = classify(facts, self.rules).category
+        record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=[
+            AttemptFinished(exit_code=None, wall_time_s=0.0, category=category, run_folder=str(folder),
+                            recovered=True)])
+        cost = facts_cost(self.prices, self.config.model, facts)
+        with self._lock:
+            self.progress.by_category[category] += 1
+            self.progress.cost_usd += cost  # what the dead runner spent counts against the budget
+        if category == "none":
+            self.claims.release(claim, "succeeded", category)
+        return _Outcome(category)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -505,6 +458,40 @@ class CampaignRunner:
             self.on_progress(snapshot)
 
 
+def _write_item_plan(workdir: Path, item: PlanItem) -> Path:
+    """A one-item bench plan for this attempt, in its workdir."""
+    plan_file = workdir / "plan.json"
+    plan_file.write_text(json.dumps({"repo": item.repo, "task_id": f"{item.repo}_core",
+                                     "items": [item.bench_item()]}) + "\n")
+    return plan_file
+
+
+def _log_name(run_timestamp: str) -> str:
+    """`pipeline_run_YYYYMMDD_HHMMSS.log`, the name the bench gives its own pipeline logs."""
+    stamp = run_timestamp.replace("-", "").replace("_", "")
+    return f"pipeline_run_{stamp[:8]}_{stamp[8:]}.log"
+
+
+def _finished(folder: Path | None, result: ProcessResult, category: str) -> AttemptFinished:
+    """`attempt.finished` as the runner saw the process end, with the attempt's category."""
+    return AttemptFinished(exit_code=result.exit_code, wall_time_s=round(result.wall_time_s, 3), category=category,
+                           run_folder=str(folder) if folder else None, killed=result.killed,
+                           live=result.live.to_dict())
+
+
+def _claim_outcome(category: str, interrupted: bool) -> str:
+    """The outcome a claim is released with."""
+    if interrupted:
+        return "interrupted"
+    return "succeeded" if category == "none" else "failed"
+
+
+def _transient(category: str, facts: RunFacts) -> bool:
+    """Worth another try soon: a rate limit, or an unclassified failure that shows a connection error."""
+    return category == "rate_limited" or (category == "other" and any(
+        _CONNECTION.search(e.text) for e in facts.evidence))
+
+
 def prepare_campaign(store: EventStore, plan_paths: list[Path], config: RunConfig) -> tuple[list[PlanItem], JsonDict]:
     """Create the rerun campaign (once), estimate the plan from the baseline, record `plan.created`."""
     check_campaign_name(config.campaign)
@@ -541,12 +528,3 @@ def run_campaign(store: EventStore, plan_paths: list[Path], config: RunConfig, s
     fold.catch_up(store)  # the campaign just recorded is what the runner reads back
     return CampaignRunner(store, config, items, estimate, stop, progress, echo).run()
 
-
-def _bench_skipped(workdir: Path, item_id: str) -> bool:
-    """Did the bench print its `--resume` skip line for this item in this attempt's log?"""
-    needle = f"Skipping {item_id} - task already completed"
-    for log in workdir.glob("pipeline_run_*.log"):
-        with open(log, errors="replace") as lines:
-            if any(needle in line for line in lines):
-                return True
-    return False

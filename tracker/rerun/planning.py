@@ -19,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from tracker.domain import outcomes
 from tracker.domain.events import JsonDict, default_metadata, deterministic_event_id
@@ -98,10 +101,35 @@ def rerun_tag(model: str) -> str:
     return "".join(ch for ch in model.lower() if ch.isalnum()) or "rerun"
 
 
-def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
-                   scope: str = "all", categories: list[str] | None = None, repos: list[str] | None = None,
-                   tag: str | None = None) -> Plan:
-    """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring)."""
+def _any_failed(known: list[Any]) -> bool:
+    return False in known
+
+
+def _latest_failed(known: list[Any]) -> bool:
+    return bool(known) and known[-1] is False
+
+
+def _never_succeeded(known: list[Any]) -> bool:
+    return False in known and True not in known
+
+
+_POLICY_TESTS: dict[str, Callable[[list[Any]], bool]] = {
+    "any-failed": _any_failed, "latest-failed": _latest_failed, "never-succeeded": _never_succeeded,
+}
+"""Per policy: does a commit whose known outcomes (oldest first, unknown left out) are these qualify?"""
+
+
+@dataclass(frozen=True)
+class _Matches:
+    """The commits matching the policy, and how much of the campaign was looked at to find them."""
+
+    items: list[PlanItem]
+    commits: int
+    attempts: int
+
+
+def _check_selection(policy: str, scope: str, level: str, categories: list[str] | None) -> None:
+    """Refuse an unknown policy, scope, level or category before anything is read."""
     if policy not in POLICIES:
         raise TrackerError(f"unknown selection policy {policy!r}: use one of {', '.join(POLICIES)}")
     if scope not in SCOPES:
@@ -110,43 +138,77 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     for category in categories or []:
         if category not in FAILURE_CATEGORIES:
             raise TrackerError(f"unknown failure category {category!r}: use one of {', '.join(FAILURE_CATEGORIES)}")
-    info = campaign_row(store, campaign)
+
+
+def _scoped_attempts(store: EventStore, campaign: str, scope: str, level: str) -> pd.DataFrame:
+    """The attempts in `scope`, with their outcome at `level` as `ok`, by repo, commit and time."""
     frame = attempts_frame(store, campaign)
-    used_scope = scope
     if scope == "evaluated":
         frame = frame[frame["eval_status"].notna()]
-    frame = frame.assign(ok=outcomes.level_column(frame, level)).sort_values(["repo", "commit", "run_timestamp"])
-    tag = tag or rerun_tag(str(info["model"]))
-    chosen_all: list[PlanItem] = []
+    return frame.assign(ok=outcomes.level_column(frame, level)).sort_values(["repo", "commit", "run_timestamp"])
+
+
+def _last_category(runs: pd.DataFrame, level: str) -> str:
+    """Why the commit failed: the category of its last failed attempt (`below_<level>` when the agent run was fine)."""
+    failures = runs[[ok is False for ok in runs["ok"]]]
+    last_failure = failures.iloc[-1] if len(failures) else runs.iloc[-1]
+    category = str(last_failure["failure_category"])
+    if level != "agent" and category == "none":
+        category = f"below_{level}"
+    return category
+
+
+def _last_pre_commit(runs: pd.DataFrame) -> str | None:
+    """The pre-commit the latest attempt that recorded one ran on."""
+    return next((p for p in reversed(list(runs["pre_commit"])) if isinstance(p, str) and p), None)
+
+
+def _matching(frame: pd.DataFrame, policy: str, level: str, tag: str) -> _Matches:
+    """One plan item per commit whose outcomes fail under `policy` (sorted by repo and commit)."""
+    qualifies = _POLICY_TESTS[policy]
+    chosen: list[PlanItem] = []
     commits = 0
     for (repo, commit), runs in frame.groupby(["repo", "commit"], sort=True):
         commits += 1
-        known = [ok for ok in runs["ok"] if ok is not None]
-        failed = {"any-failed": False in known, "latest-failed": bool(known) and known[-1] is False,
-                  "never-succeeded": False in known and True not in known}[policy]
-        if not failed:
+        if not qualifies([ok for ok in runs["ok"] if ok is not None]):
             continue
-        latest = runs.iloc[-1]
-        failures = runs[[ok is False for ok in runs["ok"]]]
-        last_failure = failures.iloc[-1] if len(failures) else latest
-        category = str(last_failure["failure_category"])
-        if level != "agent" and category == "none":
-            category = f"below_{level}"
-        pre = next((p for p in reversed(list(runs["pre_commit"])) if isinstance(p, str) and p), None)
-        chosen_all.append(PlanItem(str(repo), f"{repo}_{tag}_rerun_{str(commit)[:8]}", str(commit), pre,
-                                   category, len(runs)))
-    chosen = [i for i in chosen_all if (not categories or i.last_category in categories)
-              and (not repos or i.repo in repos)]
-    selection: JsonDict = {
-        "policy": policy, "level": level, "scope": used_scope,
-        "rule": f"{POLICIES[policy]}; success = level {level}: {outcomes.LEVEL_HELP[level]}; "
-                f"{'evaluated attempts only' if used_scope == 'evaluated' else 'all attempts'}",
+        chosen.append(PlanItem(str(repo), f"{repo}_{tag}_rerun_{str(commit)[:8]}", str(commit),
+                               _last_pre_commit(runs), _last_category(runs, level), len(runs)))
+    return _Matches(chosen, commits, len(frame))
+
+
+def _wanted(item: PlanItem, categories: list[str] | None, repos: list[str] | None) -> bool:
+    """Whether the item passes the category and repo filters (an empty filter passes everything)."""
+    return (not categories or item.last_category in categories) and (not repos or item.repo in repos)
+
+
+def _selection(policy: str, level: str, scope: str, categories: list[str] | None, repos: list[str] | None,
+               matches: _Matches, chosen: list[PlanItem]) -> JsonDict:
+    """The plan's header: the rule in words, the filters, and how many commits each step kept."""
+    attempts = "evaluated attempts only" if scope == "evaluated" else "all attempts"
+    return {
+        "policy": policy, "level": level, "scope": scope,
+        "rule": f"{POLICIES[policy]}; success = level {level}: {outcomes.LEVEL_HELP[level]}; {attempts}",
         "categories": sorted(categories or []), "repos": sorted(repos or []),
-        "attempts_considered": len(frame), "commits_in_campaign": commits, "matching_policy": len(chosen_all),
+        "attempts_considered": matches.attempts, "commits_in_campaign": matches.commits,
+        "matching_policy": len(matches.items),
         "selected": len(chosen), "by_repo": dict(sorted(Counter(i.repo for i in chosen).items())),
         "by_category": dict(sorted(Counter(i.last_category for i in chosen).items())),
         "why": {i.commit: i.last_category for i in chosen},
     }
+
+
+def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
+                   scope: str = "all", categories: list[str] | None = None, repos: list[str] | None = None,
+                   tag: str | None = None) -> Plan:
+    """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring)."""
+    _check_selection(policy, scope, level, categories)
+    info = campaign_row(store, campaign)
+    frame = _scoped_attempts(store, campaign, scope, level)
+    tag = tag or rerun_tag(str(info["model"]))
+    matches = _matching(frame, policy, level, tag)
+    chosen = [i for i in matches.items if _wanted(i, categories, repos)]
+    selection = _selection(policy, level, scope, categories, repos, matches, chosen)
     return Plan(campaign, str(info["agent"]), str(info["model"]), chosen, selection, tag=tag)
 
 
@@ -195,28 +257,41 @@ def make_plan(store: EventStore, campaign: str, out_dir: Path, categories: list[
     return plan
 
 
-def load_plan(path: Path) -> LoadedPlan:
-    """Read a bench plan (`{"repo", "task_id", "items": [{"item_id", "human", "pre"}]}`), strictly."""
+def _read_plan_doc(path: Path) -> JsonDict:
+    """The plan file's JSON object, which must hold an `items` list."""
     try:
         doc: Any = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise TrackerError(f"cannot read plan {path}: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise TrackerError(f"plan {path}: expected an object with an 'items' list")
+    return doc
+
+
+def _is_full_sha(text: str) -> bool:
+    return len(text) == 40 and all(ch in "0123456789abcdef" for ch in text)
+
+
+def _loaded_item(path: Path, repo: str, index: int, raw: Any) -> PlanItem:
+    """One plan item, checked: string `item_id` and `human`, the latter a full commit sha."""
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
+        raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
+    human = raw["human"].strip().lower()
+    if not _is_full_sha(human):
+        # the full sha is the identity joining original and rerun: a prefix would split a commit in two
+        raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs the full 40-hex commit sha in 'human'")
+    return PlanItem(repo, raw["item_id"], human, raw.get("pre") or None)
+
+
+def load_plan(path: Path) -> LoadedPlan:
+    """Read a bench plan (`{"repo", "task_id", "items": [{"item_id", "human", "pre"}]}`), strictly."""
+    doc = _read_plan_doc(path)
     repo_path = str(doc.get("repo") or "")
     task_id = str(doc.get("task_id") or "")
     repo = normalise_repo(Path(repo_path).name or task_id.split("_", 1)[0])
     if not repo:
         raise TrackerError(f"plan {path}: names no repo (need 'repo' or 'task_id')")
-    items: list[PlanItem] = []
-    for index, raw in enumerate(doc["items"]):
-        if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
-            raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
-        human = raw["human"].strip().lower()
-        if len(human) != 40 or any(ch not in "0123456789abcdef" for ch in human):
-            # the full sha is the identity joining original and rerun: a prefix would split a commit in two
-            raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs the full 40-hex commit sha in 'human'")
-        items.append(PlanItem(repo, raw["item_id"], human, raw.get("pre") or None))
+    items = [_loaded_item(path, repo, index, raw) for index, raw in enumerate(doc["items"])]
     return LoadedPlan(str(path), repo, repo_path, task_id or f"{repo}_core", items)
 
 

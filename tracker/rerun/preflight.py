@@ -66,27 +66,41 @@ class PreflightReport:
                 "model": self.model, "checks": [asdict(c) for c in self.checks]}
 
 
+def _rate_limit_category(exc: openai.RateLimitError) -> str:
+    """A 429 is either a passing rate limit or an exhausted quota, which never recovers."""
+    quota = "insufficient_quota" in (str(exc.code), str(exc.type)) or "exceeded your current quota" in str(exc)
+    return "quota_exceeded" if quota else "rate_limited"
+
+
+def _bad_request_category(exc: openai.BadRequestError) -> str:
+    return "context_length_exceeded" if exc.code == "context_length_exceeded" else "bad_request"
+
+
+def _status_category(exc: openai.APIStatusError) -> str:
+    """Any other HTTP error: a 5xx is the server's, the rest is not known."""
+    return "server_error" if exc.status_code >= 500 else "other"
+
+
+_CATEGORIES: tuple[tuple[type[BaseException], str | Callable[[Any], str]], ...] = (
+    # subclasses before their bases: a timeout is a connection error, every HTTP error an APIStatusError
+    (openai.APITimeoutError, "timeout"),
+    (openai.APIConnectionError, "connection_error"),
+    (openai.AuthenticationError, "invalid_api_key"),
+    (openai.RateLimitError, _rate_limit_category),
+    (openai.PermissionDeniedError, "permission_denied"),
+    (openai.NotFoundError, "not_found"),
+    (openai.BadRequestError, _bad_request_category),
+    (openai.InternalServerError, "server_error"),
+    (openai.APIStatusError, _status_category),
+)
+"""SDK exception class -> failure category (or the function that tells it from the exception), first match wins."""
+
+
 def categorise(exc: BaseException) -> str:
     """The failure category of an SDK exception (429 is split by its code: quota never recovers)."""
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection_error"
-    if isinstance(exc, openai.AuthenticationError):
-        return "invalid_api_key"
-    if isinstance(exc, openai.RateLimitError):
-        quota = "insufficient_quota" in (str(exc.code), str(exc.type)) or "exceeded your current quota" in str(exc)
-        return "quota_exceeded" if quota else "rate_limited"
-    if isinstance(exc, openai.PermissionDeniedError):
-        return "permission_denied"
-    if isinstance(exc, openai.NotFoundError):
-        return "not_found"
-    if isinstance(exc, openai.BadRequestError):
-        return "context_length_exceeded" if exc.code == "context_length_exceeded" else "bad_request"
-    if isinstance(exc, openai.InternalServerError):
-        return "server_error"
-    if isinstance(exc, openai.APIStatusError):
-        return "server_error" if exc.status_code >= 500 else "other"
+    for cls, category in _CATEGORIES:
+        if isinstance(exc, cls):
+            return category if isinstance(category, str) else category(exc)
     return "other"
 
 
@@ -111,62 +125,84 @@ def _call(func: Callable[[], T], check: Check, retries: int, wait_s: float) -> T
     raise RetryError(None)  # type: ignore[arg-type]  # unreachable: reraise=True
 
 
-def run_preflight(model: str = "gpt-5", *, api_key: str | None = None, base_url: str | None = None,
-                  timeout_s: float = 20.0, retries: int = 3, wait_s: float = 1.0) -> PreflightReport:
-    """Run every check; stop at the first failure (later checks are reported as skipped)."""
-    key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
-    url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    report = PreflightReport(base_url=redact(url), model=model)
-    names = ["api_key", "endpoint", "auth", "model", "generation"]
+CHECKS = ("api_key", "endpoint", "auth", "model", "generation")
+"""The checks in the order they run."""
 
-    def fail(check: Check, exc: BaseException | None = None, category: str | None = None, detail: str = "") -> None:
-        check.ok = False
-        check.category = category or (categorise(exc) if exc else "other")
-        check.detail = detail or (_describe(exc) if exc else "")
-        report.checks.append(check)
-        report.checks.extend(Check(n, None) for n in names[len(report.checks):])
 
+def _fail(report: PreflightReport, check: Check, exc: BaseException | None = None, category: str | None = None,
+          detail: str = "") -> None:
+    """Record `check` as failed (by `exc`, or with `category` and `detail`) and every later check as skipped."""
+    check.ok = False
+    check.category = category or (categorise(exc) if exc else "other")
+    check.detail = detail or (_describe(exc) if exc else "")
+    report.checks.append(check)
+    report.checks.extend(Check(n, None) for n in CHECKS[len(report.checks):])
+
+
+def _check_key(report: PreflightReport, key: str) -> bool:
+    """Is a well-formed key set? (checked locally: nothing is sent for a missing or malformed key)"""
     key_check = Check("api_key", True, detail=f"OPENAI_API_KEY set ({len(key)} chars, sk-…)")
     if not key:
-        fail(key_check, category="missing_api_key", detail="OPENAI_API_KEY is not set")
-        return report
+        _fail(report, key_check, category="missing_api_key", detail="OPENAI_API_KEY is not set")
+        return False
     if not KEY_SHAPE.match(key.strip()) or key != key.strip():
-        fail(key_check, category="malformed_api_key",
-             detail=f"OPENAI_API_KEY does not look like an OpenAI key (sk-… with 20+ letters/digits; {len(key)} chars)")
-        return report
+        detail = f"OPENAI_API_KEY does not look like an OpenAI key (sk-… with 20+ letters/digits; {len(key)} chars)"
+        _fail(report, key_check, category="malformed_api_key", detail=detail)
+        return False
     report.checks.append(key_check)
+    return True
 
-    client = openai.OpenAI(api_key=key, base_url=url, max_retries=0, timeout=timeout_s)
-    endpoint, auth, listed = Check("endpoint", True), Check("auth", True), Check("model", True)
+
+def _http_refusal(report: PreflightReport, endpoint: Check, auth: Check, exc: openai.APIStatusError,
+                  started: float) -> None:
+    """Listing models got an HTTP error: the endpoint is not working (transient or unknown), or refused the key."""
+    if categorise(exc) in TRANSIENT or categorise(exc) == "other":  # answered, but is not working
+        endpoint.seconds = time.perf_counter() - started
+        _fail(report, endpoint, exc)
+        return
+    endpoint.detail, endpoint.seconds = f"answered HTTP {exc.status_code}", time.perf_counter() - started
+    report.checks.append(endpoint)
+    auth.attempts = endpoint.attempts
+    _fail(report, auth, exc)
+
+
+def _list_models(report: PreflightReport, client: openai.OpenAI, url: str, retries: int,
+                 wait_s: float) -> list[str] | None:
+    """The endpoint and auth checks: the model ids the key can use (None: a check failed)."""
+    endpoint, auth = Check("endpoint", True), Check("auth", True)
     started = time.perf_counter()
     try:
         ids = [m.id for m in _call(lambda: list(client.models.list()), endpoint, retries, wait_s)]
     except openai.APIStatusError as exc:
-        if categorise(exc) in TRANSIENT or categorise(exc) == "other":  # answered, but is not working
-            endpoint.seconds = time.perf_counter() - started
-            fail(endpoint, exc)
-            return report
-        endpoint.detail, endpoint.seconds = f"answered HTTP {exc.status_code}", time.perf_counter() - started
-        report.checks.append(endpoint)
-        auth.attempts = endpoint.attempts
-        fail(auth, exc)
-        return report
+        _http_refusal(report, endpoint, auth, exc, started)
+        return None
     except openai.OpenAIError as exc:
         endpoint.seconds = time.perf_counter() - started
-        fail(endpoint, exc)
-        return report
+        _fail(report, endpoint, exc)
+        return None
     endpoint.seconds = time.perf_counter() - started
     endpoint.detail = f"{url} answered ({len(ids)} models)"
     auth.detail = "key accepted"
     report.checks += [endpoint, auth]
+    return ids
 
+
+def _check_model(report: PreflightReport, ids: list[str], model: str) -> bool:
+    """Is `model` (or a dated snapshot of it) among the models the key can use?"""
+    listed = Check("model", True)
     wanted = [i for i in ids if i == model or i.startswith(model + "-20")]
     if not wanted:
-        fail(listed, category="model_not_listed", detail=f"{model} is not in the {len(ids)} models this key can use")
-        return report
+        _fail(report, listed, category="model_not_listed",
+              detail=f"{model} is not in the {len(ids)} models this key can use")
+        return False
     listed.detail = f"{model} listed ({', '.join(sorted(wanted)[:3])})"
     report.checks.append(listed)
+    return True
 
+
+def _check_generation(report: PreflightReport, client: openai.OpenAI, model: str, retries: int,
+                      wait_s: float) -> None:
+    """A tiny generation: the only check that sees an exhausted quota."""
     generation = Check("generation", True)
     started = time.perf_counter()
     try:
@@ -174,11 +210,25 @@ def run_preflight(model: str = "gpt-5", *, api_key: str | None = None, base_url:
                          generation, retries, wait_s)
     except openai.OpenAIError as exc:
         generation.seconds = time.perf_counter() - started
-        fail(generation, exc)
-        return report
+        _fail(report, generation, exc)
+        return
     generation.seconds = time.perf_counter() - started
     usage = getattr(response, "usage", None)
     total = getattr(usage, "total_tokens", None) if usage is not None else None
     generation.detail = f"tiny generation succeeded ({total if total is not None else '?'} tokens)"
     report.checks.append(generation)
+
+
+def run_preflight(model: str = "gpt-5", *, api_key: str | None = None, base_url: str | None = None,
+                  timeout_s: float = 20.0, retries: int = 3, wait_s: float = 1.0) -> PreflightReport:
+    """Run every check; stop at the first failure (later checks are reported as skipped)."""
+    key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+    url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    report = PreflightReport(base_url=redact(url), model=model)
+    if not _check_key(report, key):
+        return report
+    client = openai.OpenAI(api_key=key, base_url=url, max_retries=0, timeout=timeout_s)
+    ids = _list_models(report, client, url, retries, wait_s)
+    if ids is not None and _check_model(report, ids, model):
+        _check_generation(report, client, model, retries, wait_s)
     return report

@@ -53,24 +53,36 @@ class LineParser:
         self.on_fatal = on_fatal
 
     def feed(self, line: str) -> None:
+        self.state.lines += 1
+        self._progress(line)
+        if "rror" in line or "quota" in line or "API key" in line:
+            self._error(line)
+
+    def _progress(self, line: str) -> None:
+        """The task status and token totals the agent prints."""
         state = self.state
-        state.lines += 1
         if "Task status" in line and (m := _STATUS.search(line)):
             state.status = m.group(1)
         elif "Input:" in line and (t := TOKEN_LINE.search(line)):
             state.input_tokens, state.output_tokens = int(t.group(1)), int(t.group(2))
-        if "rror" in line or "quota" in line or "API key" in line:
-            if "API call failed" in line:
-                state.api_errors += 1
-                state.last_error = line.strip()[-300:]
-            if state.fatal is None:
-                for category, needles in FATAL_SIGNATURES.items():
-                    if any(n in line for n in needles):
-                        state.fatal = category
-                        state.last_error = line.strip()[-300:]
-                        if self.on_fatal:
-                            self.on_fatal(category, state.last_error)
-                        break
+
+    def _error(self, line: str) -> None:
+        """A line that may report an error: count failed API calls, and catch the first fatal one."""
+        state = self.state
+        if "API call failed" in line:
+            state.api_errors += 1
+            state.last_error = line.strip()[-300:]
+        if state.fatal is None and (category := _fatal_category(line)) is not None:
+            state.fatal = category
+            state.last_error = line.strip()[-300:]
+            if self.on_fatal:
+                self.on_fatal(category, state.last_error)
+
+
+def _fatal_category(line: str) -> str | None:
+    """The first fatal category whose signature the line shows (None: not fatal)."""
+    return next((category for category, needles in FATAL_SIGNATURES.items() if any(n in line for n in needles)),
+                None)
 
 
 @dataclass

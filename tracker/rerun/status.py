@@ -10,62 +10,129 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from statistics import median
-from typing import Any
 
-from tracker.domain.events import JsonDict
-from tracker.domain.pricing import load_price_table
+from tracker.domain.events import JsonDict, RecordedEvent
+from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import CampaignStopped
 from tracker.domain.streams import campaign_stream, claim_commit, claims_prefix
 from tracker.eventstore.store import EventStore
-from tracker.projections.read_model.queries import campaign_plan, campaign_row, measured_attempts
-from tracker.rerun.claims import fold
+from tracker.projections.read_model.queries import MeasuredAttempt, campaign_plan, campaign_row, measured_attempts
+from tracker.rerun.claims import ClaimState, fold
+
+NOT_FAILED = ("running", "abandoned", "interrupted", None)
+"""Attempt statuses that are no verdict: an item whose latest attempt ended so is not counted failed."""
+
+
+@dataclass(frozen=True)
+class _Items:
+    """The campaign's items by state (lists keep the plan's order; `pending` is what is left)."""
+
+    succeeded: list[str]
+    failed: list[str]
+    running: list[str]
+    pending: int
+
+    @property
+    def done(self) -> int:
+        return len(self.succeeded) + len(self.failed)
+
+
+def _latest_attempts(attempts: list[MeasuredAttempt]) -> dict[str, MeasuredAttempt]:
+    """The latest attempt of each commit (by run timestamp; a tie goes to the later row)."""
+    latest: dict[str, MeasuredAttempt] = {}
+    for attempt in attempts:
+        previous = latest.get(attempt.commit)
+        if previous is None or (attempt.run_timestamp or "") >= (previous.run_timestamp or ""):
+            latest[attempt.commit] = attempt
+    return latest
+
+
+def _claim_events(store: EventStore, campaign: str) -> dict[str, list[RecordedEvent]]:
+    """The campaign's claim events grouped by commit (one claim stream per commit)."""
+    claims: dict[str, list[RecordedEvent]] = {}
+    for event in store.read_prefix(claims_prefix(campaign)):
+        claims.setdefault(claim_commit(event.stream_id), []).append(event)
+    return claims
+
+
+def _is_running(state: ClaimState, now: float) -> bool:
+    """Held by a live lease right now."""
+    return state.holder is not None and state.holder.lease_until >= now
+
+
+def _is_succeeded(state: ClaimState, latest: MeasuredAttempt | None) -> bool:
+    """Released as succeeded, or its latest attempt succeeded."""
+    return state.succeeded or (latest is not None and latest.status == "success")
+
+
+def _has_failed(latest: MeasuredAttempt | None) -> bool:
+    """The latest attempt ended with a verdict (and, as the item did not succeed, a failing one)."""
+    return latest is not None and latest.status not in NOT_FAILED
+
+
+def _split_items(commits: list[str], states: dict[str, ClaimState], latest: dict[str, MeasuredAttempt],
+                 now: float) -> _Items:
+    """Which items succeeded, failed (latest attempt failed, nobody holds it), run or wait."""
+    running = [c for c, s in states.items() if _is_running(s, now)]
+    succeeded = [c for c in commits if _is_succeeded(states[c], latest.get(c))]
+    failed = [c for c in commits if c not in succeeded and c not in running and _has_failed(latest.get(c))]
+    pending = len(commits) - len(succeeded) - len(failed) - len(running)
+    return _Items(succeeded, failed, running, pending)
+
+
+def _tokens(attempts: list[MeasuredAttempt]) -> JsonDict:
+    return {"input": sum(a.input_tokens or 0 for a in attempts),
+            "cached_input": sum(a.cached_input_tokens or 0 for a in attempts),
+            "output": sum(a.output_tokens or 0 for a in attempts)}
+
+
+def _cost(attempts: list[MeasuredAttempt], prices: PriceTable) -> float:
+    """What the attempts cost at today's prices (an attempt that cannot be priced counts 0)."""
+    return sum(prices.cost_usd(a.model, a.input_tokens, a.cached_input_tokens, a.output_tokens) or 0.0
+               for a in attempts)
+
+
+def _eta(attempts: list[MeasuredAttempt], items: _Items) -> float:
+    """Seconds left: median attempt time x work left (a running item counts half) / items running at once."""
+    durations = [a.duration_s for a in attempts if a.duration_s]
+    parallel = max(1, len(items.running))
+    left = items.pending + len(items.running) / 2
+    return round(median(durations) * left / parallel, 1) if durations and left else 0.0
+
+
+def _last_stop(store: EventStore, campaign: str) -> JsonDict | None:
+    """The payload of the campaign's latest `campaign.stopped`, if it was ever stopped."""
+    stops = [e for e in store.read_stream(campaign_stream(campaign)) if e.event_type == CampaignStopped.TYPE]
+    return stops[-1].payload if stops else None
 
 
 def campaign_status(store: EventStore, campaign: str, price_table: str | None = None) -> JsonDict:
     """Counts, tokens, cost and ETA of `campaign` (see module docstring)."""
     info = campaign_row(store, campaign)
-    events = store.read_stream(campaign_stream(campaign))
-    stops = [e for e in events if e.event_type == CampaignStopped.TYPE]
+    stopped = _last_stop(store, campaign)
     plan_items, estimate = campaign_plan(store, campaign)
-    claims: dict[str, list[Any]] = {}
-    for event in store.read_prefix(claims_prefix(campaign)):
-        claims.setdefault(claim_commit(event.stream_id), []).append(event)
+    claims = _claim_events(store, campaign)
     attempts = measured_attempts(store, campaign)
     prices = load_price_table(price_table)
     now = time.time()
-    latest: dict[str, Any] = {}
-    for attempt in attempts:
-        previous = latest.get(attempt.commit)
-        if previous is None or (attempt.run_timestamp or "") >= (previous.run_timestamp or ""):
-            latest[attempt.commit] = attempt
+    latest = _latest_attempts(attempts)
     commits = [i["human"] for i in plan_items] or sorted(latest)
-    states = {c: fold(claims.get(c, [])) for c in commits}
-    running = [c for c, s in states.items() if s.holder is not None and s.holder.lease_until >= now]
-    succeeded = [c for c in commits if states[c].succeeded or (c in latest and latest[c].status == "success")]
-    failed = [c for c in commits if c not in succeeded and c not in running and c in latest
-              and latest[c].status not in ("running", "abandoned", "interrupted", None)]
-    pending = len(commits) - len(succeeded) - len(failed) - len(running)
-    cost = sum(prices.cost_usd(a.model, a.input_tokens, a.cached_input_tokens, a.output_tokens) or 0.0
-               for a in attempts)
-    durations = [a.duration_s for a in attempts if a.duration_s]
-    parallel = max(1, len(running))
-    left = pending + len(running) / 2
-    eta = round(median(durations) * left / parallel, 1) if durations and left else 0.0
+    items = _split_items(commits, {c: fold(claims.get(c, [])) for c in commits}, latest, now)
     return {
         "campaign": campaign, "kind": info["kind"], "agent_fix_commit": info["agent_fix_commit"],
-        "baseline_campaign": info["baseline_campaign"], "items": len(commits), "done": len(succeeded) + len(failed),
+        "baseline_campaign": info["baseline_campaign"], "items": len(commits), "done": items.done,
         "level": "agent",
-        "succeeded": len(succeeded), "failed": len(failed), "running": len(running), "pending": pending,
+        "succeeded": len(items.succeeded), "failed": len(items.failed), "running": len(items.running),
+        "pending": items.pending,
         "attempts": len(attempts),
         "by_status": dict(sorted(Counter(a.status or "unknown" for a in attempts).items())),
-        "by_category": dict(sorted(Counter(latest[c].category for c in failed).items())),
-        "tokens": {"input": sum(a.input_tokens or 0 for a in attempts),
-                   "cached_input": sum(a.cached_input_tokens or 0 for a in attempts),
-                   "output": sum(a.output_tokens or 0 for a in attempts)},
-        "cost_usd": round(cost, 4),
+        "by_category": dict(sorted(Counter(latest[c].category for c in items.failed).items())),
+        "tokens": _tokens(attempts),
+        "cost_usd": round(_cost(attempts, prices), 4),
         "estimate_usd": (estimate or {}).get("cost_usd"),
-        "eta_s": eta, "running_items": sorted(running),
-        "stopped": stops[-1].payload if stops else None,
+        "eta_s": _eta(attempts, items), "running_items": sorted(items.running),
+        "stopped": stopped,
         "price_table_version": prices.version,
     }
