@@ -9,10 +9,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 
+from runners.config_file import config_path, load_config
 from runners.context import AppContext
+from runners.renamed import rewrite
 from tracker import __version__
 from tracker.errors import SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
 from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnavailable
@@ -73,14 +76,22 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="track")
 @click.option("--db", "db_url", envvar="TRACK_DB_URL", default=None, metavar="URL",
               help="Event store URL (default: sqlite:///mlruns/events.db; env TRACK_DB_URL).")
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Settings file (default: $TRACK_CONFIG, else ./track.toml when present).")
 @click.pass_context
-def cli(ctx: click.Context, db_url: str | None) -> None:
+def cli(ctx: click.Context, db_url: str | None, config_file: Path | None) -> None:
     """Audit and compare coding-agent benchmark reruns.
 
     Example: track import ../ISO-Bench --campaign trae-gpt5-original
     """
     for key, value in MLFLOW_QUIET_DEFAULTS.items():  # the process is ours: MLflow reads these from it
         os.environ.setdefault(key, value)
+    path = config_path(config_file)
+    if path is not None:
+        settings = load_config(path, cli, ctx)
+        ctx.default_map = {name: table for name, table in settings.items() if isinstance(table, dict)}
+        db_url = db_url or settings.get("db")
     app = AppContext(db_url)
     ctx.obj = app
     ctx.call_on_close(app.close)
@@ -90,7 +101,8 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run one command; library errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        result = cli.main(args=argv, prog_name="track", standalone_mode=False)
+        args = rewrite(list(sys.argv[1:] if argv is None else argv))
+        result = cli.main(args=args, prog_name="track", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.Abort:
