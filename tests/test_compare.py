@@ -9,7 +9,15 @@ import pytest
 from scipy.stats import binomtest
 
 from tests.support.campaign_builders import Attempt, add_attempts, build_pair, create_campaign, record_plan, sha
-from tracker.analysis.compare import TRANSITIONS, Comparison, attempt_outcomes, best_attempts, compare
+from tracker.analysis.compare import (
+    TRANSITIONS,
+    Comparison,
+    at_level,
+    attempt_outcomes,
+    best_attempts,
+    compare,
+    estimate_for,
+)
 from tracker.analysis.criteria import example_path, load_criteria, parse_criteria
 from tracker.analysis.stats import wilson_interval
 from tracker.domain.pricing import load_price_table
@@ -310,3 +318,71 @@ def test_best_attempts_do_not_depend_on_row_order(store: EventStore) -> None:
         shuffled = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
         got = best_attempts(shuffled).sort_values(["repo", "commit"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"levels": ["low", "low"], "combined": {"low": 1}}, "`levels` must be distinct names"),
+    ({"levels": ["below_minimum"], "combined": {"below_minimum": 1}}, "`levels` must be distinct names"),
+    ({"levels": "minimum", "combined": {"minimum": 1}}, "`levels` must be a list"),
+    ({"repos": ["vllm"]}, "`repos` must map repo names to thresholds"),
+    ({"repos": {"vllm": 25}}, "thresholds of 'vllm' must be a mapping"),
+    ({"repos": {"vllm": {"minimum": True}}}, "vllm.minimum must be a non-negative integer, not True"),
+    ({"combined": {"of": -1, "minimum": 1}}, "all.of must be a non-negative integer, not -1"),
+    ({"combined": {"of": False}}, "all.of must be a non-negative integer, not False"),
+    ({"repos": {"vllm": {"minimum": 1}}, "combined": {"minimum": "x"}}, "all.minimum must be a non-negative"),
+])
+def test_bad_criteria_mappings_are_named_errors(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(TrackerError, match=message) as info:
+        parse_criteria(raw, "mine.yaml")
+    assert str(info.value).startswith("criteria file mine.yaml: ") and str(example_path()) in str(info.value)
+
+
+def test_criteria_defaults_and_order() -> None:
+    criteria = parse_criteria({"repos": {"sglang": {"target": 4, "minimum": 2}}, "combined": {"of": 9}}, "x/team.yaml")
+    assert (criteria.name, criteria.measure, criteria.levels) == ("team", "successes", ["minimum", "target",
+                                                                                       "exceptional"])
+    assert [(t.scope, t.of, t.levels) for t in criteria.thresholds] == [
+        ("sglang", None, {"minimum": 2, "target": 4}), ("all", 9, {})]
+
+
+def test_at_level_names_what_stopped_a_finished_agent() -> None:
+    base = {"failure_category": "none", "patch_sha256": "p", "patch_bytes": 10, "patch_generated": True,
+            "eval_status": "success", "improvement": None, "speedup": 1.5}
+    rows = [
+        {**base, "status": "success"},  # reaches every level
+        {**base, "status": "success", "patch_sha256": None, "patch_generated": False, "eval_status": None},  # no patch
+        {**base, "status": "success", "eval_status": None},  # patched, never evaluated
+        {**base, "status": "success", "eval_status": "error"},  # the tests failed
+        {**base, "status": "success", "speedup": 0.9},  # tests passed, not faster
+        {**base, "status": "error", "failure_category": "quota_exceeded", "eval_status": None},  # its root cause
+        {**base, "status": "running", "failure_category": "none", "eval_status": None},  # unfinished: as it is
+    ]
+    frame = pd.DataFrame(rows)
+    assert at_level(frame, "agent") is frame
+    seen = {level: list(zip(at_level(frame, level)["status"], at_level(frame, level)["failure_category"],
+                            strict=True)) for level in ("patch", "tests", "faster")}
+    assert seen["patch"] == [("success", "none"), ("below_patch", "no_patch"), ("success", "none"),
+                             ("success", "none"), ("success", "none"), ("success", "none"), ("running", "none")]
+    assert seen["tests"] == [("success", "none"), ("below_tests", "no_patch"), ("below_tests", "not_evaluated"),
+                             ("below_tests", "eval:error"), ("success", "none"),
+                             ("below_tests", "quota_exceeded"), ("running", "none")]
+    assert seen["faster"] == [("success", "none"), ("below_faster", "no_patch"),
+                              ("below_faster", "not_evaluated"), ("below_faster", "eval:error"),
+                              ("below_faster", "not_faster"), ("below_faster", "quota_exceeded"), ("running", "none")]
+
+
+@pytest.mark.parametrize(("estimate", "scope", "expected"), [
+    (None, "all", None),
+    ({}, "vllm", None),
+    ({"cost_usd": 3}, "all", 3.0),
+    ({"total_usd": 2.5, "per_repo": {"vllm": 1}}, "all", 2.5),  # the total wins over the repos' sum
+    ({"per_repo": {"vllm": 1, "sglang": {"usd": 2}}}, "all", 3.0),
+    ({"per_repo": {"vllm": 1, "sglang": "lots"}}, "all", None),  # a partial sum would mislead
+    ({"per_repo": {"vllm": 1, "sglang": "lots"}}, "vllm", 1.0),
+    ({"per_repo": {"vllm": {"usd": True}}}, "vllm", None),
+    ({"per_repo": ["vllm"], "cost_usd": 4}, "vllm", None),
+    ({"per_repo": ["vllm"], "cost_usd": 4}, "all", 4.0),
+    ({"per_repo": {}}, "all", None),
+])
+def test_estimate_for_each_scope(estimate: dict[str, object] | None, scope: str, expected: float | None) -> None:
+    assert estimate_for(estimate, scope) == expected

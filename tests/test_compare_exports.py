@@ -19,7 +19,7 @@ from tracker.analysis.compare import SCHEMAS, Comparison, compare
 from tracker.analysis.criteria import example_path
 from tracker.errors import TrackerError
 from tracker.eventstore.store import EventStore
-from tracker.reports import display, html_report, markdown
+from tracker.reports import charts, display, html_report, markdown
 from tracker.reports.export import export
 
 
@@ -146,3 +146,30 @@ def test_cli_errors_are_one_line_with_exit_2(db: str, tmp_path: Path) -> None:
     assert code == 2 and "is a folder" in err
     code, _, err = _cli(db, "--format", "xml", cwd=tmp_path)
     assert code == 2 and "xml" in err
+
+
+def test_markdown_table_escapes_cells_and_right_aligns_numbers() -> None:
+    text = markdown.table(["repo", "cost", "rate"], [["a|b", "$1,234.50", "3/5"], ["multi\nline", "–", "-2"]])
+    assert text.splitlines() == ["| repo | cost | rate |", "|---|---:|---:|", "| a\\|b | $1,234.50 | 3/5 |",
+                                 "| multi line | – | -2 |"]
+    assert markdown.table([], []) == "_none_"
+    assert markdown.table(["n"], []).splitlines()[1] == "|---|"  # no rows: nothing says the column is numeric
+
+
+def test_cost_chart_marks_a_missing_amount_and_small_amounts_in_cents() -> None:
+    frame = pd.DataFrame({"repo": ["vllm", "all"], "rerun_cost_usd": [1.5, float("nan")], "estimate_usd": [None, 2.0]})
+    svg = charts.cost(frame)
+    assert svg.count('class="bar"') == 2 and svg.count(">none</text>") == 2
+    assert ">$2.00</text>" in svg and ">$0.50</text>" in svg  # peak under $20: ticks in cents
+    assert "vllm actual: $1.50" in svg and "all estimate: $2.00" in svg
+    assert ">$20</text>" in charts.cost(frame.assign(estimate_usd=[None, 20.0]))  # whole dollars from $20
+
+
+def test_category_matrix_cells_count_and_shade() -> None:
+    matrix = pd.DataFrame([[0, 3], [5, 0]], index=["quota_exceeded", "none"], columns=["none", "other"])
+    svg = charts.category_matrix(matrix)
+    assert svg.count('class="cell"') == 4
+    assert "quota_exceeded → other: 3" in svg and "none → none: 5" in svg
+    assert 'fill="rgba(47,158,68,1.00)"' in svg  # the largest count, in the `none` (success) column
+    assert 'fill="rgba(76,120,168,0.00)"' in svg  # an empty cell is unshaded
+    assert "no commit was run in both campaigns" in charts.category_matrix(pd.DataFrame())

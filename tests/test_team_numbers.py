@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import run_track
 from tests.support import real_shapes
 from tracker.analysis.failures import failure_evidence, failure_table
+from tracker.domain.outcomes import funnel
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import import_tree
 from tracker.projections.read_model.queries import attempts_frame, list_campaigns, unidentified_folders
@@ -241,3 +242,15 @@ def test_broken_new_files_are_named_and_the_rest_is_kept(tree: Path, sqlite_url:
     assert {(p["file"], p["kind"]) for p in summary.to_dict()["tree_problems"]} == {
         ("archive/analysis/eval_results_v2/evaluation_report.json", "invalid_json")}
     assert all(row["evaluation_report"] is None for row in rows)
+
+
+def test_funnel_without_evaluations_is_the_agents() -> None:
+    rows = [{"status": "success", "patch_sha256": "p"},
+            {"status": "success", "patch_sha256": None, "patch_bytes": 0, "patch_generated": True},
+            {"status": "error"}]
+    assert funnel(rows) == {
+        "runs": 3, "agent_succeeded": 2, "patch_produced": 2, "evaluated": 0, "basis": "agent", "tests_run": 0,
+        "tests_passed": 0, "no_patch": 1, "errors": 1, "baseline_failed": 0, "no_test": 0, "faster": 0,
+        "evaluation_status": {}}
+    assert list(funnel(rows))[:5] == ["runs", "agent_succeeded", "patch_produced", "evaluated", "basis"]
+    assert funnel([])["basis"] == "agent" and funnel([])["runs"] == 0

@@ -145,13 +145,9 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     """Compare campaign `rerun` with campaign `baseline` (see the module docstring for the rules)."""
     if baseline == rerun:
         raise TrackerError(f"baseline and rerun are the same campaign ({baseline!r}): name two campaigns")
-    if criteria is not None and not isinstance(criteria, Criteria):
-        criteria = load_criteria(criteria)
+    criteria = _as_criteria(criteria)
     prices = prices or load_price_table()
-    campaigns = {row["name"]: row for row in queries.campaign_summaries(store)}  # also catches the read model up
-    for name in (baseline, rerun):
-        if name not in campaigns:
-            raise UnknownCampaign(name)
+    campaigns = _campaign_rows(store, (baseline, rerun))
     base_frame = attempt_outcomes(store, baseline, repo, prices, level)
     rerun_frame = attempt_outcomes(store, rerun, repo, prices, level)
     base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])
@@ -166,13 +162,52 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     if estimate is None:
         notes.append(f"no cost estimate recorded for {rerun!r} (`track plan`/`track estimate` record one)")
     cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
+    notes += _unpriced_notes(cost, prices)
+    criteria_frame = _criteria_frame(commits, repos, criteria, notes)
+    meta = _meta(store, repo, level, prices, criteria)
+    return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
+                      transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
+                      estimate=estimate, meta=meta, notes=notes)
+
+
+def _as_criteria(criteria: Criteria | str | Path | None) -> Criteria | None:
+    """The criteria themselves: a path is read (and checked) before any campaign is looked at."""
+    if criteria is not None and not isinstance(criteria, Criteria):
+        return load_criteria(criteria)
+    return criteria
+
+
+def _campaign_rows(store: EventStore, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Every campaign's summary by name (reading them also catches the read model up); each of
+    `names` must be among them, else UnknownCampaign."""
+    campaigns = {row["name"]: row for row in queries.campaign_summaries(store)}
+    for name in names:
+        if name not in campaigns:
+            raise UnknownCampaign(name)
+    return campaigns
+
+
+def _unpriced_notes(cost: pd.DataFrame, prices: PriceTable) -> list[str]:
+    """A note when rerun attempts could not be priced: the totals then leave their cost out."""
     unpriced = int(cost.loc[cost["repo"] == COMBINED, "unpriced_attempts"].iloc[0]) if len(cost) else 0
-    if unpriced:
-        notes.append(f"{unpriced} rerun attempts have tokens but no price in table {prices.version} "
-                     "(or no token counts): their cost is missing from the totals")
-    criteria_frame = criteria_table(commits, repos, criteria, notes) if isinstance(criteria, Criteria) else typed(
-        pd.DataFrame(), CRITERIA_SCHEMA)
-    meta = {
+    if not unpriced:
+        return []
+    return [f"{unpriced} rerun attempts have tokens but no price in table {prices.version} "
+            "(or no token counts): their cost is missing from the totals"]
+
+
+def _criteria_frame(commits: pd.DataFrame, repos: list[str], criteria: Criteria | None,
+                    notes: list[str]) -> pd.DataFrame:
+    """The criteria table, or an empty one of the same columns when no criteria were given."""
+    if criteria is None:
+        return typed(pd.DataFrame(), CRITERIA_SCHEMA)
+    return criteria_table(commits, repos, criteria, notes)
+
+
+def _meta(store: EventStore, repo: str | None, level: str, prices: PriceTable,
+          criteria: Criteria | None) -> dict[str, Any]:
+    """What the comparison was computed from and by which rules, so an export can be reproduced."""
+    return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "repo_filter": repo, "level": level,
         "success_rule": f"the attempt reached level {level}: {outcomes.LEVEL_HELP[level]}",
@@ -181,9 +216,6 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
                                                    "measure": criteria.measure, "levels": criteria.levels},
         "store_position": store.last_position(), "store_head": _head_hash(store), "confidence": 0.95,
     }
-    return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
-                      transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
-                      estimate=estimate, meta=meta, notes=notes)
 
 
 def _head_hash(store: EventStore) -> str | None:
@@ -218,31 +250,36 @@ _OUTCOME_COLUMNS = ("stream_id", "repo", "commit", "item_id", "run_timestamp", "
                     "patch_bytes", "patch_generated", "eval_status", "improvement", "usage_model")
 
 
+def _seen_at(row: dict[str, Any], level: str) -> tuple[Any, Any]:
+    """One attempt's (status, failure category) at `level`: unfinished stays as it is, a success is
+    `success`/`none`, anything else is `below_<level>` with its root cause or what stopped it."""
+    status, category = row["status"], row["failure_category"]
+    if status in UNFINISHED:
+        return status, category
+    if outcomes.succeeded(row, level):
+        return SUCCESS, "none"
+    if status == SUCCESS:
+        category = _stopped_by(row, level)
+    return f"below_{level}", category
+
+
+def _stopped_by(row: dict[str, Any], level: str) -> str:
+    """Why an attempt whose agent succeeded is below `level`: the first step of the funnel it missed."""
+    if level == "patch" or not outcomes.patch_produced(row):
+        return "no_patch"
+    if row["eval_status"] is None or pd.isna(row["eval_status"]):
+        return "not_evaluated"
+    if row["eval_status"] != SUCCESS:
+        return f"eval:{row['eval_status']}"
+    return "not_faster"
+
+
 def at_level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
     """The frame with `status` and `failure_category` as seen at outcome `level` (see module docstring)."""
     if level == "agent":
         return frame
-    statuses, categories = [], []
-    for row in frame.to_dict(orient="records"):
-        status, category = row["status"], row["failure_category"]
-        if status in UNFINISHED:
-            pass
-        elif outcomes.succeeded(row, level):
-            status, category = SUCCESS, "none"
-        else:
-            if status == SUCCESS:
-                if level == "patch" or not outcomes.patch_produced(row):
-                    category = "no_patch"
-                elif row["eval_status"] is None or pd.isna(row["eval_status"]):
-                    category = "not_evaluated"
-                elif row["eval_status"] != SUCCESS:
-                    category = f"eval:{row['eval_status']}"
-                else:
-                    category = "not_faster"
-            status = f"below_{level}"
-        statuses.append(status)
-        categories.append(category)
-    return frame.assign(status=statuses, failure_category=categories)
+    seen = [_seen_at(row, level) for row in frame.to_dict(orient="records")]
+    return frame.assign(status=[status for status, _ in seen], failure_category=[category for _, category in seen])
 
 
 def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices: PriceTable,
@@ -420,41 +457,63 @@ def estimate_for(estimate: dict[str, Any] | None, scope: str) -> float | None:
     """The estimated USD for a repo or for `all` (the total, else the sum of the repos' estimates)."""
     if not estimate:
         return None
-    raw = estimate.get("per_repo")
-    per_repo: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    per_repo = _per_repo(estimate)
     if scope != COMBINED:
         return _money(per_repo.get(scope))
     total = _money(estimate)
     if total is None and per_repo:
-        values = [_money(v) for v in per_repo.values()]
-        total = None if any(v is None for v in values) else float(sum(v for v in values if v is not None))
+        total = _sum_of_repos(per_repo)
     return total
+
+
+def _per_repo(estimate: dict[str, Any]) -> dict[str, Any]:
+    """The estimate's `per_repo` mapping; anything else there counts as no per-repo figures."""
+    raw = estimate.get("per_repo")
+    return raw if isinstance(raw, dict) else {}
+
+
+def _sum_of_repos(per_repo: dict[str, Any]) -> float | None:
+    """The repos' estimates added up, or None when any of them is not an amount (a partial sum would mislead)."""
+    values = [_money(v) for v in per_repo.values()]
+    return None if any(v is None for v in values) else float(sum(v for v in values if v is not None))
 
 
 def cost_table(base_frame: pd.DataFrame, rerun_frame: pd.DataFrame, commits: pd.DataFrame, repos: list[str],
                estimate: dict[str, Any] | None) -> pd.DataFrame:
     """Actual cost and tokens of the rerun per repo and total, against the plan's estimate."""
-    rows = []
-    for scope in [*repos, COMBINED]:
-        base = base_frame if scope == COMBINED else base_frame[base_frame["repo"] == scope]
-        again = rerun_frame if scope == COMBINED else rerun_frame[rerun_frame["repo"] == scope]
-        part = commits if scope == COMBINED else commits[commits["repo"] == scope]
-        successes = int((part["rerun_status"] == SUCCESS).sum())
-        tokens_in = again["input_tokens"].sum(min_count=1)
-        tokens_out = again["output_tokens"].sum(min_count=1)
-        tokens = pd.Series([tokens_in, tokens_out], dtype="float64").sum(min_count=1)
-        actual = again["cost_usd"].astype("float64").sum(min_count=1)
-        planned = estimate_for(estimate, scope)
-        rows.append({
-            "repo": scope, "baseline_attempts": len(base),
-            "baseline_cost_usd": base["cost_usd"].astype("float64").sum(min_count=1),
-            "rerun_attempts": len(again), "rerun_successes": successes, "rerun_input_tokens": tokens_in,
-            "rerun_output_tokens": tokens_out, "rerun_tokens": tokens, "rerun_cost_usd": actual,
-            "estimate_usd": planned,
-            "over_estimate_usd": actual - planned if planned is not None and pd.notna(actual) else None,
-            "actual_to_estimate": actual / planned if planned and pd.notna(actual) else None,
-            "tokens_per_success": tokens / successes if successes and pd.notna(tokens) else None,
-            "cost_per_success_usd": actual / successes if successes and pd.notna(actual) else None,
-            "unpriced_attempts": int(again["cost_usd"].isna().sum()),
-        })
+    rows = [_cost_row(scope, _in_scope(base_frame, scope), _in_scope(rerun_frame, scope), _in_scope(commits, scope),
+                      estimate_for(estimate, scope))
+            for scope in [*repos, COMBINED]]
     return typed(pd.DataFrame(rows), COST_SCHEMA)
+
+
+def _in_scope(frame: pd.DataFrame, scope: str) -> pd.DataFrame:
+    """The frame's rows of one repo, or all of them for the combined scope."""
+    return frame if scope == COMBINED else frame[frame["repo"] == scope]
+
+
+def _per(amount: Any, count: Any) -> Any:
+    """amount / count, or None when there is nothing to divide by or no amount is known."""
+    return amount / count if count and pd.notna(amount) else None
+
+
+def _cost_row(scope: str, base: pd.DataFrame, again: pd.DataFrame, part: pd.DataFrame,
+              planned: float | None) -> dict[str, Any]:
+    """One scope's row of the cost table, from its baseline attempts, rerun attempts and commits."""
+    successes = int((part["rerun_status"] == SUCCESS).sum())
+    tokens_in = again["input_tokens"].sum(min_count=1)
+    tokens_out = again["output_tokens"].sum(min_count=1)
+    tokens = pd.Series([tokens_in, tokens_out], dtype="float64").sum(min_count=1)
+    actual = again["cost_usd"].astype("float64").sum(min_count=1)
+    return {
+        "repo": scope, "baseline_attempts": len(base),
+        "baseline_cost_usd": base["cost_usd"].astype("float64").sum(min_count=1),
+        "rerun_attempts": len(again), "rerun_successes": successes, "rerun_input_tokens": tokens_in,
+        "rerun_output_tokens": tokens_out, "rerun_tokens": tokens, "rerun_cost_usd": actual,
+        "estimate_usd": planned,
+        "over_estimate_usd": actual - planned if planned is not None and pd.notna(actual) else None,
+        "actual_to_estimate": _per(actual, planned),
+        "tokens_per_success": _per(tokens, successes),
+        "cost_per_success_usd": _per(actual, successes),
+        "unpriced_attempts": int(again["cost_usd"].isna().sum()),
+    }

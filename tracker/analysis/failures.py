@@ -19,32 +19,43 @@ def failure_table(store: EventStore, campaign: str) -> list[dict[str, Any]]:
     """One row per category seen: `{category, affected_runs, root_cause_runs, commits, models}`."""
     frame = attempts_frame(store, campaign)
     table: dict[str, dict[str, Any]] = {}
-
-    def entry(category: str) -> dict[str, Any]:
-        return table.setdefault(category, {"category": category, "affected_runs": 0, "root_cause_runs": 0,
-                                           "occurrences": 0, "_commits": set(), "_models": set()})
-
     for row in frame.to_dict(orient="records"):
-        for incident in row["incidents"]:
-            e = entry(incident["category"])
-            e["affected_runs"] += 1
-            e["occurrences"] += int(incident.get("count") or 0)
-            e["_commits"].add(row["commit"])
-            e["_models"].add(row["model_raw"] or row["model"])
-        category = row["failure_category"]
-        if category != "none" and row["status"] != "success":
-            e = entry(category)
-            e["root_cause_runs"] += 1
-            e["_commits"].add(row["commit"])
-            e["_models"].add(row["model_raw"] or row["model"])
+        _tally(table, row)
     order = {category: i for i, category in enumerate(CATEGORIES)}
-    rows = []
-    for category in sorted(table, key=lambda c: order.get(c, len(order))):
-        e = table[category]
-        rows.append({"category": category, "affected_runs": e["affected_runs"],
-                     "root_cause_runs": e["root_cause_runs"], "commits": len(e["_commits"]),
-                     "occurrences": e["occurrences"], "models": sorted(m for m in e["_models"] if m)})
-    return rows
+    return [_table_row(table[category]) for category in sorted(table, key=lambda c: order.get(c, len(order)))]
+
+
+def _entry(table: dict[str, dict[str, Any]], category: str) -> dict[str, Any]:
+    """The category's running counts, started at zero the first time the category is seen."""
+    return table.setdefault(category, {"category": category, "affected_runs": 0, "root_cause_runs": 0,
+                                       "occurrences": 0, "_commits": set(), "_models": set()})
+
+
+def _seen_in(entry: dict[str, Any], row: dict[str, Any]) -> None:
+    """Count the run's commit and model for the category (sets: a commit or model counts once)."""
+    entry["_commits"].add(row["commit"])
+    entry["_models"].add(row["model_raw"] or row["model"])
+
+
+def _tally(table: dict[str, dict[str, Any]], row: dict[str, Any]) -> None:
+    """Add one run: every incident's category is affected, and a failed run's category is its root cause."""
+    for incident in row["incidents"]:
+        entry = _entry(table, incident["category"])
+        entry["affected_runs"] += 1
+        entry["occurrences"] += int(incident.get("count") or 0)
+        _seen_in(entry, row)
+    category = row["failure_category"]
+    if category != "none" and row["status"] != "success":
+        entry = _entry(table, category)
+        entry["root_cause_runs"] += 1
+        _seen_in(entry, row)
+
+
+def _table_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """A category's running counts as a row of the table (the sets become counts and a sorted list)."""
+    return {"category": entry["category"], "affected_runs": entry["affected_runs"],
+            "root_cause_runs": entry["root_cause_runs"], "commits": len(entry["_commits"]),
+            "occurrences": entry["occurrences"], "models": sorted(m for m in entry["_models"] if m)}
 
 
 def failure_evidence(store: EventStore, campaign: str, category: str) -> list[dict[str, Any]]:
@@ -58,9 +69,16 @@ def failure_evidence(store: EventStore, campaign: str, category: str) -> list[di
             continue
         found.append({
             "run_path": row["run_path"], "commit": row["commit"], "status": row["status"],
-            "root_cause": root, "count": incident["count"] if incident else 0,
-            "first": incident["first"] if incident else None, "last": incident["last"] if incident else None,
-            "files": incident["files"] if incident else {},
-            "excerpt": incident["excerpt"] if incident else None, "rule_id": row["rule_id"],
+            "root_cause": root, **_incident_evidence(incident), "rule_id": row["rule_id"],
         })
     return found
+
+
+_INCIDENT_FIELDS = ("count", "first", "last", "files", "excerpt")
+
+
+def _incident_evidence(incident: dict[str, Any] | None) -> dict[str, Any]:
+    """Where and how often the signature was seen; a run that is only a root cause has no sighting."""
+    if not incident:
+        return {"count": 0, "first": None, "last": None, "files": {}, "excerpt": None}
+    return {key: incident[key] for key in _INCIDENT_FIELDS}

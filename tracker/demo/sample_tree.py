@@ -287,57 +287,103 @@ def _outcomes(runs: int, rng: random.Random) -> list[str]:
 
 def generate_tree(root: Path, runs: int = 434, seed: int = 0, runs_per_folder: int = 20,
                   broken: int = 3, calls: tuple[int, int] = (8, 40)) -> GeneratedTree:
-    """Write a whole ISO-Bench checkout of `runs` run folders (vLLM and SGLang) under `root`."""
+    """Write a whole ISO-Bench checkout of `runs` run folders (vLLM and SGLang) under `root`.
+
+    Every random draw comes from one generator in a fixed order, so a seed always gives the same tree.
+    """
     rng = random.Random(seed)
     root = Path(root)
-    commits: dict[str, list[tuple[str, str, str]]] = {}
-    # about 4 runs per commit (as in the first evaluation), and enough commits to fill one run folder
-    shares = (("vllm", 0.51), ("sglang", 0.49))
-    per_repo = {repo: max(runs_per_folder, round(runs / 4.2 * share)) for repo, share in shares}
-    for repo, count in per_repo.items():
-        ids = [f"{repo}_core-{i:04d}" if repo == "vllm" else f"sglang_{i:03d}" for i in range(count)]
-        commits[repo] = []
-        for item in ids:
-            sha = _sha(rng)
-            commits[repo].append((item if repo == "vllm" else f"{item}_{sha[:8]}", sha, _sha(rng)))
+    commits = _commits(runs, runs_per_folder, rng)
     tree = GeneratedTree(root)
     start = datetime(2025, 12, 1, 9, 0, 0, tzinfo=UTC)
     outcomes = _outcomes(runs, rng)
-    broken_kinds = ["journal_truncated", "journal_missing", "trajectory_truncated"]
     log_lines: dict[str, list[str]] = {}
     used: set[tuple[str, str]] = set()
     for index, outcome in enumerate(outcomes):
-        repo = "vllm" if rng.random() < 0.51 else "sglang"
         folder_start = start + timedelta(hours=7 * (index // runs_per_folder))
         timestamp = folder_start.strftime("%Y-%m-%d_%H-%M-%S")
-        # an item runs at most once per run folder (the bench's own rule)
-        free = [c for c in commits[repo] if (timestamp, c[0]) not in used]
-        if not free:
-            repo = "sglang" if repo == "vllm" else "vllm"
-            free = [c for c in commits[repo] if (timestamp, c[0]) not in used]
-        item_id, commit, pre = rng.choice(free)
-        used.add((timestamp, item_id))
-        input_tokens = rng.randint(40_000, 1_800_000) if outcome != "invalid_api_key" else rng.randint(0, 30_000)
-        spec = RunSpec(
-            repo=repo, item_id=item_id, commit=commit, pre_commit=pre, outcome=outcome, run_timestamp=timestamp,
-            input_tokens=input_tokens, cached_input_tokens=int(input_tokens * rng.uniform(0.4, 0.8)),
-            output_tokens=rng.randint(1_000, 60_000), reasoning_tokens=0, llm_calls=rng.randint(*calls),
-            duration_s=7200.0 if outcome == "timeout" else rng.uniform(60, 4000),
-            speedup=round(rng.uniform(0.8, 1.6), 4) if outcome == "success" else None,
-            broken=broken_kinds[index % len(broken_kinds)] if index < broken else None,
-        )
-        spec.reasoning_tokens = spec.output_tokens // 3
-        model_dir = "gpt-5-2025-08-07" if rng.random() < 0.8 else "gpt-5"
-        spec.model_raw = model_dir
-        repo_dir = "sglan" if repo == "sglang" and index % 97 == 5 else repo
-        run_dir = root / "state" / "runs" / repo_dir / "trae" / model_dir / timestamp / item_id
-        messages = write_run_folder(run_dir, spec, seed)
+        repo, (item_id, commit, pre) = _pick_commit(commits, timestamp, used, rng)
+        spec = RunSpec(repo=repo, item_id=item_id, commit=commit, pre_commit=pre, outcome=outcome,
+                       run_timestamp=timestamp, **_draw_usage(outcome, calls, rng),
+                       broken=_broken_kind(index, broken))
+        spec.model_raw = "gpt-5-2025-08-07" if rng.random() < 0.8 else "gpt-5"
+        messages = write_run_folder(_run_dir(root, spec, index), spec, seed)
         log_lines.setdefault(timestamp, []).append(pipeline_log_text(folder_start, messages))
         if spec.outcome == "success":
-            eval_dir = root / "eval_results_v2" / f"{repo}_trae_gpt5-{commit[:8]}" / item_id
-            eval_dir.mkdir(parents=True, exist_ok=True)
-            (eval_dir / "test_results.json").write_text(json.dumps(test_results_document(spec), indent=2))
+            _write_evaluation(root, spec)
         tree.runs.append(spec)
     for timestamp, chunks in log_lines.items():
         (root / f"pipeline_run_{timestamp.replace('-', '')}.log").write_text("".join(chunks))
     return tree
+
+
+_BROKEN_KINDS = ("journal_truncated", "journal_missing", "trajectory_truncated")
+"""The broken files `generate_tree` plants, in turn, in its first `broken` runs."""
+
+_Item = tuple[str, str, str]
+"""A commit to run: (item id, commit, pre-commit)."""
+
+
+def _commits(runs: int, runs_per_folder: int, rng: random.Random) -> dict[str, list[_Item]]:
+    """Per repo, its (item id, commit, pre-commit): about 4 runs per commit (as in the first
+    evaluation), and enough commits to fill one run folder."""
+    shares = (("vllm", 0.51), ("sglang", 0.49))
+    per_repo = {repo: max(runs_per_folder, round(runs / 4.2 * share)) for repo, share in shares}
+    return {repo: [_commit(repo, i, rng) for i in range(count)] for repo, count in per_repo.items()}
+
+
+def _commit(repo: str, i: int, rng: random.Random) -> _Item:
+    """The repo's i-th item: vLLM ids are numbered, SGLang ids end with the commit's first 8 hex digits."""
+    sha = _sha(rng)
+    item = f"{repo}_core-{i:04d}" if repo == "vllm" else f"sglang_{i:03d}_{sha[:8]}"
+    return item, sha, _sha(rng)
+
+
+def _free(commits: list[_Item], timestamp: str, used: set[tuple[str, str]]) -> list[_Item]:
+    """The repo's items not yet run in this run folder."""
+    return [c for c in commits if (timestamp, c[0]) not in used]
+
+
+def _pick_commit(commits: dict[str, list[_Item]], timestamp: str, used: set[tuple[str, str]],
+                 rng: random.Random) -> tuple[str, _Item]:
+    """The next run's repo and item (about half vLLM). An item runs at most once per run folder (the
+    bench's own rule): when all of a repo's items are taken, the other repo's are used."""
+    repo = "vllm" if rng.random() < 0.51 else "sglang"
+    free = _free(commits[repo], timestamp, used)
+    if not free:
+        repo = "sglang" if repo == "vllm" else "vllm"
+        free = _free(commits[repo], timestamp, used)
+    chosen = rng.choice(free)
+    used.add((timestamp, chosen[0]))
+    return repo, chosen
+
+
+def _draw_usage(outcome: str, calls: tuple[int, int], rng: random.Random) -> dict[str, Any]:
+    """What a run consumed and measured, as `RunSpec` fields; drawn in this order, one draw each."""
+    input_tokens = rng.randint(40_000, 1_800_000) if outcome != "invalid_api_key" else rng.randint(0, 30_000)
+    cached_input_tokens = int(input_tokens * rng.uniform(0.4, 0.8))
+    output_tokens = rng.randint(1_000, 60_000)
+    llm_calls = rng.randint(*calls)
+    duration_s = 7200.0 if outcome == "timeout" else rng.uniform(60, 4000)
+    speedup = round(rng.uniform(0.8, 1.6), 4) if outcome == "success" else None
+    return {"input_tokens": input_tokens, "cached_input_tokens": cached_input_tokens, "output_tokens": output_tokens,
+            "reasoning_tokens": output_tokens // 3, "llm_calls": llm_calls, "duration_s": duration_s,
+            "speedup": speedup}
+
+
+def _broken_kind(index: int, broken: int) -> str | None:
+    """The broken file planted in run `index` (the first `broken` runs get one each, in turn), or None."""
+    return _BROKEN_KINDS[index % len(_BROKEN_KINDS)] if index < broken else None
+
+
+def _run_dir(root: Path, spec: RunSpec, index: int) -> Path:
+    """Where the run folder goes; now and then under the misspelt repo folder `sglan`, as in the real trees."""
+    repo_dir = "sglan" if spec.repo == "sglang" and index % 97 == 5 else spec.repo
+    return root / "state" / "runs" / repo_dir / "trae" / spec.model_raw / spec.run_timestamp / spec.item_id
+
+
+def _write_evaluation(root: Path, spec: RunSpec) -> None:
+    """The evaluation result of a successful run, where ISO-Bench's evaluation writes it."""
+    eval_dir = root / "eval_results_v2" / f"{spec.repo}_trae_gpt5-{spec.commit[:8]}" / spec.item_id
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / "test_results.json").write_text(json.dumps(test_results_document(spec), indent=2))

@@ -27,7 +27,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tracker.demo.sample_tree import RunSpec, write_run_folder
 from tracker.isobench.discovery import normalise_repo
@@ -70,47 +70,73 @@ def _tokens(commit: str) -> dict[str, int]:
 
 
 def run_item(root: Path, repo: str, item: dict[str, Any], table: dict[str, Any], log_path: Path) -> None:
+    """One plan item as bench.prepare runs it: skipped when an earlier run succeeded, else one run folder
+    written for its outcome (or a hang, or a crash that exits)."""
     item_id, commit = item["item_id"], item["human"].lower()
     pre = item.get("pre") or hashlib.sha1(commit.encode()).hexdigest()
     model_root = root / "state" / "runs" / repo / "trae" / MODEL_DIR
     earlier = sorted(model_root.glob(f"*/{item_id}")) if model_root.is_dir() else []
-    for folder in earlier:
-        try:
-            if json.loads((folder / "journal.json").read_text()).get("status") == "success":
-                _log(log_path, f"Skipping {item_id} - task already completed successfully")
-                return
-        except (OSError, ValueError):
-            continue
+    if any(_succeeded(folder) for folder in earlier):
+        _log(log_path, f"Skipping {item_id} - task already completed successfully")
+        return
     spec = _spec_for(item, len(earlier), table)
     outcome = spec.pop("outcome")
     sleep = float(spec.pop("sleep"))
-    started = datetime.now().replace(microsecond=0)
-    while (model_root / started.strftime("%Y-%m-%d_%H-%M-%S") / item_id).exists():
-        started += timedelta(seconds=1)
-    ts = started.strftime("%Y-%m-%d_%H-%M-%S")
+    ts = _free_timestamp(model_root, item_id)
     _log(log_path, f"Starting task processing: {item_id}")
     _log(log_path, f"Task configuration - Human commit: {commit}, Pre commit: {pre}")
-    for i in range(int(os.environ.get("STANDIN_LINES", "0") or 0)):
-        print(f"TRAE STDOUT: step {i}: running bash tool in the sandbox, nothing to see here", flush=False)
+    _print_chatter()
     if outcome == "hang":
         time.sleep(10**6)
     time.sleep(sleep)
     run_dir = model_root / ts / item_id
     if outcome == "crash":
-        run_dir.mkdir(parents=True, exist_ok=True)
-        trace = ["Traceback (most recent call last):", '  File "bench/prepare.py", line 812, in run_task',
-                 "RuntimeError: CUDA error: an illegal memory access was encountered"]
-        (run_dir / "trae_stderr.txt").write_text("\n".join(trace) + "\n")
-        for line in trace:
-            print(line, file=sys.stderr, flush=True)
-        sys.exit(1)
-    values: dict[str, Any] = {**_tokens(commit), "llm_calls": 4, "duration_s": max(sleep, 0.1)}
-    values.update({k: v for k, v in spec.items() if k in values})
+        _crash(run_dir)
     run_spec = RunSpec(repo=repo, item_id=item_id, commit=commit, pre_commit=pre, outcome=outcome, run_timestamp=ts,
-                       model_raw=MODEL_DIR, **values)
+                       model_raw=MODEL_DIR, **_usage(commit, sleep, spec))
     messages = write_run_folder(run_dir, run_spec)
     for message in messages[2:]:
         _log(log_path, message, "WARNING" if "STDERR" in message else "INFO")
+
+
+def _usage(commit: str, sleep: float, spec: dict[str, Any]) -> dict[str, Any]:
+    """The run's tokens, calls and duration: varied per commit, each overridable by the item's outcome object."""
+    values: dict[str, Any] = {**_tokens(commit), "llm_calls": 4, "duration_s": max(sleep, 0.1)}
+    values.update({k: v for k, v in spec.items() if k in values})
+    return values
+
+
+def _succeeded(folder: Path) -> bool:
+    """Did this earlier run folder end in success? (`--resume` skips such items; an unreadable journal is no.)"""
+    try:
+        return bool(json.loads((folder / "journal.json").read_text()).get("status") == "success")
+    except (OSError, ValueError):
+        return False
+
+
+def _free_timestamp(model_root: Path, item_id: str) -> str:
+    """The run folder's timestamp: now, or the next second not yet taken by this item."""
+    started = datetime.now().replace(microsecond=0)
+    while (model_root / started.strftime("%Y-%m-%d_%H-%M-%S") / item_id).exists():
+        started += timedelta(seconds=1)
+    return started.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _print_chatter() -> None:
+    """`STANDIN_LINES` lines of TRAE stdout, to load the runner's log parsing."""
+    for i in range(int(os.environ.get("STANDIN_LINES", "0") or 0)):
+        print(f"TRAE STDOUT: step {i}: running bash tool in the sandbox, nothing to see here", flush=False)
+
+
+def _crash(run_dir: Path) -> NoReturn:
+    """The `crash` outcome: a traceback in the folder and on stderr, and exit code 1 before any journal."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trace = ["Traceback (most recent call last):", '  File "bench/prepare.py", line 812, in run_task',
+             "RuntimeError: CUDA error: an illegal memory access was encountered"]
+    (run_dir / "trae_stderr.txt").write_text("\n".join(trace) + "\n")
+    for line in trace:
+        print(line, file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,16 +103,26 @@ def funnel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A campaign's funnel. Where evaluations exist, `no_patch`, `errors` and `tests_*` are the
     evaluation's (`basis: evaluation`); otherwise they are the agent's (`basis: agent`)."""
     evaluated = [r for r in rows if _present(r.get("eval_status"))]
-    statuses = Counter(str(r["eval_status"]) for r in evaluated)
     agent_ok = sum(1 for r in rows if succeeded(r, "agent"))
     patched = sum(1 for r in rows if patch_produced(r))
     out: dict[str, Any] = {"runs": len(rows), "agent_succeeded": agent_ok, "patch_produced": patched,
                            "evaluated": len(evaluated)}
     if not evaluated:
-        return {**out, "basis": "agent", "tests_run": 0, "tests_passed": 0, "no_patch": len(rows) - patched,
-                "errors": len(rows) - agent_ok, "baseline_failed": 0, "no_test": 0, "faster": 0,
-                "evaluation_status": {}}
-    return {**out, "basis": "evaluation", "tests_run": sum(statuses[s] for s in TESTS_RUN),
+        return {**out, **_agent_funnel(len(rows), agent_ok, patched)}
+    return {**out, **_evaluation_funnel(evaluated)}
+
+
+def _agent_funnel(runs: int, agent_ok: int, patched: int) -> dict[str, Any]:
+    """The funnel's lower steps when nothing was evaluated: what the agent runs alone can tell."""
+    return {"basis": "agent", "tests_run": 0, "tests_passed": 0, "no_patch": runs - patched,
+            "errors": runs - agent_ok, "baseline_failed": 0, "no_test": 0, "faster": 0,
+            "evaluation_status": {}}
+
+
+def _evaluation_funnel(evaluated: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The funnel's lower steps from the evaluations' statuses (the evaluation's word wins over the agent's)."""
+    statuses = Counter(str(r["eval_status"]) for r in evaluated)
+    return {"basis": "evaluation", "tests_run": sum(statuses[s] for s in TESTS_RUN),
             "tests_passed": statuses["success"], "no_patch": statuses["no_patch"], "errors": statuses["error"],
             "baseline_failed": statuses["baseline_failed"], "no_test": statuses["no_test"],
             "faster": sum(1 for r in evaluated if faster(r)), "evaluation_status": dict(sorted(statuses.items()))}

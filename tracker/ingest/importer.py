@@ -214,7 +214,7 @@ def import_tree(
 def _account(session: _ImportSession, summary: ImportSummary, folder: RunFolder, campaign: str,
              wanted: tuple[str, str, str | None], logs: PipelineLogIndex, evals: EvaluationIndex) -> None:
     """One run folder: an attempt, a named filter, or an unidentified record, added to `summary`."""
-    unknown = [what for what, value in (("agent", folder.agent), ("model", folder.model)) if value == UNKNOWN]
+    unknown = _unknown_parts(folder)
     reason = None if unknown else _filter_reason(folder, *wanted)
     if reason is not None:
         summary.filtered[reason] += 1
@@ -222,11 +222,31 @@ def _account(session: _ImportSession, summary: ImportSummary, folder: RunFolder,
         return
     name = check_campaign_name(campaign_name_for(campaign, folder))
     facts = read_run(folder, logs, evals)
-    if unknown or not facts.commit:
-        why = f"neither the layout nor any file says the {' or '.join(unknown)}" if unknown else None
-        summary.unidentified.append(session.unidentified(name, facts, why or "no file names the commit"))
+    why = _unidentified_why(unknown, facts)
+    if why is not None:
+        summary.unidentified.append(session.unidentified(name, facts, why))
         return
-    classification, incidents, appended = session.record(name, facts)
+    _count_attempt(summary, name, folder, facts, session.record(name, facts))
+
+
+def _unknown_parts(folder: RunFolder) -> list[str]:
+    """Which of agent and model neither the folder layout nor its files tell."""
+    return [what for what, value in (("agent", folder.agent), ("model", folder.model)) if value == UNKNOWN]
+
+
+def _unidentified_why(unknown: list[str], facts: RunFacts) -> str | None:
+    """Why the folder cannot be an attempt (its agent/model, else its commit is unknown), or None when it can."""
+    if unknown:
+        return f"neither the layout nor any file says the {' or '.join(unknown)}"
+    if not facts.commit:
+        return "no file names the commit"
+    return None
+
+
+def _count_attempt(summary: ImportSummary, name: str, folder: RunFolder, facts: RunFacts,
+                   recorded: tuple[Classification, tuple[Incident, ...], int]) -> None:
+    """Add one attempt, as `_ImportSession.record` recorded it, to the import's counts."""
+    classification, incidents, appended = recorded
     summary.runs += 1
     summary.campaigns[name] += 1
     summary.events_appended += appended
@@ -384,46 +404,75 @@ def _fold(state: _StreamState, event: RecordedEvent) -> None:
 def attempt_facts(campaign: str, facts: RunFacts, classification: Classification,
                   incidents: tuple[Incident, ...] = ()) -> list[DomainEvent]:
     """The single-valued facts of one run folder, as domain events."""
-    folder, journal, tokens, patch = facts.folder, facts.journal, facts.tokens, facts.patch
     events: list[DomainEvent] = [
-        AttemptObserved(
-            campaign=campaign, repo=folder.repo, repo_raw=folder.repo_raw, agent=folder.agent, model=folder.model,
-            model_raw=folder.model_raw, item_id=folder.item_id, commit=facts.commit or "",
-            pre_commit=facts.pre_commit, run_path=folder.run_path, run_timestamp=folder.timestamp,
-            status=facts.status, status_source=facts.status_source, return_code=facts.return_code,
-            duration_s=facts.duration_s, time_budget_minutes=facts.time_budget_minutes,
-            journal_error=journal.error if journal else None,
-            journal_error_type=journal.error_type if journal else None,
-            commit_source=facts.commit_source,
-            patch_generated=facts.run_summary.patch_generated if facts.run_summary else None,
-        ),
-        UsageObserved(
-            input_tokens=tokens.input_tokens, cached_input_tokens=tokens.cached_input_tokens,
-            output_tokens=tokens.output_tokens, reasoning_tokens=tokens.reasoning_tokens,
-            llm_calls=tokens.interactions, source=tokens.source,
-            agent_reported_cost_usd=facts.agent_result.cost_usd if facts.agent_result else None,
-            usage_model=normalise_model(facts.agent_result.models[0])
-            if facts.agent_result and facts.agent_result.models else None,
-        ),
-        PatchObserved(
-            sha256=patch.sha256 if patch.has_patch else None, bytes=patch.bytes, files=patch.files_changed,
-            lines_added=patch.lines_added, lines_removed=patch.lines_removed,
-        ),
-        FailureClassified(
-            category=classification.category, rule_id=classification.rule_id,
-            table_version=classification.table_version,
-            evidence=[{"file": e.file, "line": e.line, "excerpt": e.excerpt} for e in classification.evidence],
-        ),
+        _attempt_observed(campaign, facts),
+        _usage_observed(facts),
+        _patch_observed(facts),
+        _failure_classified(classification),
         IncidentsObserved(incidents=[i.to_dict() for i in incidents], table_version=classification.table_version),
     ]
-    ev = facts.evaluation
-    if ev is not None:
-        events.append(EvaluationObserved(
-            status=ev.status, speedup=ev.speedup, baseline_ms=ev.baseline_ms, patched_ms=ev.patched_ms,
-            improvement=ev.improvement,
-            error_message=ev.error_message, file=ev.file, agent_status=ev.agent_status,
-        ))
+    evaluation = _evaluation_observed(facts)
+    if evaluation is not None:
+        events.append(evaluation)
     return events
+
+
+def _attempt_observed(campaign: str, facts: RunFacts) -> AttemptObserved:
+    """Which attempt the folder is (campaign, repo, commit, run) and how it ended, as the files say."""
+    folder, journal = facts.folder, facts.journal
+    return AttemptObserved(
+        campaign=campaign, repo=folder.repo, repo_raw=folder.repo_raw, agent=folder.agent, model=folder.model,
+        model_raw=folder.model_raw, item_id=folder.item_id, commit=facts.commit or "",
+        pre_commit=facts.pre_commit, run_path=folder.run_path, run_timestamp=folder.timestamp,
+        status=facts.status, status_source=facts.status_source, return_code=facts.return_code,
+        duration_s=facts.duration_s, time_budget_minutes=facts.time_budget_minutes,
+        journal_error=journal.error if journal else None,
+        journal_error_type=journal.error_type if journal else None,
+        commit_source=facts.commit_source,
+        patch_generated=facts.run_summary.patch_generated if facts.run_summary else None,
+    )
+
+
+def _usage_observed(facts: RunFacts) -> UsageObserved:
+    """The tokens the attempt spent, and the cost and model the agent itself reported (when it did)."""
+    tokens, result = facts.tokens, facts.agent_result
+    return UsageObserved(
+        input_tokens=tokens.input_tokens, cached_input_tokens=tokens.cached_input_tokens,
+        output_tokens=tokens.output_tokens, reasoning_tokens=tokens.reasoning_tokens,
+        llm_calls=tokens.interactions, source=tokens.source,
+        agent_reported_cost_usd=result.cost_usd if result else None,
+        usage_model=normalise_model(result.models[0]) if result and result.models else None,
+    )
+
+
+def _patch_observed(facts: RunFacts) -> PatchObserved:
+    """The patch's size and content hash (no hash for a blank diff: it is no patch)."""
+    patch = facts.patch
+    return PatchObserved(
+        sha256=patch.sha256 if patch.has_patch else None, bytes=patch.bytes, files=patch.files_changed,
+        lines_added=patch.lines_added, lines_removed=patch.lines_removed,
+    )
+
+
+def _failure_classified(classification: Classification) -> FailureClassified:
+    """The classifier's verdict with the evidence lines it rests on."""
+    return FailureClassified(
+        category=classification.category, rule_id=classification.rule_id,
+        table_version=classification.table_version,
+        evidence=[{"file": e.file, "line": e.line, "excerpt": e.excerpt} for e in classification.evidence],
+    )
+
+
+def _evaluation_observed(facts: RunFacts) -> EvaluationObserved | None:
+    """The evaluation's result for this attempt, or None when it has not been evaluated."""
+    ev = facts.evaluation
+    if ev is None:
+        return None
+    return EvaluationObserved(
+        status=ev.status, speedup=ev.speedup, baseline_ms=ev.baseline_ms, patched_ms=ev.patched_ms,
+        improvement=ev.improvement,
+        error_message=ev.error_message, file=ev.file, agent_status=ev.agent_status,
+    )
 
 
 def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: RuleTable, metadata: JsonDict,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 import pandas as pd
 
@@ -109,57 +110,83 @@ def category_matrix(matrix: pd.DataFrame) -> str:
     peak = max(1, int(matrix.to_numpy().max()))
     body = [_text(left + len(cols) * cell / 2, 14, "rerun category →", extra='font-weight="600"'),
             _text(10, top - 8, "baseline category ↓", "start", 'font-weight="600"')]
-    for j, col in enumerate(cols):
-        x = left + j * cell + cell / 2
-        body.append(f'<text x="{x:.1f}" y="{top - 6}" transform="rotate(-45 {x:.1f} {top - 6})">'
-                    f'{escape(str(col))}</text>')
+    body += _column_labels(cols, left, top, cell)
     for i, name in enumerate(rows):
         y = top + i * cell
         body.append(_text(left - 6, y + cell / 2 + 4, str(name), "end"))
         for j, col in enumerate(cols):
-            count = int(matrix.loc[name, col])
-            shade = 0 if count == 0 else 0.15 + 0.85 * math.sqrt(count / peak)
-            colour = f"rgba(76,120,168,{shade:.2f})" if col != "none" else f"rgba(47,158,68,{shade:.2f})"
-            body.append(f'<rect class="cell" x="{left + j * cell}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
-                        f'fill="{colour}" stroke="#dee2e6"><title>{escape(str(name))} → {escape(str(col))}: '
-                        f'{count}</title></rect>')
-            if count:
-                body.append(_text(left + j * cell + cell / 2 - 1, y + cell / 2 + 4, str(count),
-                                  extra=f'fill="{"#fff" if shade > 0.6 else "#212529"}"'))
+            body += _matrix_cell(left + j * cell, y, cell, str(name), str(col), int(matrix.loc[name, col]), peak)
     return _svg("category-matrix", "Failure category transitions (baseline → rerun)",
                 left + len(cols) * cell + 20, top + len(rows) * cell + 10, body)
+
+
+def _column_labels(cols: Sequence[object], left: int, top: int, cell: int) -> list[str]:
+    """The heat map's column names, slanted so long category names fit above narrow cells."""
+    out = []
+    for j, col in enumerate(cols):
+        x = left + j * cell + cell / 2
+        out.append(f'<text x="{x:.1f}" y="{top - 6}" transform="rotate(-45 {x:.1f} {top - 6})">'
+                   f'{escape(str(col))}</text>')
+    return out
+
+
+def _matrix_cell(x: int, y: int, cell: int, name: str, col: str, count: int, peak: int) -> list[str]:
+    """One heat-map cell: shaded by sqrt(count / peak) (green for the `none` column), labelled when not empty."""
+    shade = 0 if count == 0 else 0.15 + 0.85 * math.sqrt(count / peak)
+    colour = f"rgba(76,120,168,{shade:.2f})" if col != "none" else f"rgba(47,158,68,{shade:.2f})"
+    out = [f'<rect class="cell" x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" '
+           f'fill="{colour}" stroke="#dee2e6"><title>{escape(name)} → {escape(col)}: '
+           f'{count}</title></rect>']
+    if count:
+        out.append(_text(x + cell / 2 - 1, y + cell / 2 + 4, str(count),
+                         extra=f'fill="{"#fff" if shade > 0.6 else "#212529"}"'))
+    return out
 
 
 def cost(cost_frame: pd.DataFrame) -> str:
     """Grouped bars per repo: actual rerun cost vs the plan's estimate (when one was recorded)."""
     rows = list(cost_frame.itertuples(index=False))
-    values = [float(v) for r in rows for v in (r.rerun_cost_usd, r.estimate_usd) if pd.notna(v)]
-    peak = max(values) if values else 1.0
-    peak = peak if peak > 0 else 1.0
+    peak = _cost_peak(rows)
     left, top, plot_h, bar_w, gap = 70, 30, 200, 34, 36
     width = max(380, left + len(rows) * (2 * bar_w + gap) + 20)
     body = _legend([("actual", PALETTE["actual"]), ("estimate", PALETTE["estimate"])], left, 16)
-    for tick in range(5):
-        value = peak * tick / 4
-        y = top + plot_h * (1 - tick / 4)
-        body.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e9ecef"/>')
-        body.append(_text(left - 6, y + 4, f"${value:,.0f}" if peak >= 20 else f"${value:,.2f}", "end"))
+    body += _cost_ticks(peak, left, top, plot_h, width)
     for g, row in enumerate(rows):
         x0 = left + 10 + g * (2 * bar_w + gap)
         for s, (key, value) in enumerate((("actual", row.rerun_cost_usd), ("estimate", row.estimate_usd))):
-            x = x0 + s * bar_w
-            if pd.isna(value):
-                body.append(_text(x + bar_w / 2, top + plot_h - 4, "none", extra='font-size="9"'))
-                continue
-            h = plot_h * float(value) / peak
-            body.append(f'<rect class="bar" x="{x}" y="{top + plot_h - h:.1f}" width="{bar_w - 4}" height="{h:.1f}" '
-                        f'fill="{PALETTE[key]}"><title>{escape(str(row.repo))} {key}: ${float(value):,.2f}'
-                        '</title></rect>')
-            body.append(_text(x + (bar_w - 4) / 2, top + plot_h - h - 4, f"${float(value):,.0f}",
-                              extra='font-size="9"'))
+            body += _cost_bar(x0 + s * bar_w, top + plot_h, plot_h, bar_w, str(row.repo), key, value, peak)
         body.append(_text(x0 + bar_w, top + plot_h + 18, str(row.repo), extra='font-weight="600"'))
     body.append(f'<line x1="{left}" x2="{width - 10}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#495057"/>')
     return _svg("cost", "Rerun cost: actual vs estimate (USD)", width, top + plot_h + 40, body)
+
+
+def _cost_peak(rows: Sequence[Any]) -> float:
+    """The cost axis' top: the largest actual or estimated amount (1 when there is none above zero)."""
+    values = [float(v) for r in rows for v in (r.rerun_cost_usd, r.estimate_usd) if pd.notna(v)]
+    peak = max(values) if values else 1.0
+    return peak if peak > 0 else 1.0
+
+
+def _cost_ticks(peak: float, left: int, top: int, plot_h: int, width: int) -> list[str]:
+    """Five gridlines from $0 to the peak, labelled in whole dollars unless the amounts are small."""
+    out = []
+    for tick in range(5):
+        value = peak * tick / 4
+        y = top + plot_h * (1 - tick / 4)
+        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e9ecef"/>')
+        out.append(_text(left - 6, y + 4, f"${value:,.0f}" if peak >= 20 else f"${value:,.2f}", "end"))
+    return out
+
+
+def _cost_bar(x: int, base: int, plot_h: int, bar_w: int, repo: str, key: str, value: Any, peak: float) -> list[str]:
+    """One amount's bar standing on `base` with its label, or `none` when the amount is unknown."""
+    if pd.isna(value):
+        return [_text(x + bar_w / 2, base - 4, "none", extra='font-size="9"')]
+    h = plot_h * float(value) / peak
+    return [f'<rect class="bar" x="{x}" y="{base - h:.1f}" width="{bar_w - 4}" height="{h:.1f}" '
+            f'fill="{PALETTE[key]}"><title>{escape(repo)} {key}: ${float(value):,.2f}'
+            '</title></rect>',
+            _text(x + (bar_w - 4) / 2, base - h - 4, f"${float(value):,.0f}", extra='font-size="9"')]
 
 
 def criteria(criteria_frame: pd.DataFrame) -> str:

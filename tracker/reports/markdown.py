@@ -12,19 +12,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (pipes in cells escaped, numbers right-aligned)."""
     if not headers:
         return "_none_"
-
-    def cell(value: str) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    aligns = []
-    for i, _ in enumerate(headers):
-        column = [row[i] for row in rows]
-        numeric = bool(column) and all(v.replace(",", "").replace(".", "").replace("$", "").replace("/", "")
-                                       .replace("–", "").lstrip("-").isdigit() or v == "–" for v in column)
-        aligns.append("---:" if numeric else "---")
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join(aligns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    aligns = [_align([row[i] for row in rows]) for i, _ in enumerate(headers)]
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "|".join(aligns) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: str) -> str:
+    """A cell's text that cannot break the table: pipes escaped, newlines as spaces."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _looks_numeric(value: str) -> bool:
+    """A formatted number (`1,234`, `$3.50`, `-2`, `3/5`) or the dash of a missing one."""
+    digits = value.replace(",", "").replace(".", "").replace("$", "").replace("/", "").replace("–", "")
+    return digits.lstrip("-").isdigit() or value == "–"
+
+
+def _align(column: list[str]) -> str:
+    """The column's alignment row cell: right-aligned when every cell is a number, else left."""
+    return "---:" if column and all(_looks_numeric(v) for v in column) else "---"
 
 
 def render(c: Comparison, *, commits: bool = True) -> str:
