@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import format_table, json_option
+from runners.options import json_option, level_option, mlflow_options, repo_option
+from runners.output import format_table
 from tracker.analysis.compare import Comparison, compare
 from tracker.analysis.criteria import BELOW
-from tracker.domain.outcomes import LEVELS
 from tracker.errors import TrackerError
 from tracker.projections.mlflow.comparison import ComparisonNotLogged, log_comparison
 from tracker.projections.read_model import queries
@@ -25,17 +25,14 @@ EXIT_PROBLEM = 1
 @click.argument("rerun")
 @click.option("--criteria", "criteria_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Success criteria YAML (example: tracker/data/criteria.example.yaml).")
-@click.option("--repo", default=None, help="Compare one repo only (vllm, sglang).")
-@click.option("--level", type=click.Choice(LEVELS), default="agent", show_default=True,
-              help="Outcome level that counts as success: agent finished, patch, tests passed, faster.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table (terminal), json, csv, md, html (self-contained), parquet.")
+@repo_option(help="Compare one repo only.")
+@level_option
+@click.option("--format", "fmt", type=click.Choice([f for f in FORMATS if f != "json"]), default="table",
+              show_default=True, help="table (terminal), csv, md, html (self-contained), parquet; JSON: --json.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="File to write (json/md/html/table); for csv/parquet a folder (one file per table) "
                    "or a file name ending in .csv/.parquet (the per-commit table).")
-@click.option("--mlflow/--no-mlflow", "to_mlflow", default=True, show_default=True,
-              help="Also log the comparison (tables, HTML report) as an MLflow run.")
-@click.option("--mlflow-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns).")
+@mlflow_options("log the comparison (tables, HTML report) as an MLflow run")
 @json_option
 @pass_app
 def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: Path | None, repo: str | None,

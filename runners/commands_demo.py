@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from runners.context import AppContext, pass_app
+from runners.options import json_option, mlflow_uri_option
 from runners.output import emit_json, progress_bar
 from tracker.rerun.execution import RunProgress
 
@@ -19,10 +20,12 @@ from tracker.rerun.execution import RunProgress
               show_default=True, help="Where the sample tree, plans, logs and reports go.")
 @click.option("--runs", type=click.IntRange(20, 100_000), default=434, show_default=True,
               help="Run folders in the generated original evaluation.")
-@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True)
-@click.option("--seed", type=int, default=2025, show_default=True)
-@click.option("--mlflow-uri", default=None, help="Tracking server (default: the embedded mlruns/mlflow.db).")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True,
+              help="Items the rerun runs at once.")
+@click.option("--seed", type=int, default=2025, show_default=True,
+              help="Seed of the generated tree (same seed, same tree).")
+@mlflow_uri_option
+@json_option
 @pass_app
 def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: int, mlflow_uri: str | None,
                  as_json: bool) -> None:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from runners.commands_mlflow import mlflow_uri_option, run_sync, sync_text
+from runners.commands_mlflow import run_sync, sync_text
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, format_table, json_option, progress_bar
+from runners.options import json_option, mlflow_options, repo_option
+from runners.output import emit_json, format_table, progress_bar
 from tracker.analysis.failures import failure_evidence, failure_table
 from tracker.classify.rules import load_rule_table
+from tracker.domain.vocabulary import FAILURE_CATEGORIES
 from tracker.errors import UnknownCampaign
 from tracker.ingest.importer import ALL, ImportSummary, import_tree
 from tracker.isobench import discover_runs
@@ -27,20 +29,19 @@ EXIT_NOTHING_IMPORTED = 1
 @click.option("--agent", default=None, help="Agent folder to import; '*' for all (default trae, or * with a pattern).")
 @click.option("--model", default=None,
               help="Model to import (dated, provider and Bedrock names match); '*' for all (default gpt-5, or *).")
-@click.option("--repo", type=click.Choice(["vllm", "sglang"]), default=None, help="Import one repo only.")
+@repo_option(help="Import one repo only.")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Failure rule table to classify with (default: the packaged one).")
 @click.option("--kind", type=click.Choice(["original", "rerun"]), default="original", show_default=True,
               help="Record a rerun made outside `track run` with --kind rerun.")
 @click.option("--fix-commit", default=None, help="Agent fix commit of a rerun (e.g. a1c6d41).")
 @click.option("--baseline", default=None, help="Baseline campaign of a rerun.")
-@click.option("--no-sync", is_flag=True, help="Do not project into MLflow afterwards (`track sync` does it later).")
-@mlflow_uri_option
+@mlflow_options("project the imported attempts into MLflow")
 @json_option
 @pass_app
 def import_command(app: AppContext, root: Path, campaign: str, agent: str | None, model: str | None,
                    repo: str | None, rules_path: Path | None, kind: str, fix_commit: str | None,
-                   baseline: str | None, no_sync: bool, mlflow_uri: str | None, as_json: bool) -> None:
+                   baseline: str | None, to_mlflow: bool, mlflow_uri: str | None, as_json: bool) -> None:
     """Import an ISO-Bench checkout (state/runs, pipeline logs, eval results) as original campaigns.
 
     Every run folder is accounted for: an attempt, left out by a named filter, or an unidentified
@@ -61,7 +62,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
         summary = import_tree(store, root, campaign, agent=agent, model=model, repo=repo, rules=rules,
                               progress=lambda _facts: bar.update(1), kind=kind, agent_fix_commit=fix_commit,
                               baseline_campaign=baseline)
-    synced = None if no_sync or summary.runs == 0 else run_sync(app, mlflow_uri, quiet=as_json)
+    synced = run_sync(app, mlflow_uri, quiet=as_json) if to_mlflow and summary.runs else None
     if as_json:
         emit_json({**summary.to_dict(), "mlflow": synced.to_dict() if synced else None})
     else:
@@ -195,17 +196,18 @@ def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
 
 
 @click.command("attempts")
-@click.option("--campaign", required=True)
-@click.option("--repo", default=None)
-@click.option("--status", default=None, help="success, error, max_steps_exceeded, ...")
-@click.option("--category", default=None, help="Failure category (none = succeeded).")
+@click.argument("campaign")
+@repo_option()
+@click.option("--status", default=None, help="Journal status: success, error, max_steps_exceeded, running, ...")
+@click.option("--category", default=None, type=click.Choice(("none", *FAILURE_CATEGORIES)),
+              help="Root cause (none = succeeded).")
 @json_option
 @pass_app
 def attempts_command(app: AppContext, campaign: str, repo: str | None, status: str | None, category: str | None,
                      as_json: bool) -> None:
     """List one row per attempt of a campaign.
 
-    Example: track attempts --campaign trae-gpt5-original --category quota_exceeded
+    Example: track attempts trae-gpt5-original --category quota_exceeded
     """
     frame = queries.attempts_frame(app.current_store(), campaign, repo=repo, status=status, category=category)
     if as_json:
@@ -221,14 +223,14 @@ def attempts_command(app: AppContext, campaign: str, repo: str | None, status: s
 
 
 @click.command("log")
-@click.option("--campaign", required=True)
+@click.argument("campaign")
 @click.option("--commit", required=True, help="Full sha or a unique prefix.")
 @json_option
 @pass_app
 def log_command(app: AppContext, campaign: str, commit: str, as_json: bool) -> None:
     """Print the full event history (audit trail) of one commit's attempts in a campaign.
 
-    Example: track log --campaign trae-gpt5-original --commit 4283fefc
+    Example: track log trae-gpt5-original --commit 4283fefc
     """
     history = queries.commit_history(app.current_store(), campaign, commit)
     if as_json:

@@ -9,15 +9,12 @@ from typing import Any
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, json_option, progress_bar
+from runners.options import json_option, mlflow_uri_option, prices_option
+from runners.output import emit_json, progress_bar
 from tracker.domain.pricing import load_price_table
 from tracker.projections.mlflow.client import ui_command
 from tracker.projections.mlflow.runs import SyncSummary, sync
 from tracker.settings import resolve_tracking_uri
-
-mlflow_uri_option = click.option(
-    "--mlflow-uri", default=None, metavar="URI",
-    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the embedded store mlruns/mlflow.db).")
 
 
 class _SyncBar:
@@ -58,8 +55,7 @@ def sync_text(summary: SyncSummary) -> str:
 
 @click.command("sync")
 @mlflow_uri_option
-@click.option("--prices", "prices_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Price table JSON overriding the packaged one.")
+@prices_option
 @json_option
 @pass_app
 def sync_command(app: AppContext, mlflow_uri: str | None, prices_path: str | None, as_json: bool) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, format_table, json_option
+from runners.options import category_choice, json_option, mlflow_options, prices_option, repo_option
+from runners.output import emit_json, format_table
 from tracker.domain.outcomes import LEVELS
 from tracker.domain.streams import campaign_stream
-from tracker.domain.vocabulary import FAILURE_CATEGORIES
 from tracker.rerun.estimate import estimate_plan
 from tracker.rerun.execution import RunConfig, RunProgress, StopControl, run_campaign
 from tracker.rerun.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
@@ -27,30 +27,31 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("plan")
-@click.option("--from", "from_campaign", required=True, help="Campaign whose commits to select from.")
+@click.argument("from_campaign", metavar="BASELINE")
 @click.option("--select", "policy", type=click.Choice(list(POLICIES)), default="any-failed", show_default=True,
               help="any-failed: at least one failed attempt (the team's); latest-failed; never-succeeded.")
 @click.option("--level", type=click.Choice(LEVELS), default="agent", show_default=True,
               help="Outcome level that counts as success: agent finished, patch, tests passed, faster.")
 @click.option("--scope", type=click.Choice(SCOPES), default="all", show_default=True,
               help="Attempts that count: all, or only those the evaluation measured (the team's: with any-failed).")
-@click.option("--category", "categories", multiple=True, type=click.Choice(FAILURE_CATEGORIES),
+@click.option("--category", "categories", multiple=True, type=category_choice,
               help="Only commits whose last failure has this root cause (repeatable).")
-@click.option("--repo", "repos", multiple=True, help="Only this repo (repeatable).")
+@repo_option(multiple=True)
 @click.option("--tag", default=None, help="Tag of the rerun item ids (default from the model: gpt5).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the commit lists and bench plans.")
-@click.option("--repo-root", default=None, help="Folder holding the repo checkouts (plan 'repo' = ROOT/<repo>).")
+@click.option("--repo-root", default=None, metavar="DIR",
+              help="Folder holding the repo checkouts (plan 'repo' = DIR/<repo>).")
 @json_option
 @pass_app
 def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, scope: str,
                  categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, out_dir: Path,
                  repo_root: str | None, as_json: bool) -> None:
-    """Write the commits to rerun as commit lists and bench plans (one per repo).
+    """Write the commits of campaign BASELINE to rerun as commit lists and bench plans (one per repo).
 
     The team's list of failed commits: --select any-failed --scope evaluated.
 
-    Example: track plan --from trae-gpt5 --select any-failed --scope evaluated --out plans/ --repo-root ~/repos
+    Example: track plan trae-gpt5 --select any-failed --scope evaluated --out plans/ --repo-root ~/repos
     """
     plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
                      policy=policy, level=level, scope=scope, tag=tag)
@@ -68,13 +69,15 @@ def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, s
 @click.command("estimate")
 @click.argument("plans", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--baseline", required=True, help="Campaign whose measured usage the estimate is based on.")
-@click.option("--price-table", default=None, type=click.Path(exists=True, dir_okay=False), help="Price table JSON.")
-@click.option("--buffer", default=0.2, show_default=True, type=click.FloatRange(0, 10), help="Safety margin.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@prices_option
+@click.option("--buffer", default=0.2, show_default=True, type=click.FloatRange(0, 10),
+              help="Safety margin, shown separately (0.2 = 20%).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Items run at once (for the wall time).")
 @click.option("--campaign", default=None, help="Also record the estimate as plan.created of this rerun campaign.")
 @json_option
 @pass_app
-def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, price_table: str | None, buffer: float,
+def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, prices_path: str | None, buffer: float,
                      workers: int, campaign: str | None, as_json: bool) -> None:
     """Expected tokens, cost and wall time of a plan, from what the baseline actually measured.
 
@@ -82,7 +85,7 @@ def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, pr
     """
     store = app.current_store()
     plan = plan_from_files(list(plans), baseline)
-    estimate = estimate_plan(store, plan.items, baseline, price_table=price_table, buffer=buffer, workers=workers)
+    estimate = estimate_plan(store, plan.items, baseline, price_table=prices_path, buffer=buffer, workers=workers)
     if campaign:
         record_plan(store, plan, stream=campaign_stream(campaign), estimate=estimate)
     if as_json:
@@ -101,7 +104,7 @@ def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, pr
 
 
 @click.command("preflight")
-@click.option("--model", default="gpt-5", show_default=True)
+@click.option("--model", default="gpt-5", show_default=True, help="Model the tiny generation asks for.")
 @click.option("--timeout", "timeout_s", default=20.0, show_default=True, help="Seconds per request.")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(1, 10), help="Tries per transient error.")
 @click.option("--retry-wait", default=1.0, show_default=True, help="First back-off in seconds (doubles).")
@@ -141,11 +144,11 @@ class _TemplateCommand(click.Command):
 @click.option("--campaign", required=True, help="Name of the rerun campaign (created on first run).")
 @click.option("--baseline", required=True, help="The campaign being rerun (estimates, comparison).")
 @click.option("--fix-commit", required=True, help="The agent fix commit this rerun tests (e.g. a1c6d41).")
-@click.option("--agent", default="trae", show_default=True)
-@click.option("--model", default="gpt-5", show_default=True)
+@click.option("--agent", default="trae", show_default=True, help="Agent the campaign records (TRAE by default).")
+@click.option("--model", default="gpt-5", show_default=True, help="Model the campaign records.")
 @click.option("--bench-root", default=".", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="The ISO-Bench checkout (the bench runs there and writes state/runs).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Items run at once.")
 @click.option("--budget-usd", default=None, type=click.FloatRange(0), help="Start no item that would pass this.")
 @click.option("--item-timeout-min", default=None, type=click.FloatRange(0), help="Kill an item after this long.")
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1), help="Per commit, all runs.")
@@ -154,43 +157,33 @@ class _TemplateCommand(click.Command):
 @click.option("--retry-wait", default=30.0, show_default=True, help="First back-off in seconds (doubles).")
 @click.option("--lease", "lease_s", default=300.0, show_default=True, help="Claim lease in seconds (heartbeat: 1/3).")
 @click.option("--python", default=sys.executable, show_default=False, help="Python of the bench environment.")
-@click.option("--bench-module", default="bench.cli", show_default=True)
+@click.option("--bench-module", default="bench.cli", show_default=True, help="Python module of the bench CLI.")
 @click.option("--task", "task_yaml", default="tasks/{task_id}.yaml", show_default=True,
               help="Task file passed to prepare ({task_id}, {repo} filled in).")
-@click.option("--bench-cfg", default="bench.yaml", show_default=True)
-@click.option("--log-dir", default="mlruns/attempt-logs", show_default=True, type=click.Path(path_type=Path))
-@click.option("--price-table", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--bench-cfg", default="bench.yaml", show_default=True, help="Bench config, relative to --bench-root.")
+@click.option("--log-dir", default="mlruns/attempt-logs", show_default=True, type=click.Path(path_type=Path),
+              help="Where each attempt's stdout/stderr log is kept.")
+@prices_option
 @click.option("--stream", "stream_output", is_flag=True, help="Print the agents' output instead of a progress bar.")
-@click.option("--no-sync", is_flag=True, help="Do not project the results into MLflow at the end.")
-@click.option("--mlflow-uri", default=None, help="MLflow tracking URI for the final sync.")
+@mlflow_options("project the results into MLflow at the end")
 @json_option
 @pass_app
 @click.pass_context
-def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], campaign: str, baseline: str,
-                fix_commit: str, agent: str, model: str, bench_root: Path, workers: int, budget_usd: float | None,
-                item_timeout_min: float | None, max_attempts: int, transient_retries: int, retry_wait: float,
-                lease_s: float, python: str, bench_module: str, task_yaml: str, bench_cfg: str, log_dir: Path,
-                price_table: str | None, stream_output: bool, no_sync: bool, mlflow_uri: str | None,
-                as_json: bool) -> None:
+def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], stream_output: bool, to_mlflow: bool,
+                mlflow_uri: str | None, as_json: bool, **settings: Any) -> None:
     """Run every item of PLAN once (skipping commits that already succeeded), recording each attempt.
 
     By default each item runs `python -m bench.cli prepare <task.yaml> --from-plan <one-item plan>
     --bench-cfg bench.yaml --max-workers 1 --resume` in --bench-root; a template after `--`
     (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent. Ctrl-C once: finish
     the running items and stop; twice: stop them too. Exit 0 every item ran, 1 the campaign stopped
-    early (quota, invalid key, budget), 130 interrupted.
+    early (quota, invalid key, budget), 130 interrupted. The long line fits in track.toml's [run] table.
 
     Example: track run plans/trae_gpt-5_vllm_plan.json --campaign rerun-a1c6d41 --baseline trae-gpt5-original
     --fix-commit a1c6d41 --bench-root ~/ISO-Bench --workers 2 --budget-usd 150
     """
-    template = ctx.meta.get("template") or None
-    config = RunConfig(
-        campaign=campaign, baseline=baseline, fix_commit=fix_commit, agent=agent, model=model, bench_root=bench_root,
-        workers=workers, budget_usd=budget_usd, item_timeout_s=item_timeout_min * 60 if item_timeout_min else None,
-        max_attempts=max_attempts, template=template, python=python, bench_module=bench_module, task_yaml=task_yaml,
-        bench_cfg=bench_cfg, log_dir=log_dir, lease_s=lease_s, transient_retries=transient_retries,
-        retry_wait_s=retry_wait, price_table=price_table,
-    )
+    config = _run_config(settings, ctx.meta.get("template") or None)
+    campaign = config.campaign
     stop = StopControl()
     _install_sigint(stop)
     store = app.current_store()
@@ -209,24 +202,37 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], ca
 
         echo = (lambda line: click.echo(line, err=True)) if stream_output else None
         result = run_campaign(store, list(plans), config, stop, progress, echo)
-    synced = None
-    if not no_sync:
-        synced = _sync(app, mlflow_uri, quiet=as_json)
+    synced = _sync(app, mlflow_uri, quiet=as_json) if to_mlflow else None
     if as_json:
         emit_json({**result.to_dict(), "mlflow": synced})
     else:
-        click.echo(f"campaign {campaign}: {result.done} items run ({result.succeeded} succeeded, "
-                   f"{result.failed} failed), "
-                   f"{result.skipped} skipped {dict(result.skip_reasons)}, {result.attempts} attempts, "
-                   f"${result.cost_usd:.2f} spent; logs in {result.log_dir}")
-        if result.by_category:
-            click.echo(format_table([{"category": k, "attempts": v} for k, v in result.by_category.most_common()]))
-        if result.stopped:
-            click.echo(f"stopped: {result.stopped} {stop.detail}".rstrip(), err=True)
+        _print_run(campaign, result, stop)
     if stop.interrupts or (stop.reason and stop.reason.startswith("interrupted")):
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if result.stopped:
         raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
+def _run_config(settings: dict[str, Any], template: list[str] | None) -> RunConfig:
+    """The run's settings in the library's names and units (minutes to seconds, the price table path)."""
+    timeout_min = settings.pop("item_timeout_min")
+    return RunConfig(**_settings_renamed(settings), item_timeout_s=timeout_min * 60 if timeout_min else None,
+                     template=template)
+
+
+def _settings_renamed(settings: dict[str, Any]) -> dict[str, Any]:
+    names = {"retry_wait": "retry_wait_s", "prices_path": "price_table"}
+    return {names.get(key, key): value for key, value in settings.items()}
+
+
+def _print_run(campaign: str, result: RunProgress, stop: StopControl) -> None:
+    click.echo(f"campaign {campaign}: {result.done} items run ({result.succeeded} succeeded, {result.failed} failed), "
+               f"{result.skipped} skipped {dict(result.skip_reasons)}, {result.attempts} attempts, "
+               f"${result.cost_usd:.2f} spent; logs in {result.log_dir}")
+    if result.by_category:
+        click.echo(format_table([{"category": k, "attempts": v} for k, v in result.by_category.most_common()]))
+    if result.stopped:
+        click.echo(f"stopped: {result.stopped} {stop.detail}".rstrip(), err=True)
 
 
 def _progress_text(p: Any) -> str | None:

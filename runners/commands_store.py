@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from runners.context import AppContext, pass_app
-from runners.output import emit_json, json_option
+from runners.options import json_option
+from runners.output import emit_json
 from tracker.eventstore import migrate
 from tracker.eventstore.database import create_store_engine, safe_url
 from tracker.projections.read_model import fold

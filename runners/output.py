@@ -12,11 +12,6 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def json_option(func: F) -> F:
-    """The `--json` flag every reporting command shares."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")(func)
-
-
 def progress_bar(length: int, label: str, hidden: bool = False) -> Any:
     """The progress bar of long commands: on stderr, so `--json` output on stdout stays clean."""
     return click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr, hidden=hidden)

@@ -102,7 +102,7 @@ def _cli(db: str, *args: str, cwd: Path) -> tuple[int, str, str]:
 
 def test_cli_every_format_round_trips(db: str, known: Comparison, tmp_path: Path) -> None:
     criteria = ("--criteria", str(example_path()))
-    code, out, err = _cli(db, *criteria, "--format", "json", cwd=tmp_path)
+    code, out, err = _cli(db, *criteria, "--json", cwd=tmp_path)
     assert code == 1, err  # the tiny rerun is below every minimum of the seed's criteria
     assert "below the criteria's minimum: vllm, sglang, all" in err
     for name, frame in tables.tables_from_json(out).items():

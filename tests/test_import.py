@@ -38,7 +38,7 @@ def test_every_run_matches_the_truth_file(tree: str, store_url: str, tmp_path: P
     assert summary["by_status"] == truth["status"]
     assert {k: v for k, v in summary["by_category"].items() if k != "none"} == truth["category"]
 
-    listed = run_track("--db", store_url, "attempts", "--campaign", "orig", "--json", cwd=tmp_path)
+    listed = run_track("--db", store_url, "attempts", "orig", "--json", cwd=tmp_path)
     rows = {_truth_key(row): row for row in json.loads(listed.stdout)}
     assert set(rows) == set(truth["runs_detail"])
     for key, expected in truth["runs_detail"].items():
@@ -109,13 +109,13 @@ def test_planted_secrets_never_reach_the_store(tmp_path: Path) -> None:
     doc["result"]["error_message"] = f"failed with OPENAI_API_KEY={planted}"
     results.write_text(json.dumps(doc))
     db = tmp_path / "events.db"
-    result = run_track("--db", f"sqlite:///{db}", "import", str(tree), "--campaign", "orig", "--no-sync",
+    result = run_track("--db", f"sqlite:///{db}", "import", str(tree), "--campaign", "orig", "--no-mlflow",
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for path in tmp_path.glob("events.db*"):
         assert planted.encode() not in path.read_bytes()
         assert not SECRET.search(path.read_bytes()), "a fixture's planted key reached the store"
-    log = run_track("--db", f"sqlite:///{db}", "log", "--campaign", "orig", "--commit", "4283fefc", cwd=tmp_path)
+    log = run_track("--db", f"sqlite:///{db}", "log", "orig", "--commit", "4283fefc", cwd=tmp_path)
     assert "REDACTED" in log.stdout and planted not in log.stdout + result.stdout + result.stderr
 
 
@@ -132,7 +132,7 @@ def test_bad_files_are_problems_not_crashes(tmp_path: Path, sqlite_url: str) -> 
     summary = json.loads(result.stdout)
     assert summary["runs"] == 40
     assert summary["problems"] >= 4
-    rows = json.loads(run_track("--db", sqlite_url, "attempts", "--campaign", "orig", "--json").stdout)
+    rows = json.loads(run_track("--db", sqlite_url, "attempts", "orig", "--json").stdout)
     broken = [r for r in rows if r["run_path"].endswith(runs[0].relative_to(tree / "state/runs").as_posix())][0]
     kinds = {(p["file"], p["kind"]) for p in broken["problems"]}
     assert ("journal.json", "truncated") in kinds or ("journal.json", "invalid_json") in kinds
@@ -148,7 +148,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     bad_name = run_track("import", str(FIXTURES / TREES[0]), "--campaign", "bad name", cwd=tmp_path)
     assert bad_name.returncode == 2 and "invalid campaign name" in bad_name.stderr
     assert "Traceback" not in missing.stderr + bad_name.stderr
-    no_such = run_track("attempts", "--campaign", "ghost", cwd=tmp_path)
+    no_such = run_track("attempts", "ghost", cwd=tmp_path)
     assert no_such.returncode == 2 and "no campaign named" in no_such.stderr
 
 
@@ -195,6 +195,6 @@ def test_a_rerun_name_cannot_be_reused_for_another_fix_or_baseline(sqlite_url: s
 
 def test_an_empty_folder_leaves_no_campaign_behind(tmp_path: Path, sqlite_url: str) -> None:
     (tmp_path / "empty" / "state" / "runs").mkdir(parents=True)
-    result = run_track("--db", sqlite_url, "import", str(tmp_path / "empty"), "--campaign", "c", "--no-sync")
+    result = run_track("--db", sqlite_url, "import", str(tmp_path / "empty"), "--campaign", "c", "--no-mlflow")
     assert result.returncode == 1
     assert json.loads(run_track("--db", sqlite_url, "campaigns", "--json").stdout) == []

@@ -227,7 +227,7 @@ def test_price_table_override_changes_cost_and_is_logged(store: EventStore, tmp_
 
 def test_cli_import_syncs_unless_told_not_to(tmp_path: Path) -> None:
     db, uri = f"sqlite:///{tmp_path / 'e.db'}", f"sqlite:///{tmp_path / 'm' / 'mlflow.db'}"
-    skipped = run_track("--db", db, "import", str(ORIGINAL_TREE), "--campaign", "orig", "--no-sync", "--json",
+    skipped = run_track("--db", db, "import", str(ORIGINAL_TREE), "--campaign", "orig", "--no-mlflow", "--json",
                         "--mlflow-uri", uri, cwd=tmp_path)
     assert skipped.returncode == 0 and json.loads(skipped.stdout)["mlflow"] is None
     assert not (tmp_path / "m" / "mlflow.db").exists()

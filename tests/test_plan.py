@@ -28,7 +28,7 @@ def baseline(sqlite_url: str) -> str:
 
 
 def test_plan_selects_exactly_the_commits_that_never_succeeded(baseline: str, tmp_path: Path) -> None:
-    result = run_track("--db", baseline, "plan", "--from", "orig", "--select", "never-succeeded", "--scope", "all",
+    result = run_track("--db", baseline, "plan", "orig", "--select", "never-succeeded", "--scope", "all",
                        "--out", str(tmp_path / "p"), "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
@@ -73,9 +73,9 @@ def test_plan_filters_by_category_and_repo(baseline: str, tmp_path: Path) -> Non
 
 
 def test_plan_refuses_bad_input(baseline: str, tmp_path: Path) -> None:
-    unknown = run_track("--db", baseline, "plan", "--from", "nope", "--out", str(tmp_path))
+    unknown = run_track("--db", baseline, "plan", "nope", "--out", str(tmp_path))
     assert unknown.returncode == 2 and "no campaign named 'nope'" in unknown.stderr
-    bad_category = run_track("--db", baseline, "plan", "--from", "orig", "--category", "bogus", "--out", str(tmp_path))
+    bad_category = run_track("--db", baseline, "plan", "orig", "--category", "bogus", "--out", str(tmp_path))
     assert bad_category.returncode == 2
     broken = tmp_path / "broken.json"
     broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "not-a-sha"}]}')

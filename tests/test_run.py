@@ -192,7 +192,8 @@ def _events(url: str) -> list:  # type: ignore[type-arg]
 def _start_run(url: str, tmp_path: Path, plan: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "runners.cli", "--db", url, "run", str(plan), "--campaign", "rerun",
             "--baseline", "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"),
-            "--bench-module", "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+            "--bench-module", "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"),
+            "--no-mlflow", "--json",
             *extra]
     (tmp_path / "bench").mkdir(exist_ok=True)
     return subprocess.Popen(args, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
@@ -219,7 +220,7 @@ def test_kill_9_then_rerun_loses_nothing_and_runs_no_success_twice(sqlite_url: s
     assert any(e.event_type == "attempt.started" for e in _events(sqlite_url))
     again = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
                       "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
-                      "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-sync", "--json",
+                      "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-mlflow", "--json",
                       "--workers", "2", cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     rows = frame(sqlite_url)
@@ -275,7 +276,7 @@ def test_two_runners_on_one_postgres_campaign_never_share_an_item(pg_url: str, t
 
 
 def test_run_ends_by_projecting_its_attempts_into_mlflow(sqlite_url: str, tmp_path: Path) -> None:
-    """Without --no-sync, `track run` writes one MLflow run per attempt, linked to nothing it should not be."""
+    """Without --no-mlflow, `track run` writes one MLflow run per attempt, linked to nothing it should not be."""
     from mlflow import MlflowClient
 
     make_baseline(sqlite_url)

@@ -36,7 +36,7 @@ def imported(tree: Path, store_url: str) -> str:
 def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Path, store_url: str,
                                                                        tmp_path: Path) -> None:
     result = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--agent", "trae",
-                       "--model", "gpt-5", "--no-sync", "--json", cwd=tmp_path)
+                       "--model", "gpt-5", "--no-mlflow", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     folders = summary["folders"]
@@ -51,7 +51,7 @@ def test_every_folder_is_an_attempt_a_named_filter_or_a_visible_record(tree: Pat
     shown = run_track("--db", store_url, "folders", "trae-gpt5", cwd=tmp_path)
     assert shown.returncode == 0 and all(path in shown.stdout for path in TRUTH["unidentified"])
     assert "no file names the commit" in shown.stdout
-    again = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--no-sync", "--json",
+    again = run_track("--db", store_url, "import", str(tree), "--campaign", "trae-gpt5", "--no-mlflow", "--json",
                       cwd=tmp_path)
     assert json.loads(again.stdout)["events_appended"] == 0  # the unidentified record is not repeated
 
@@ -145,7 +145,7 @@ def test_campaigns_show_the_funnel_and_the_report_beside_the_recount(imported: s
     assert "tests_passed: report 2, recount 1" in " | ".join(report["differences"])
     assert report["note"] and "disagrees" in report["note"]
     assert set(row["funnel_by_model_folder"]) == {"gpt-5", "gpt-5-2025-08-07"}
-    old = next(a for a in json.loads(run_track("--db", imported, "attempts", "--campaign", "trae-gpt5", "--json",
+    old = next(a for a in json.loads(run_track("--db", imported, "attempts", "trae-gpt5", "--json",
                                                cwd=tmp_path).stdout) if a["item_id"] == "moe_align_opt-0000")
     assert (old["repo"], old["run_timestamp"], old["failure_category"]) == ("vllm", "moe_align_opt-3a3ac0e4",
                                                                            "quota_exceeded")
@@ -169,7 +169,7 @@ def test_selection_policies(imported: str, policy: str, level: str, scope: str, 
 
 def test_plan_cli_names_its_policy_in_every_file(imported: str, tmp_path: Path) -> None:
     out = tmp_path / "plans"
-    result = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--scope", "evaluated", "--out", str(out),
+    result = run_track("--db", imported, "plan", "trae-gpt5", "--scope", "evaluated", "--out", str(out),
                        "--repo-root", "/home/ubuntu/repos", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "at least one failed attempt" in result.stdout and "evaluated attempts only" in result.stdout
@@ -177,7 +177,7 @@ def test_plan_cli_names_its_policy_in_every_file(imported: str, tmp_path: Path) 
     assert bench["repo"] == "/home/ubuntu/repos/vllm" and bench["task_id"] == "vllm_gpt5_rerun"
     assert "at least one failed attempt" in bench["selection"]
     assert sorted(i["human"] for i in bench["items"]) == sorted(TRUTH["any_failed_evaluated"])
-    everything = run_track("--db", imported, "plan", "--from", "trae-gpt5", "--out", str(tmp_path / "all"),
+    everything = run_track("--db", imported, "plan", "trae-gpt5", "--out", str(tmp_path / "all"),
                            "--json", cwd=tmp_path)
     selection = json.loads(everything.stdout)["selection"]
     assert (selection["policy"], selection["scope"]) == ("any-failed", "all")  # the defaults

@@ -42,7 +42,7 @@ def read_table(path: str | Path, name: str | None = None) -> pd.DataFrame:
 
 
 def tables_from_json(document: str | dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """The typed tables of a `--format json` document."""
+    """The typed tables of a `--json` document."""
     doc = json.loads(document) if isinstance(document, str) else document
     return {name: typed(pd.DataFrame.from_records(records, columns=list(SCHEMAS[name])), SCHEMAS[name])
             for name, records in doc["tables"].items()}
