@@ -37,7 +37,7 @@ import pandas as pd
 from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
 from tracker.analysis.stats import mcnemar_exact, wilson_interval
 from tracker.domain import outcomes
-from tracker.domain.pricing import PriceTable, load_price_table
+from tracker.domain.pricing import PriceTable, billed_model, load_price_table
 from tracker.errors import TrackerError, UnknownCampaign
 from tracker.eventstore.store import EventStore
 from tracker.projections.read_model import queries
@@ -292,27 +292,10 @@ def attempt_outcomes(store: EventStore, campaign: str, repo: str | None, prices:
     for name in ("input_tokens", "cached_input_tokens", "output_tokens", "speedup"):
         frame[name] = frame[name].astype("float64")
     frame["failure_category"] = frame["failure_category"].fillna("none")
-    # priced by the model the tokens were spent on when the agent names it (a `default` folder does not)
-    frame["model"] = frame["usage_model"].where(frame["usage_model"].notna(), frame["model"])
-    frame["cost_usd"] = price_attempts(frame, prices)
+    frame["model"] = pd.Series([billed_model(m, u) for m, u in zip(frame["model"], frame["usage_model"], strict=True)],
+                               index=frame.index, dtype=object)
+    frame["cost_usd"] = prices.cost_column(frame)
     return at_level(frame, outcomes.check_level(level))
-
-
-def price_attempts(frame: pd.DataFrame, prices: PriceTable) -> pd.Series:
-    """`PriceTable.cost_usd` on whole columns: NaN where the model has no price or no token is known."""
-    cost = pd.Series(np.nan, index=frame.index, dtype="float64")
-    total_in = frame["input_tokens"].fillna(0)
-    cached = np.minimum(frame["cached_input_tokens"].fillna(0), total_in)
-    output = frame["output_tokens"].fillna(0)
-    known = frame["input_tokens"].notna() | frame["output_tokens"].notna()
-    for model in frame["model"].dropna().unique():
-        price = prices.price_for(model)
-        if price is None:
-            continue
-        rows = (frame["model"] == model) & known
-        cost[rows] = price.bill(total_in, cached, output)[rows].round(6)
-    return cost
-
 
 
 def _oldest_first(frame: pd.DataFrame) -> bool:

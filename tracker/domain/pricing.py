@@ -29,6 +29,14 @@ class ModelPrice:
                 + output * self.output) / 1_000_000
 
 
+def billed_model(model: Any, usage_model: Any) -> str | None:
+    """The model the tokens were spent on: the one the agent's usage names (a `default` model folder
+    does not say), else the campaign's. The one rule every cost uses."""
+    if isinstance(usage_model, str) and usage_model:
+        return usage_model
+    return model if isinstance(model, str) and model else None
+
+
 @dataclass(frozen=True)
 class PriceTable:
     version: str
@@ -51,6 +59,27 @@ class PriceTable:
             return None
         total_in = input_tokens or 0
         return round(float(price.bill(total_in, min(cached_input_tokens or 0, total_in), output_tokens or 0)), 6)
+
+    def cost_column(self, frame: Any) -> Any:
+        """`cost_usd` on a frame's whole columns (`model`, `usage_model` if present, the three token counts):
+        NaN where the model has no price or no token is known. A 20,000-attempt frame in milliseconds."""
+        import numpy as np
+        import pandas as pd
+
+        models = frame["model"] if "usage_model" not in frame else pd.Series(
+            [billed_model(m, u) for m, u in zip(frame["model"], frame["usage_model"], strict=True)],
+            index=frame.index, dtype=object)
+        cost = pd.Series(np.nan, index=frame.index, dtype="float64")
+        total_in = frame["input_tokens"].astype("float64").fillna(0)
+        cached = np.minimum(frame["cached_input_tokens"].astype("float64").fillna(0), total_in)
+        output = frame["output_tokens"].astype("float64").fillna(0)
+        known = frame["input_tokens"].notna() | frame["output_tokens"].notna()
+        for model in models.dropna().unique():
+            price = self.price_for(model)
+            if price is not None:
+                rows = (models == model) & known
+                cost[rows] = price.bill(total_in, cached, output)[rows].round(6)
+        return cost
 
 
 def load_price_table(path: str | Path | None = None) -> PriceTable:

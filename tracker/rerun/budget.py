@@ -19,8 +19,7 @@ def spent_before(store: EventStore, campaign: str, prices: PriceTable) -> float:
     """What the campaign's attempts recorded so far cost (an attempt that cannot be priced counts 0)."""
     total = 0.0
     for attempt in measured_attempts(store, campaign):
-        total += prices.cost_usd(attempt.model, attempt.input_tokens, attempt.cached_input_tokens,
-                                 attempt.output_tokens) or 0.0
+        total += attempt.cost_usd(prices) or 0.0
     return total
 
 

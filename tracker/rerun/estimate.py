@@ -47,7 +47,7 @@ class _Measure:
 def _measure(attempt: MeasuredAttempt, prices: PriceTable) -> _Measure | None:
     if attempt.input_tokens is None and attempt.output_tokens is None:
         return None
-    cost = prices.cost_usd(attempt.model, attempt.input_tokens, attempt.cached_input_tokens, attempt.output_tokens)
+    cost = attempt.cost_usd(prices)
     return _Measure(attempt.input_tokens or 0, attempt.cached_input_tokens or 0, attempt.output_tokens or 0,
                     cost or 0.0, attempt.duration_s or 0.0)
 

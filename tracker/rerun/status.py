@@ -90,8 +90,7 @@ def _tokens(attempts: list[MeasuredAttempt]) -> JsonDict:
 
 def _cost(attempts: list[MeasuredAttempt], prices: PriceTable) -> float:
     """What the attempts cost at today's prices (an attempt that cannot be priced counts 0)."""
-    return sum(prices.cost_usd(a.model, a.input_tokens, a.cached_input_tokens, a.output_tokens) or 0.0
-               for a in attempts)
+    return sum(a.cost_usd(prices) or 0.0 for a in attempts)
 
 
 def _eta(attempts: list[MeasuredAttempt], items: _Items) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, delete, insert, select
 from tracker.domain.events import DomainEvent, RecordedEvent, decode, is_registered
 from tracker.domain.import_events import (
     AttemptObserved,
+    CampaignCreated,
     EvaluationObserved,
     FailureClassified,
     ImportProblem,
@@ -25,6 +26,7 @@ from tracker.domain.import_events import (
     PatchObserved,
     UsageObserved,
 )
+from tracker.domain.run_events import AttemptAbandoned, AttemptInterrupted, AttemptStarted
 from tracker.domain.streams import ATTEMPT_PREFIX, attempt_parts
 from tracker.eventstore.schema import attempts, campaigns
 from tracker.eventstore.store import EventStore
@@ -53,6 +55,10 @@ _ATTEMPT_FIELDS: dict[type[DomainEvent], dict[str, str]] = {
         "agent_status": "eval_agent_status", "improvement": "improvement", "error_message": "eval_error",
     },
     FailureClassified: {"category": "failure_category", "rule_id": "rule_id", "table_version": "rules_version"},
+    AttemptStarted: {
+        "campaign": "campaign", "repo": "repo", "agent": "agent", "model": "model", "item_id": "item_id",
+        "commit": "commit", "pre_commit": "pre_commit", "run_timestamp": "run_timestamp",
+    },
 }
 """Which field of which typed event sets which column: later events of a type win."""
 
@@ -65,46 +71,55 @@ def _new_attempt_row(stream_id: str) -> dict[str, Any]:
     return row
 
 
+def _incidents(row: dict[str, Any], fact: DomainEvent) -> None:
+    assert isinstance(fact, IncidentsObserved)
+    row["incidents"] = list(fact.incidents)
+
+
+def _problem(row: dict[str, Any], fact: DomainEvent) -> None:
+    """A problem with a file replaces the earlier one of the same file and kind."""
+    assert isinstance(fact, ImportProblem)
+    row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (fact.file, fact.kind)] + [
+        {"file": fact.file, "kind": fact.kind, "detail": fact.detail}]
+
+
+def _problem_resolved(row: dict[str, Any], fact: DomainEvent) -> None:
+    assert isinstance(fact, ImportProblemResolved)
+    row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (fact.file, fact.kind)]
+
+
+_FOLDS: dict[type[DomainEvent], Callable[[dict[str, Any], DomainEvent], None]] = {
+    IncidentsObserved: _incidents, ImportProblem: _problem, ImportProblemResolved: _problem_resolved,
+}
+"""Facts that change a row other than by setting columns."""
+
+_STATUS: dict[type[DomainEvent], str] = {
+    AttemptStarted: "running", AttemptAbandoned: "abandoned", AttemptInterrupted: "interrupted",
+}
+"""Lifecycle facts of `track run` and the status they leave the attempt in."""
+
+
 def apply(row: dict[str, Any], event: RecordedEvent) -> None:
-    """Fold one attempt event into its row, through the typed decode (old versions are upcast)."""
-    fact = decode(event) if is_registered(event.event_type) else None
-    mapping = _ATTEMPT_FIELDS.get(type(fact)) if fact is not None else None
-    if mapping:
-        for field, column in mapping.items():
+    """Fold one attempt event into its row, through the typed decode (old versions are upcast);
+    types the read model does not know are ignored by design."""
+    if is_registered(event.event_type):
+        fact = decode(event)
+        for field, column in _ATTEMPT_FIELDS.get(type(fact), {}).items():
             row[column] = getattr(fact, field)
-    elif isinstance(fact, IncidentsObserved):
-        row["incidents"] = list(fact.incidents)
-    elif isinstance(fact, ImportProblem):
-        key = (fact.file, fact.kind)
-        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != key] + [
-            {"file": fact.file, "kind": fact.kind, "detail": fact.detail}
-        ]
-    elif isinstance(fact, ImportProblemResolved):
-        row["problems"] = [p for p in row["problems"] if (p["file"], p["kind"]) != (fact.file, fact.kind)]
-    else:
-        _apply_run_event(row, event)
+        if type(fact) in _STATUS:
+            row["status"] = _STATUS[type(fact)]
+        if type(fact) in _FOLDS:
+            _FOLDS[type(fact)](row, fact)
     row["last_position"] = event.position
 
 
-def _apply_run_event(row: dict[str, Any], event: RecordedEvent) -> None:
-    """Events written by `track run` (attempt lifecycle); unknown types are ignored by design."""
-    payload = event.payload
-    if event.event_type == "attempt.started":
-        for key in ("campaign", "repo", "agent", "model", "item_id", "commit", "pre_commit", "run_timestamp"):
-            if key in payload:
-                row[key] = payload[key]
-        row["status"] = "running"
-    elif event.event_type in ("attempt.abandoned", "attempt.interrupted"):
-        row["status"] = event.event_type.split(".", 1)[1]
-
-
 def _campaign_row(event: RecordedEvent) -> dict[str, Any]:
-    p = event.payload
-    return {
-        "name": p["name"], "kind": p["kind"], "agent": p["agent"], "model": p["model"],
-        "benchmark": p.get("benchmark", "iso-bench"), "agent_fix_commit": p.get("agent_fix_commit"),
-        "baseline_campaign": p.get("baseline_campaign"), "source": p.get("source"), "created_at": event.recorded_at,
-    }
+    created = decode(event)
+    assert isinstance(created, CampaignCreated)
+    return {"name": created.name, "kind": created.kind, "agent": created.agent, "model": created.model,
+            "benchmark": created.benchmark, "agent_fix_commit": created.agent_fix_commit,
+            "baseline_campaign": created.baseline_campaign, "source": created.source,
+            "created_at": event.recorded_at}
 
 
 def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
@@ -144,7 +159,7 @@ def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None
     for event in batch:
         if event.stream_id.startswith(ATTEMPT_PREFIX):
             touched.setdefault(event.stream_id, []).append(event)
-        elif event.event_type == "campaign.created":
+        elif event.event_type == CampaignCreated.TYPE:
             row = _campaign_row(event)
             connection.execute(delete(campaigns).where(campaigns.c.name == row["name"]))
             connection.execute(insert(campaigns).values(row))

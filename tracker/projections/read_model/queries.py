@@ -21,8 +21,8 @@ from sqlalchemy.engine import RowMapping
 from tracker.analysis.report_check import report_comparison
 from tracker.domain import outcomes
 from tracker.domain.events import RecordedEvent, decode
-from tracker.domain.import_events import EvaluationReportObserved, FolderIdentified, FolderUnidentified
-from tracker.domain.pricing import PriceTable, load_price_table
+from tracker.domain.import_events import EvaluationReportObserved, FolderIdentified, FolderUnidentified, PlanCreated
+from tracker.domain.pricing import PriceTable, billed_model, load_price_table
 from tracker.domain.streams import campaign_stream
 from tracker.errors import TrackerError, UnknownCampaign
 from tracker.eventstore.database import translate_errors
@@ -106,10 +106,13 @@ def unidentified_folders(store: EventStore, campaign: str) -> list[dict[str, Any
     """Folders of the campaign recorded as unidentified and not identified since."""
     found: dict[str, dict[str, Any]] = {}
     for event in store.read_stream(campaign_stream(campaign)):
-        if event.event_type == FolderUnidentified.TYPE:
-            found[event.payload["run_path"]] = {**decode(event).to_dict(), "recorded_at": event.recorded_at}
-        elif event.event_type == FolderIdentified.TYPE:
-            found.pop(event.payload["run_path"], None)
+        if event.event_type not in (FolderUnidentified.TYPE, FolderIdentified.TYPE):
+            continue
+        folder = decode(event)
+        if isinstance(folder, FolderUnidentified):
+            found[folder.run_path] = {**folder.to_dict(), "recorded_at": event.recorded_at}
+        elif isinstance(folder, FolderIdentified):
+            found.pop(folder.run_path, None)
     return list(found.values())
 
 
@@ -167,6 +170,15 @@ class MeasuredAttempt:
     cached_input_tokens: int | None
     output_tokens: int | None
     duration_s: float | None
+    usage_model: str | None = None
+
+    @property
+    def billed_model(self) -> str | None:
+        """The model its tokens are priced by (`pricing.billed_model`)."""
+        return billed_model(self.model, self.usage_model)
+
+    def cost_usd(self, prices: PriceTable) -> float | None:
+        return prices.cost_usd(self.billed_model, self.input_tokens, self.cached_input_tokens, self.output_tokens)
 
 
 def measured_attempts(store: EventStore, campaign: str) -> list[MeasuredAttempt]:
@@ -174,10 +186,10 @@ def measured_attempts(store: EventStore, campaign: str) -> list[MeasuredAttempt]
     campaign_row(store, campaign)
     c = attempts.c
     query = (select(c.repo, c.item_id, c.commit, c.pre_commit, c.run_timestamp, c.status, c.failure_category,
-                    c.model, c.input_tokens, c.cached_input_tokens, c.output_tokens, c.duration_s)
+                    c.model, c.input_tokens, c.cached_input_tokens, c.output_tokens, c.duration_s, c.usage_model)
              .where(c.campaign == campaign).order_by(c.repo, c.commit, c.run_timestamp))
-    return [MeasuredAttempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "none", r[7], r[8], r[9], r[10], r[11])
-            for r in _tuples(store, query)]
+    return [MeasuredAttempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "none", r[7], r[8], r[9], r[10], r[11],
+                            r[12]) for r in _tuples(store, query)]
 
 
 def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str | None = None,
@@ -186,19 +198,11 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
     """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
     if campaign is not None and not campaign_exists(store, campaign):
         raise UnknownCampaign(campaign)
-    query = select(attempts)
-    for column, value in (("campaign", campaign), ("repo", repo), ("status", status), ("failure_category", category)):
-        if value is not None:
-            query = query.where(attempts.c[column] == value)
+    query = _filtered(select(attempts), campaign=campaign, repo=repo, status=status, failure_category=category)
     query = query.order_by(attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.run_timestamp)
     with translate_errors(store.engine.url), store.engine.connect() as connection:
         frame = pd.read_sql(query, connection)
-    prices = prices or load_price_table()
-    frame["cost_usd"] = [
-        prices.cost_usd(used if isinstance(used, str) and used else model, _int(i), _int(c), _int(o))
-        for model, used, i, c, o in zip(frame["model"], frame["usage_model"], frame["input_tokens"],
-                                        frame["cached_input_tokens"], frame["output_tokens"], strict=True)
-    ]
+    frame["cost_usd"] = (prices or load_price_table()).cost_column(frame)
     frame["problems"] = [json.loads(p or "[]") for p in frame["problems"]]
     frame["incidents"] = [json.loads(p or "[]") for p in frame["incidents"]]
     frame["failure_category"] = frame["failure_category"].fillna("none")
@@ -206,8 +210,12 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
     return frame[ATTEMPT_COLUMNS]
 
 
-def _int(value: Any) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)
+def _filtered(query: Select[Any], **equal: str | None) -> Select[Any]:
+    """The query restricted to rows whose columns equal the given values (None: no restriction)."""
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(attempts.c[column] == value)
+    return query
 
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -249,17 +257,22 @@ def campaign_plan(store: EventStore, campaign: str) -> tuple[list[dict[str, Any]
     per_item: dict[str, dict[str, Any]] = {}
     latest: dict[str, Any] | None = None
     for event in store.read_stream(campaign_stream(campaign)):
-        if event.event_type != "plan.created":
+        if event.event_type != PlanCreated.TYPE:
             continue
-        for item in event.payload.get("items", []):
-            items[item["human"]] = item
-        estimate = event.payload.get("estimate")
-        if isinstance(estimate, dict):
-            latest = estimate
-            per_item.update(estimate.get("per_item") or {})
+        plan = decode(event)
+        assert isinstance(plan, PlanCreated)
+        items.update((item["human"], item) for item in plan.items)
+        if isinstance(plan.estimate, dict):
+            latest = plan.estimate
+            per_item.update(plan.estimate.get("per_item") or {})
     if latest is None or not per_item:
         return list(items.values()), latest
-    merged = dict(latest)
+    return list(items.values()), _resummed(latest, items, per_item)
+
+
+def _resummed(latest: dict[str, Any], items: dict[str, dict[str, Any]],
+              per_item: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The latest estimate with its totals summed again over every planned item."""
     costs = {commit: float(value.get("cost_usd") or 0.0) for commit, value in per_item.items() if commit in items}
     per_repo: dict[str, dict[str, Any]] = {}
     for commit, cost in costs.items():
@@ -268,7 +281,6 @@ def campaign_plan(store: EventStore, campaign: str) -> tuple[list[dict[str, Any]
         repo["cost_usd"] = round(repo["cost_usd"] + cost, 4)
     total = round(sum(costs.values()), 4)
     buffer = float(latest.get("buffer") or 0.0)
-    merged.update(items=len(costs), cost_usd=total, buffer_usd=round(total * buffer, 4),
-                  cost_usd_with_buffer=round(total * (1 + buffer), 4), per_repo=per_repo,
-                  per_item={commit: per_item[commit] for commit in costs})
-    return list(items.values()), merged
+    return {**latest, "items": len(costs), "cost_usd": total, "buffer_usd": round(total * buffer, 4),
+            "cost_usd_with_buffer": round(total * (1 + buffer), 4), "per_repo": per_repo,
+            "per_item": {commit: per_item[commit] for commit in costs}}
