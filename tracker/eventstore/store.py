@@ -205,31 +205,13 @@ class EventStore:
         pending = [event for event in new_events if event.event_id not in (stored or {})]
         if not pending:
             return AppendResult(current, [])
-        if expected_version is not ANY and expected_version != current:
-            if stored is None:  # maybe a retry of a batch already stored: look at the ids first
-                raise _RetryWithIdCheck
-            raise ConcurrencyError(stream_id, expected_version, current)
-        recorded_at = utc_now()
-        rows: list[tuple[Any, ...]] = []
-        version = current
-        for event in pending:
-            position += 1
-            version += 1
-            payload = canonical_json(event.payload)
-            metadata = canonical_json(event.metadata)
-            digest = event_hash(
-                prev_hash, position=position, stream_id=stream_id, stream_version=version,
-                event_id=event.event_id, event_type=event.event_type, schema_version=event.schema_version,
-                payload=payload, metadata=metadata, recorded_at=recorded_at,
-            )
-            rows.append((position, stream_id, version, event.event_id, event.event_type, event.schema_version,
-                         payload, metadata, recorded_at, prev_hash, digest))
-            prev_hash = digest
+        _check_expected(stream_id, expected_version, current, ids_checked=stored is not None)
+        rows = _chained_rows(stream_id, pending, current, position, prev_hash)
         mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         connection.exec_driver_sql(
             f"INSERT INTO events ({_COLUMN_LIST}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
         )
-        return AppendResult(version, [row[0] for row in rows])
+        return AppendResult(current + len(rows), [row[0] for row in rows])
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -344,6 +326,36 @@ class EventStore:
             if len(rows) < batch_size:
                 return VerifyReport(checked, expected_position - 1, None)
             position = rows[-1][0]
+
+
+def _check_expected(stream_id: str, expected_version: Any, current: int, ids_checked: bool) -> None:
+    """Refuse an append made against a stale version, unless it may be a retry not yet checked by id."""
+    if expected_version is ANY or expected_version == current:
+        return
+    if not ids_checked:  # maybe a retry of a batch already stored: look at the ids first
+        raise _RetryWithIdCheck
+    raise ConcurrencyError(stream_id, expected_version, current)
+
+
+def _chained_rows(stream_id: str, pending: Sequence[NewEvent], version: int, position: int,
+                  prev_hash: str) -> list[tuple[Any, ...]]:
+    """The rows to insert, each hashed over its stored text and chained to the one before."""
+    recorded_at = utc_now()
+    rows: list[tuple[Any, ...]] = []
+    for event in pending:
+        position += 1
+        version += 1
+        payload = canonical_json(event.payload)
+        metadata = canonical_json(event.metadata)
+        digest = event_hash(
+            prev_hash, position=position, stream_id=stream_id, stream_version=version,
+            event_id=event.event_id, event_type=event.event_type, schema_version=event.schema_version,
+            payload=payload, metadata=metadata, recorded_at=recorded_at,
+        )
+        rows.append((position, stream_id, version, event.event_id, event.event_type, event.schema_version,
+                     payload, metadata, recorded_at, prev_hash, digest))
+        prev_hash = digest
+    return rows
 
 
 def _check_row(row: Sequence[Any], prev_hash: str, expected_position: int) -> ChainBreak | None:
