@@ -51,35 +51,43 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
     if fmt == "parquet" and out is None:  # before the comparison is computed
         raise TrackerError("--format parquet needs --out (a folder, or a file name ending in .parquet)")
     result = compare(app.current_store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
+    _write(result, fmt, out)
+    not_logged = to_mlflow and not _logged(result, mlflow_uri)
+    below = [scope for scope, level in _levels(result).items() if level == BELOW]
+    if below:
+        click.echo(f"below the criteria's minimum: {', '.join(below)}", err=True)
+    if not_logged or below:
+        raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
+def _write(result: Comparison, fmt: str, out: Path | None) -> None:
+    """The comparison on stdout or in files, in the asked format (paths written are said on stderr)."""
     if fmt == "table":
         text = _terminal(result)
         if out is None:
             click.echo(text)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text + "\n", encoding="utf-8")
-            click.echo(f"wrote {out}", err=True)
-    else:
-        exported = export(result, fmt, out)
-        if exported.text is not None:
-            click.echo(exported.text, nl=not exported.text.endswith("\n"))
-        for path in exported.paths:
-            click.echo(f"wrote {path}", err=True)
-    problem = False
-    if to_mlflow:
-        try:
-            logged = log_comparison(result, mlflow_uri)
-            verb = "logged" if logged.created else "already logged"
-            click.echo(f"{verb} to MLflow: experiment {logged.experiment}, run {logged.run_id}", err=True)
-        except ComparisonNotLogged as exc:
-            click.echo(f"warning: {exc}", err=True)
-            problem = True
-    below = [scope for scope, level in _levels(result).items() if level == BELOW]
-    if below:
-        click.echo(f"below the criteria's minimum: {', '.join(below)}", err=True)
-        problem = True
-    if problem:
-        raise click.exceptions.Exit(EXIT_PROBLEM)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+        return
+    exported = export(result, fmt, out)
+    if exported.text is not None:
+        click.echo(exported.text, nl=not exported.text.endswith("\n"))
+    for path in exported.paths:
+        click.echo(f"wrote {path}", err=True)
+
+
+def _logged(result: Comparison, mlflow_uri: str | None) -> bool:
+    """Log the comparison run; False (after a warning) when MLflow could not take it."""
+    try:
+        logged = log_comparison(result, mlflow_uri)
+    except ComparisonNotLogged as exc:
+        click.echo(f"warning: {exc}", err=True)
+        return False
+    verb = "logged" if logged.created else "already logged"
+    click.echo(f"{verb} to MLflow: experiment {logged.experiment}, run {logged.run_id}", err=True)
+    return True
 
 
 def _levels(result: Comparison) -> dict[str, str]:

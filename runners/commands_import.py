@@ -52,9 +52,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
 
     Example: track import ~/ISO-Bench --campaign 'isobench-{agent}-{model}'
     """
-    pattern = "{" in campaign
-    agent = agent or (ALL if pattern else "trae")
-    model = model or (ALL if pattern else "gpt-5")
+    agent, model = _defaults(campaign, agent, model)
     store = app.current_store()
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
@@ -66,15 +64,24 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
     if as_json:
         emit_json({**summary.to_dict(), "mlflow": synced.to_dict() if synced else None})
     else:
-        click.echo(_summary_text(summary))
-        if synced:
-            click.echo(sync_text(synced))
+        click.echo(_summary_text(summary) + (f"\n{sync_text(synced)}" if synced else ""))
     if summary.runs == 0:
         click.echo(f"no {agent}/{model} runs found under {root}/state/runs", err=True)
         raise click.exceptions.Exit(EXIT_NOTHING_IMPORTED)
 
 
+def _defaults(campaign: str, agent: str | None, model: str | None) -> tuple[str, str]:
+    """TRAE and GPT-5 by default; every agent and model when the campaign name is a pattern."""
+    pattern = "{" in campaign
+    return agent or (ALL if pattern else "trae"), model or (ALL if pattern else "gpt-5")
+
+
 def _summary_text(summary: ImportSummary) -> str:
+    return "\n".join([*_accounting_lines(summary), "", *_table_lines(summary), *_problem_lines(summary)])
+
+
+def _accounting_lines(summary: ImportSummary) -> list[str]:
+    """What was imported and how every folder was accounted for."""
     names = ", ".join(f"{name} ({n})" for name, n in sorted(summary.campaigns.items())) or summary.campaign
     lines = [
         f"campaign {names}: {summary.runs} runs from {summary.root} "
@@ -86,8 +93,11 @@ def _summary_text(summary: ImportSummary) -> str:
     ]
     lines += [f"  left out: {n} x {reason}" for reason, n in summary.filtered.most_common()]
     lines += [f"  unidentified: {u['run_path']}: {u['reason']}" for u in summary.unidentified[:20]]
-    lines += [
-        "",
+    return lines
+
+
+def _table_lines(summary: ImportSummary) -> list[str]:
+    return [
         format_table([{"status": k, "runs": v} for k, v in sorted(summary.by_status.items())]),
         "",
         format_table([{"root_cause": k, "runs": v} for k, v in summary.by_category.most_common()]),
@@ -96,12 +106,14 @@ def _summary_text(summary: ImportSummary) -> str:
         "",
         format_table([{"repo": k, "runs": v} for k, v in sorted(summary.by_repo.items())]),
         "",
-        f"problems: {summary.problems} (files missing, truncated or unreadable; see `track attempts --json`)",
     ]
+
+
+def _problem_lines(summary: ImportSummary) -> list[str]:
+    lines = [f"problems: {summary.problems} (files missing, truncated or unreadable; see `track attempts --json`)"]
     lines += [f"  {p['file']}: {p['kind']} ({p['detail']})" for p in summary.tree_problems[:20]]
-    for report in summary.reports:
-        lines.append(f"evaluation report {report['file']} [{report['run_key']}] recorded for {report['campaign']}")
-    return "\n".join(lines)
+    lines += [f"evaluation report {r['file']} [{r['run_key']}] recorded for {r['campaign']}" for r in summary.reports]
+    return lines
 
 
 @click.command("campaigns")

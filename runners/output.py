@@ -27,16 +27,20 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None =
         return "(none)"
     columns = list(columns or rows[0].keys())
     cells = [[_cell(row.get(col)) for col in columns] for row in rows]
-    widths = [max(len(col), *(len(line[i]) for line in cells)) for i, col in enumerate(columns)]
-    numeric = [all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows) for col in columns]
+    widths = [max(len(col), *map(len, column)) for col, column in zip(columns, zip(*cells, strict=True), strict=True)]
+    numeric = [_is_numeric([row.get(col) for row in rows]) for col in columns]
+    lines = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join(_aligned(line, widths, numeric) for line in lines)
 
-    def render(values: Sequence[str]) -> str:
-        cells = zip(values, widths, numeric, strict=True)
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in cells).rstrip()
 
-    lines = [render(columns), render(["-" * w for w in widths])]
-    lines += [render(line) for line in cells]
-    return "\n".join(lines)
+def _aligned(values: Sequence[str], widths: list[int], numeric: list[bool]) -> str:
+    cells = zip(values, widths, numeric, strict=True)
+    return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in cells).rstrip()
+
+
+def _is_numeric(values: list[Any]) -> bool:
+    """A column of numbers (or blanks) is right-aligned."""
+    return all(value is None or isinstance(value, int | float) for value in values)
 
 
 def _cell(value: Any) -> str:

@@ -13,26 +13,20 @@ NOW_ARGUMENTS: dict[str, str] = {"plan": "--from", "attempts": "--campaign", "lo
 
 def rewrite(argv: list[str]) -> list[str]:
     """Today's spelling of a command line; each rewrite is said once on stderr."""
+    command = next((a for a in argv if not a.startswith("-") and a not in _group_option_values(argv)), "")
+    moved = NOW_ARGUMENTS.get(command)
     out: list[str] = []
-    command = next((a for a in argv if not a.startswith("-") and a not in _group_option_values(argv)), None)
-    moved = NOW_ARGUMENTS.get(command or "")
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
+    rest = iter(enumerate(argv))
+    for i, arg in rest:
         name, eq, value = arg.partition("=")
         if name in RENAMED_FLAGS:
             click.echo(f"note: {name} is now {RENAMED_FLAGS[name]}", err=True)
-            out.append(RENAMED_FLAGS[name] + (eq + value if eq else ""))
-        elif moved and name == moved and "--" not in argv[:i]:
+            out.append(RENAMED_FLAGS[name] + eq + value)
+        elif moved is not None and name == moved and "--" not in argv[:i]:
             click.echo(f"note: `track {command} {moved} NAME` is now `track {command} NAME`", err=True)
-            if eq:
-                out.append(value)
-            elif i + 1 < len(argv):
-                out.append(argv[i + 1])
-                i += 1
+            out.append(value if eq else next(rest, (i, ""))[1])
         else:
             out.append(arg)
-        i += 1
     return out
 
 
