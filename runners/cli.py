@@ -17,7 +17,7 @@ from runners.config_file import config_path, load_config
 from runners.context import AppContext
 from runners.renamed import rewrite
 from tracker import __version__
-from tracker.errors import SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
+from tracker.errors import BenchNotFound, SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
 from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnavailable
 
 EXIT_USAGE = 2
@@ -27,6 +27,7 @@ HINTS: dict[type[TrackerError], str] = {
     SchemaOutdated: "run `track db upgrade`",
     MlflowUnavailable: "run `track sync` again when it is reachable",
     StoreConfigError: "check --db (or TRACK_DB_URL)",
+    BenchNotFound: "pass --bench-root",
 }
 """What to type about a library error: the CLI's words, added to the library's message here only."""
 

@@ -29,6 +29,10 @@ class UnknownCampaign(TrackerError):
         self.name = name
 
 
+class BenchNotFound(TrackerError):
+    """The bench root holds no bench: the rerun cannot start anywhere."""
+
+
 class ConcurrencyError(TrackerError):
     """An append expected a stream version that is no longer current."""
 

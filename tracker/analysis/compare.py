@@ -160,7 +160,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     summary = summary_table(commits, repos)
     estimate = recorded_estimate(store, rerun)
     if estimate is None:
-        notes.append(f"no cost estimate recorded for {rerun!r} (`track plan`/`track estimate` record one)")
+        notes.append(f"no cost estimate recorded for {rerun!r} (a plan or an estimate recorded for it gives one)")
     cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
     notes += _unpriced_notes(cost, prices)
     criteria_frame = _criteria_frame(commits, repos, criteria, notes)

@@ -45,7 +45,7 @@ from tracker.domain.run_events import (
     CampaignStopped,
 )
 from tracker.domain.streams import campaign_stream, check_campaign_name
-from tracker.errors import TrackerError
+from tracker.errors import BenchNotFound, TrackerError
 from tracker.eventstore.store import ANY, NO_STREAM, EventStore
 from tracker.ingest.importer import ensure_campaign, record_attempt
 from tracker.isobench import RunFacts
@@ -433,10 +433,10 @@ class CampaignRunner:
         """The bench's own `--resume` skipped the item: a success from an earlier run in this bench root.
 
         That success is not this campaign's, so nothing is classified: the attempt is recorded as
-        interrupted with the reason, and the user is told to use a fresh --bench-root.
+        interrupted with the reason, and the user is told to use a fresh bench root.
         """
         reason = (f"the bench skipped {claim.item.item_id}: a run under {self.config.bench_root} already succeeded "
-                  "(bench --resume); use a fresh --bench-root to rerun it in this campaign")
+                  "(bench --resume); use a fresh bench root to rerun it in this campaign")
         event = AttemptInterrupted(reason=reason).to_new_event(metadata=self.metadata)
         self.store.append(claim.attempt_stream, [event])
         self.claims.release(claim, "interrupted")
@@ -501,7 +501,8 @@ def prepare_campaign(store: EventStore, plan_paths: list[Path], config: RunConfi
             raise TrackerError(f"unknown placeholder {{{bad[0]}}} in the command template: "
                                f"use {', '.join(PLACEHOLDERS)}")
     elif not (config.bench_root / config.bench_cfg).exists() and config.bench_module == "bench.cli":
-        raise TrackerError(f"{config.bench_root} has no {config.bench_cfg}: pass --bench-root (the ISO-Bench checkout)")
+        raise BenchNotFound(f"{config.bench_root} has no {config.bench_cfg}: the bench root must be the ISO-Bench "
+                            "checkout")
     plan = plan_from_files(plan_paths, config.baseline)
     if not plan.items:
         raise TrackerError("the plan has no items")
