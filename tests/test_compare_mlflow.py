@@ -6,6 +6,8 @@ import json
 import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ from tests.test_compare import BASELINE, ESTIMATE, RERUN
 from tracker.analysis.compare import compare
 from tracker.analysis.criteria import example_path
 from tracker.eventstore.store import EventStore
+from tracker.projections.mlflow import comparison
 from tracker.projections.mlflow.comparison import KEY_TAG, ComparisonNotLogged, log_comparison
 
 
@@ -100,3 +103,34 @@ def test_cli_logs_by_default(store: EventStore, sqlite_url: str, uri: str) -> No
     skipped = CliRunner().invoke(cli, ["--db", sqlite_url, "compare", "orig", "rerun", "--no-mlflow",
                                        "--mlflow-uri", uri])
     assert skipped.exit_code == 0 and "MLflow" not in skipped.stderr
+
+
+def _bare_comparison(**meta: object) -> Any:
+    """What the run's params, tags and metrics are made from, without a store (no MLflow needed)."""
+    summary_keys = ("baseline_successes", "baseline_commits", "baseline_rate", "rerun_successes", "rerun_commits",
+                    "rerun_rate", "after_successes", "after_rate", "fixed", "regressed", "still_failing", "not_rerun",
+                    "mcnemar_p")
+    summary = pd.DataFrame([{"repo": "all", **dict.fromkeys(summary_keys, 2.0), "mcnemar_p": float("nan")},
+                            {"repo": "vllm", **dict.fromkeys(summary_keys, 1), "fixed": None}])
+    cost = pd.DataFrame([{"repo": "all", "rerun_cost_usd": 1.5, "estimate_usd": None, "tokens_per_success": 10,
+                          "cost_per_success_usd": pd.NA}])
+    criteria = pd.DataFrame({"scope": ["all", "vllm"], "level_reached": ["below_minimum", "target"]})
+    return SimpleNamespace(baseline={"name": "orig"}, summary=summary, cost=cost, criteria=criteria, meta=meta,
+                           rerun={"name": "rerun", "agent": "trae", "model": "gpt-5", "agent_fix_commit": None})
+
+
+def test_comparison_values_leave_missing_ones_out() -> None:
+    c = _bare_comparison(repo_filter=None, price_table="p-1", criteria=None, store_position=0)
+    params = comparison.params(c)
+    assert params == {"baseline": "orig", "rerun": "rerun", "agent": "trae", "model": "gpt-5", "price_table": "p-1",
+                      "store_position": "0"}
+    assert comparison.params(_bare_comparison(criteria={"name": "crit"}))["criteria"] == "crit"
+    assert comparison.level_tags(c) == {"track.level.all": "below_minimum", "track.level.vllm": "target"}
+    assert comparison.run_tags(c)["track.agent_fix_commit"] == ""
+    assert comparison.run_name(c) == "compare rerun vs orig"
+    metrics = comparison.metrics(c)
+    assert "all/mcnemar_p" not in metrics and "vllm/fixed" not in metrics and "all/estimate_usd" not in metrics
+    assert "all/cost_per_success_usd" not in metrics
+    assert (metrics["all/fixed"], metrics["vllm/regressed"], metrics["all/rerun_cost_usd"]) == (2.0, 1.0, 1.5)
+    assert metrics["all/tokens_per_success"] == 10.0 and all(isinstance(v, float) for v in metrics.values())
+    assert len(metrics) == 12 + 12 + 2

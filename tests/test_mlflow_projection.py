@@ -1,5 +1,6 @@
 """The MLflow projection against the embedded store (MLflow's SQLite backend): what a run holds,
-idempotency, crash and kill recovery, failure history, pricing, and the CLI around it."""
+idempotency, crash and kill recovery, failure history, pricing, and the CLI around it; and the pure
+mapping from read-model rows to params, metrics and tags (no MLflow needed)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from mlflow import MlflowClient
 
 from tests.conftest import FIXTURES, run_track
 from tests.support.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, runs_by_stream
+from tracker.domain.events import RecordedEvent
 from tracker.domain.import_events import FailureClassified
-from tracker.domain.pricing import load_price_table
+from tracker.domain.pricing import ModelPrice, PriceTable, load_price_table
+from tracker.eventstore.schema import attempts
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import import_tree
+from tracker.projections.mlflow import mapping
 from tracker.projections.mlflow.client import checkpoint_name
 from tracker.projections.mlflow.runs import sync
 
@@ -261,6 +265,178 @@ def test_unreachable_server_fails_clearly_and_keeps_the_checkpoint(tmp_path: Pat
 def test_ui_refuses_a_server_uri(tmp_path: Path) -> None:
     result = run_track("ui", "--mlflow-uri", "http://127.0.0.1:5000", cwd=tmp_path)
     assert result.returncode == 2 and "not an embedded store" in result.stderr
+
+
+# -- the pure mapping: read-model rows -> MLflow values ----------------------------------------------
+
+PRICES = PriceTable("unit-1", {"gpt-5": ModelPrice(input=1.0, cached_input=0.1, output=10.0)})
+CAMPAIGN = {"name": "orig", "kind": "original", "agent": "trae", "model": "gpt-5", "benchmark": "iso-bench",
+            "agent_fix_commit": None, "baseline_campaign": None, "source": None, "created_at": "2026-01-01T00:00:00"}
+RERUN_CAMPAIGN = {**CAMPAIGN, "name": "rerun1", "kind": "rerun", "agent_fix_commit": "a1c6d41",
+                  "baseline_campaign": "orig"}
+
+
+def _row(**values: object) -> dict[str, object]:
+    """A read-model attempt row: every column of the table, None unless given."""
+    row: dict[str, object] = dict.fromkeys(attempts.columns.keys())
+    row.update({"stream_id": "attempt:orig:vllm:x", "campaign": "orig", "repo": "vllm", "commit": "c" * 40,
+                "status": "success", "problems": "[]", "last_position": 17})
+    row.update(values)
+    return row
+
+
+def _classified(position: int, category: str, excerpt: str, recorded_at: str) -> RecordedEvent:
+    payload = {"category": category, "rule_id": f"rule-{category}", "table_version": "t1",
+               "evidence": [{"file": "trae_stderr.txt", "line": 3, "excerpt": excerpt},
+                            {"file": "journal.json", "line": None, "excerpt": "second"},
+                            {"file": "third.txt", "line": 1, "excerpt": "never shown"}]}
+    return RecordedEvent(position, "attempt:orig:vllm:x", position, f"e{position}", "failure.classified", 1,
+                         payload, {}, recorded_at, "", "")
+
+
+def test_mapping_a_failed_attempt_carries_its_category_tokens_and_cost() -> None:
+    row = _row(status="error", failure_category="quota_exceeded", rule_id="quota-429", rules_version="r7",
+               model="gpt-5", input_tokens=1000, cached_input_tokens=200, output_tokens=100, reasoning_tokens=40,
+               duration_s=12.5, llm_calls=3, lines_added=4, lines_removed=None)
+    tags = mapping.attempt_tags(row, CAMPAIGN, [], price_table_version=PRICES.version)
+    assert (tags["status"], tags["failure_category"], tags["failure_rule"]) == ("error", "quota_exceeded", "quota-429")
+    assert tags["outcome_level"] == "none" and tags["eval_status"] == "not_evaluated"
+    assert tags["price_table_version"] == "unit-1" and tags["rules_version"] == "r7"
+    assert "failure category **quota_exceeded**" in tags[mapping.NOTE_TAG]
+    assert mapping.run_status(row) == "FAILED"
+    metrics = mapping.attempt_metrics(row, PRICES)
+    assert metrics == {"input_tokens": 1000.0, "cached_input_tokens": 200.0, "output_tokens": 100.0,
+                       "reasoning_tokens": 40.0, "total_tokens": 1100.0,
+                       "cost_usd": pytest.approx((800 * 1.0 + 200 * 0.1 + 100 * 10.0) / 1e6),
+                       "duration_s": 12.5, "llm_calls": 3.0, "patch_lines": 4.0, "success": 0.0}
+
+
+def test_mapping_prices_the_usage_model_and_leaves_unknown_values_out() -> None:
+    row = _row(model="some-fork", usage_model="gpt-5-2025-08-07", input_tokens=0, output_tokens=None)
+    metrics = mapping.attempt_metrics(row, PRICES)
+    assert metrics["input_tokens"] == 0.0 and metrics["total_tokens"] == 0.0  # zero is a value
+    assert metrics["cost_usd"] == 0.0 and metrics["success"] == 1.0
+    assert not {"output_tokens", "patch_lines", "duration_s", "speedup", "agent_reported_cost_usd"} & set(metrics)
+    bare = mapping.attempt_metrics(_row(model="unpriced-model", input_tokens=5), PRICES)
+    assert "cost_usd" not in bare and bare["total_tokens"] == 5.0
+    assert set(mapping.attempt_metrics(_row(), PRICES)) == {"success"}
+
+
+def test_mapping_never_turns_a_missing_value_into_the_string_none() -> None:
+    row = _row(item_id=None, agent=None, model=None, run_timestamp=None, rule_id=None, rules_version=None)
+    for campaign, phase in ((CAMPAIGN, "original"), ({**RERUN_CAMPAIGN, "agent_fix_commit": None}, "rerun")):
+        params = mapping.attempt_params(row, campaign, phase)
+        assert "None" not in params.values() and all(isinstance(v, str) for v in params.values())
+        assert (params["item_id"], params["run_timestamp"], params["agent_fix_commit"]) == ("", "", "none")
+        assert (params["agent"], params["model"], params["phase"]) == ("trae", "gpt-5", phase)
+    tags = mapping.attempt_tags(_row(status=None), CAMPAIGN, [], price_table_version="v")
+    assert "None" not in {v for k, v in tags.items() if k != mapping.NOTE_TAG}
+    assert (tags["status"], tags["failure_category"], tags["failure_rule"]) == ("unknown", "unclassified", "")
+    summary = mapping.summary_params("orig", CAMPAIGN)
+    assert (summary["agent_fix_commit"], summary["baseline_campaign"]) == ("none", "none")
+
+
+def test_mapping_a_rerun_names_its_fix_commit_and_the_run() -> None:
+    row = _row(campaign="rerun1", commit="2265d0bf976f7deb", agent="trae", model="gpt-5")
+    assert mapping.attempt_params(row, RERUN_CAMPAIGN, "rerun")["agent_fix_commit"] == "a1c6d41"
+    assert mapping.attempt_params(row, CAMPAIGN, "original")["agent_fix_commit"] == "none"
+    assert mapping.run_name(row, "rerun") == "vllm@2265d0bf · rerun"
+    assert mapping.experiment_name(RERUN_CAMPAIGN) == "iso-bench/trae/gpt-5"
+    assert mapping.summary_run_name("rerun1", RERUN_CAMPAIGN) == "rerun1 · rerun summary"
+    assert [mapping.run_status(_row(status=s)) for s in ("success", "running", "abandoned", "timeout")] == [
+        "FINISHED", "RUNNING", "KILLED", "FAILED"]
+
+
+def test_mapping_failure_evidence_is_the_latest_classification_redacted() -> None:
+    events = [_classified(3, "other", "first try", "2026-01-02T03:04:05.678+00:00"),
+              _classified(9, "invalid_api_key", "401 key sk-proj-557fe9da6293008dc081bd204fc0638ee9eb100d",
+                          "2026-01-03T00:00:00+00:00")]
+    row = _row(status="error", failure_category="invalid_api_key")
+    tags = mapping.attempt_tags(row, CAMPAIGN, events, price_table_version="v")
+    assert tags["failure_evidence"] == "trae_stderr.txt: 401 key sk-[REDACTED]; journal.json: second"
+    assert "557fe9da" not in tags[mapping.NOTE_TAG] and "Why: `trae_stderr.txt: 401" in tags[mapping.NOTE_TAG]
+    assert tags["failure_history"] == ("2026-01-02T03:04:05Z other (rule-other) | "
+                                       "2026-01-03T00:00:00Z invalid_api_key (rule-invalid_api_key)")
+    assert tags["track.event_count"] == "2"
+    # a success shows no evidence, whatever was classified before
+    cleared = mapping.attempt_tags(_row(), CAMPAIGN, events, price_table_version="v")
+    assert cleared["failure_category"] == "none" and cleared["failure_evidence"] == ""
+    assert "Why:" not in cleared[mapping.NOTE_TAG]
+
+
+def test_mapping_tags_list_incidents_problems_and_cut_long_values() -> None:
+    row = _row(incidents=json.dumps([{"category": "rate_limited", "count": 3}]),
+               problems=[{"file": "journal.json", "kind": "unreadable"}] * 1000)
+    tags = mapping.attempt_tags(row, CAMPAIGN, [], price_table_version="v")
+    assert tags["incidents"] == "rate_limited x3"
+    assert len(tags["track.problems"]) == mapping.MAX_TAG and tags["track.problems"].endswith("…")
+    assert tags["track.problems"].startswith("journal.json: unreadable, journal.json: unreadable")
+    assert all(len(v) <= mapping.MAX_TAG for v in tags.values())
+
+
+def test_mapping_links_parent_and_baseline_and_writes_the_synced_tag_last() -> None:
+    baseline = _row(stream_id="attempt:orig:vllm:b", status="error", failure_category=None)
+    link = mapping.BaselineLink(baseline, "run-b", "http://mlflow/#/experiments/1/runs/run-b")
+    tags = mapping.attempt_tags(_row(campaign="rerun1", last_position=42), RERUN_CAMPAIGN, [],
+                                price_table_version="v", parent_run_id="run-parent", baseline=link)
+    assert tags[mapping.PARENT_TAG] == "run-parent"
+    assert (tags["track.baseline_run_id"], tags["track.baseline_run_url"]) == ("run-b", link.run_url)
+    assert (tags["track.baseline_status"], tags["track.baseline_failure_category"]) == ("error", "none")
+    assert list(tags)[-1] == mapping.SYNCED_TAG and tags[mapping.SYNCED_TAG] == "42"
+    alone = mapping.attempt_tags(_row(), CAMPAIGN, [], price_table_version="v")
+    assert not {mapping.PARENT_TAG, "track.baseline_run_id"} & set(alone)
+
+
+def test_mapping_baseline_is_the_latest_attempt_of_the_same_commit() -> None:
+    rerun = _row(campaign="rerun1", commit="c1")
+    rows = [_row(stream_id="old", commit="c1", run_timestamp="2025-12-01_09-00-00"),
+            _row(stream_id="new", commit="c1", run_timestamp="2025-12-02_09-00-00"),
+            _row(stream_id="untimed", commit="c1", run_timestamp=None),
+            _row(stream_id="other-commit", commit="c2", run_timestamp="2026-01-01_00-00-00"),
+            _row(stream_id="other-campaign", campaign="x", commit="c1", run_timestamp="2026-01-01_00-00-00")]
+    campaigns = {"orig": CAMPAIGN, "rerun1": RERUN_CAMPAIGN}
+    chosen = mapping.baseline_attempt(rerun, RERUN_CAMPAIGN, campaigns, rows)
+    assert chosen is not None and chosen["stream_id"] == "new"
+    assert mapping.baseline_attempt(rerun, RERUN_CAMPAIGN, {"rerun1": RERUN_CAMPAIGN}, rows) is None
+    assert mapping.baseline_attempt(rerun, CAMPAIGN, campaigns, rows) is None
+    assert mapping.baseline_attempt(_row(commit="c3"), RERUN_CAMPAIGN, campaigns, rows) is None
+
+
+def test_mapping_campaign_summary_counts_rates_failures_and_totals() -> None:
+    rows = [_row(repo="vllm", commit="a", status="success", model="gpt-5", input_tokens=1000, output_tokens=10),
+            _row(repo="vllm", commit="a", status="error", failure_category="quota_exceeded", model="gpt-5",
+                 input_tokens=500, cached_input_tokens=100, output_tokens=None),
+            _row(repo="vllm", commit="b", status="error", failure_category=None, model="unpriced"),
+            _row(repo="sglang", commit="d", status="timeout", failure_category="quota_exceeded", model="gpt-5",
+                 reasoning_tokens=7)]
+    metrics = mapping.campaign_metrics(rows, PRICES)
+    assert (metrics["attempts"], metrics["succeeded"], metrics["success_rate"]) == (4.0, 1.0, 0.25)
+    assert (metrics["commits"], metrics["commits_succeeded"], metrics["commit_success_rate"]) == (3.0, 1.0, 1 / 3)
+    assert (metrics["attempts.vllm"], metrics["success_rate.vllm"], metrics["commit_success_rate.vllm"]) == (
+        3.0, 1 / 3, 0.5)
+    assert (metrics["attempts.sglang"], metrics["success_rate.sglang"]) == (1.0, 0.0)
+    assert (metrics["failures.quota_exceeded"], metrics["failures.unclassified"]) == (2.0, 1.0)
+    assert not any(k.startswith("failures.none") for k in metrics)
+    assert (metrics["input_tokens_total"], metrics["cached_input_tokens_total"], metrics["output_tokens_total"],
+            metrics["reasoning_tokens_total"], metrics["total_tokens_total"]) == (1500.0, 100.0, 10.0, 7.0, 1510.0)
+    assert metrics["cost_usd_total"] == pytest.approx((1000 + 100 + 400 + 10) / 1e6)
+    assert metrics["attempts_priced"] == 2.0
+    assert all(isinstance(v, float) for v in metrics.values())
+    note = mapping.summary_tags("orig", CAMPAIGN, metrics, "unit-1")[mapping.NOTE_TAG]
+    assert note == ("Campaign **orig** (original, trae/gpt-5): 1/4 attempts succeeded (25.0%), 1/3 commits; "
+                    "cost $0.00. Failures: quota_exceeded 2, unclassified 1.")
+
+
+def test_mapping_summary_zeroes_failure_categories_no_attempt_has_any_more() -> None:
+    metrics = mapping.campaign_metrics([_row(status="error", failure_category="other")], PRICES)
+    logged = {"failures.other": 2.0, "failures.quota_exceeded": 1.0, "attempts": 1.0}
+    updated = mapping.with_vanished_failures(metrics, logged)
+    assert (updated["failures.other"], updated["failures.quota_exceeded"]) == (1.0, 0.0)
+    assert {k: v for k, v in updated.items() if k != "failures.quota_exceeded"} == metrics
+    empty = mapping.campaign_metrics([], PRICES)
+    assert (empty["attempts"], empty["success_rate"], empty["cost_usd_total"], empty["attempts_priced"]) == (
+        0.0, 0.0, 0.0, 0.0)
+    assert "Failures: none." in mapping.summary_note("orig", CAMPAIGN, empty)
 
 
 if os.environ.get("TRACK_MLFLOW_DEBUG"):  # pragma: no cover
