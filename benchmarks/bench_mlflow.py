@@ -20,7 +20,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 from tracker.domain.pricing import load_price_table  # noqa: E402
 from tracker.eventstore.store import EventStore  # noqa: E402
 from tracker.ingest.importer import import_tree  # noqa: E402
-from tracker.projections.mlflow import artifacts  # noqa: E402
+from tracker.projections.mlflow import artifacts, mapping  # noqa: E402
 from tracker.projections.mlflow.runs import _Projection, run_name, sync  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
@@ -40,7 +40,8 @@ def naive(store: EventStore, uri: str) -> tuple[int, float]:
 
     from tracker.projections.mlflow.client import Tracking
 
-    projection = _Projection(store, Tracking(uri), load_price_table(), None)  # type: ignore[arg-type]
+    prices = load_price_table()
+    projection = _Projection(store, Tracking(uri), prices, None)  # type: ignore[arg-type]
     projection._load({f"bench-{i:02d}" for i in range(1000)})
     mlflow.set_tracking_uri(uri)
     started = time.perf_counter()
@@ -49,9 +50,9 @@ def naive(store: EventStore, uri: str) -> tuple[int, float]:
         mlflow.set_experiment(f"naive/{campaign['agent']}/{campaign['model']}")
         events = store.read_stream(stream_id)
         with mlflow.start_run(run_name=run_name(row, campaign["kind"])):
-            for key, value in projection._attempt_params(row, campaign, campaign["kind"]).items():
+            for key, value in mapping.attempt_params(row, campaign, campaign["kind"]).items():
                 mlflow.log_param(key, value)
-            for key, value in projection._attempt_metrics(row).items():
+            for key, value in mapping.attempt_metrics(row, prices).items():
                 mlflow.log_metric(key, value)
             for key, value in projection._attempt_tags(row, campaign, events, None).items():
                 mlflow.set_tag(key, value)

@@ -20,7 +20,7 @@ from typing import Any
 from tracker.classify.redaction import redact
 from tracker.domain import outcomes
 from tracker.domain.events import RecordedEvent
-from tracker.domain.pricing import PriceTable
+from tracker.domain.pricing import PriceTable, billed_model
 from tracker.projections.mlflow.artifacts import failure_history
 
 Row = Mapping[str, Any]
@@ -102,8 +102,8 @@ def attempt_params(row: Row, campaign: Row, phase: str) -> dict[str, str]:
 
 
 def attempt_cost(row: Row, prices: PriceTable) -> float | None:
-    """USD by the price table, for the model the usage was reported under (else the attempt's model)."""
-    return prices.cost_usd(row.get("usage_model") or row["model"], row["input_tokens"],
+    """USD by the price table, for the model billed (`pricing.billed_model`)."""
+    return prices.cost_usd(billed_model(row["model"], row.get("usage_model")), row["input_tokens"],
                            row["cached_input_tokens"], row["output_tokens"])
 
 
@@ -225,8 +225,7 @@ def _token_totals(rows: Sequence[Row]) -> dict[str, float]:
 
 
 def _cost_totals(rows: Iterable[Row], prices: PriceTable) -> dict[str, float]:
-    # priced by the attempt's `model` column (an attempt's own `cost_usd` prefers `usage_model`)
-    costs = [prices.cost_usd(r["model"], r["input_tokens"], r["cached_input_tokens"], r["output_tokens"]) for r in rows]
+    costs = [attempt_cost(r, prices) for r in rows]  # the sum of the attempts' own costs
     return {"cost_usd_total": round(sum(c for c in costs if c is not None), 6),
             "attempts_priced": sum(1 for c in costs if c is not None)}
 

@@ -242,14 +242,6 @@ class _Projection:
             self.summary.runs_updated += 1 if changed else 0
             self.summary.runs_unchanged += 0 if changed else 1
 
-    def _attempt_params(self, row: dict[str, Any], campaign: dict[str, Any], phase: str) -> dict[str, str]:
-        """`mapping.attempt_params` (kept for benchmarks/bench_mlflow.py)."""
-        return mapping.attempt_params(row, campaign, phase)
-
-    def _attempt_metrics(self, row: dict[str, Any]) -> dict[str, float]:
-        """`mapping.attempt_metrics` with this sync's price table (kept for benchmarks/bench_mlflow.py)."""
-        return mapping.attempt_metrics(row, self.prices)
-
     def _attempt_tags(self, row: dict[str, Any], campaign: dict[str, Any], events: list[RecordedEvent],
                       parent_run_id: str | None) -> dict[str, str]:
         return mapping.attempt_tags(row, campaign, events, price_table_version=self.prices.version,
