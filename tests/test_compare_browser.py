@@ -7,40 +7,28 @@ would render without its styles or charts. The screenshot is kept in test-artifa
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
+from tests.support.browser import chromium
 from tests.support.campaign_builders import build_pair, seed_like
 from tracker.analysis.compare import compare
 from tracker.analysis.criteria import example_path
 from tracker.eventstore.store import EventStore
 from tracker.reports import html_report
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-
-
-def _chromium() -> str:
-    # The image installs Chromium while the project is set up: wait for it rather than skip.
-    deadline = time.monotonic() + 300
-    while not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{CHROMIUM} is not installed (apt-get install chromium)")
-        time.sleep(5)
-    return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
 
 
 def _browse(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
-    return subprocess.run([_chromium(), *flags, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([chromium(), *flags, *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")

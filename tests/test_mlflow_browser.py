@@ -7,27 +7,23 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import REPO_ROOT, run_track
+from tests.support.browser import chromium as chromium_binary
 from tests.support.mlflow_helpers import COMMIT, EXPERIMENT, ORIGINAL_TREE, free_port, rerun_tree, stop, wait_http
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 
 def chromium(url: str, tmp: Path, *mode: str) -> str:
     """Run headless Chromium on a page, letting its JavaScript run (virtual time) before `mode` acts."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"chromium not installed at {CHROMIUM}: run .ci/install-browser")
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        [chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp / 'chromium-profile'}", "--window-size=1600,3000", "--virtual-time-budget=25000",
          *mode, url],

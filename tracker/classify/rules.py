@@ -1,32 +1,8 @@
-"""Classify a run's failure from its `RunFacts` with a data-driven, versioned rule table.
+"""The failure rule table: loaded, validated and versioned.
 
 The table (`tracker/data/failure_rules.json`, or an override file, JSON or YAML) is an ordered list
-of rules; the first rule whose conditions all hold decides the category. Its `version` is recorded
-with every classification, so history can be re-derived when the table improves.
-
-Precedence of the default table (root cause wins over symptoms):
-
-1. `none`                    - status success (stray tracebacks or return code 1 don't matter)
-2. `tool_output_missing`     - "No tool output found for function call" (the agent's own bug:
-                               everything after it, e.g. running out of steps, is a consequence)
-3. `quota_exceeded`          - insufficient_quota / "exceeded your current quota" (before rate
-                               limits: both are HTTP 429, but a quota never recovers)
-4. `invalid_api_key`         - invalid_api_key / "Incorrect API key provided" / 401
-5. `aws_sso_expired`         - SSO token expired, TokenRetrievalError
-6. `context_length_exceeded` - context_length_exceeded / "exceeds the context window"
-7. `json_parse_error`        - JSONDecodeError / "Unterminated string" / "Expecting value"
-8. `rate_limited`            - rate_limit_exceeded / "Rate limit reached" / other 429s: only when
-                               nothing above matched
-9. `max_steps_exceeded`      - status max_steps_exceeded or an "exceeded maximum steps" message
-10. `timeout`                - return code 124, or duration >= time budget
-11. `other`                  - a journal error, or an exception / failed API call / fatal line in
-                               stderr, trajectory or pipeline log (not stdout: agent tool output)
-12. `no_patch`               - status error, no error evidence, empty or missing patch
-13. `other`                  - anything else that did not succeed
-
-Evidence always comes from matched signatures or named structured facts, never from "stderr is
-not empty"; known-harmless noise blocks (the table's `noise` list) are removed first. Excerpts are
-at most `excerpt_chars` long, centred on the match, and redacted.
+of rules plus the known-harmless noise blocks. Anything unknown or ill-typed is refused with the rule
+and the problem named, so a typo never silently changes what a failure is called.
 """
 
 from __future__ import annotations

@@ -476,16 +476,19 @@ def _evaluation_observed(facts: RunFacts) -> EvaluationObserved | None:
 
 
 def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: RuleTable, metadata: JsonDict,
-                   state: _StreamState | None = None, extra: list[DomainEvent] | None = None,
+                   state: _StreamState | None = None,
+                   extra: list[DomainEvent] | Callable[[Classification], list[DomainEvent]] | None = None,
                    stream: str | None = None) -> tuple[Classification, tuple[Incident, ...], int]:
     """Classify one run folder's facts and append what is new about its attempt.
 
-    Used by `import` and by `track run` (which passes `extra` lifecycle events). Without `state`,
-    the attempt's stream is read first. Returns the classification, the incidents and how many
-    events were written.
+    Used by `import` and by `track run`, which passes `extra` lifecycle events, or a function giving
+    them from the classification (so a run is classified once). Without `state`, the attempt's stream
+    is read first. Returns the classification, the incidents and how many events were written.
     """
     lines = evidence_lines(facts, table)
     classification = classify_lines(facts, lines, table)
+    if callable(extra):
+        extra = extra(classification)
     incidents = find_incidents(lines, table)
     stream = stream or attempt_stream(campaign, facts.folder.repo, facts.commit or "", facts.folder.timestamp)
     if state is None:

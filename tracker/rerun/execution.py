@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
-from tracker.classify.classifier import classify
+from tracker.classify.classifier import Classification
 from tracker.classify.rules import RuleTable, load_rule_table
 from tracker.domain.events import DomainEvent, JsonDict, default_metadata
 from tracker.domain.import_events import CampaignCreated
@@ -362,11 +362,14 @@ class CampaignRunner:
             return self._bench_skipped(claim)
         interruption = self._interruption(result)
         interrupted = interruption is not None
-        category = classify(facts, self.rules).category
-        extra: list[DomainEvent] = [_finished(folder, result, category)]
-        if interruption is not None:
-            extra.append(interruption)
-        record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=extra)
+
+        def lifecycle(classification: Classification) -> list[DomainEvent]:
+            finished: DomainEvent = _finished(folder, result, classification.category)
+            return [finished] if interruption is None else [finished, interruption]
+
+        classification, _, _ = record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata,
+                                              extra=lifecycle)
+        category = classification.category
         self.claims.release(claim, _claim_outcome(category, interrupted), category)
         self._account(facts, category, counted=not interrupted)
         if interrupted:
@@ -409,10 +412,11 @@ class CampaignRunner:
         item = claim.item
         workdir = self._workdir(item, old.run_timestamp)
         facts = self.folders.facts(item, old.run_timestamp, folder, workdir, None)
-        category = classify(facts, self.rules).category
-        record_attempt(self.store, self.config.campaign, facts, self.rules, self.metadata, extra=[
-            AttemptFinished(exit_code=None, wall_time_s=0.0, category=category, run_folder=str(folder),
-                            recovered=True)])
+        classification, _, _ = record_attempt(
+            self.store, self.config.campaign, facts, self.rules, self.metadata, extra=lambda c: [
+                AttemptFinished(exit_code=None, wall_time_s=0.0, category=c.category, run_folder=str(folder),
+                                recovered=True)])
+        category = classification.category
         cost = facts_cost(self.prices, self.config.model, facts)
         with self._lock:
             self.progress.by_category[category] += 1
