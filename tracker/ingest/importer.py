@@ -33,7 +33,6 @@ from tracker.domain.events import (
     decode,
     default_metadata,
     deterministic_event_id,
-    upcast,
 )
 from tracker.domain.import_events import (
     AttemptObserved,
@@ -67,7 +66,7 @@ from tracker.isobench import (
 )
 from tracker.isobench.discovery import UNKNOWN, identify_folder
 from tracker.isobench.evaluation import EvaluationReport
-from tracker.projections.read_model import fold
+from tracker.projections.read_model import fold, queries
 
 SINGLE_FACTS = ("attempt.observed", "usage.observed", "patch.observed", "evaluation.observed", "failure.classified",
                 "incidents.observed")
@@ -366,13 +365,7 @@ def _safe_listdir(path: Path) -> list[Path]:
 
 def _unidentified_paths(store: EventStore, name: str) -> set[str]:
     """Run paths recorded unidentified and not identified since."""
-    paths: set[str] = set()
-    for event in store.read_stream(campaign_stream(name)):
-        if event.event_type == FolderUnidentified.TYPE:
-            paths.add(event.payload["run_path"])
-        elif event.event_type == FolderIdentified.TYPE:
-            paths.discard(event.payload["run_path"])
-    return paths
+    return {folder["run_path"] for folder in queries.unidentified_folders(store, name)}
 
 
 @dataclass
@@ -394,11 +387,14 @@ def _fold(state: _StreamState, event: RecordedEvent) -> None:
     state.version = event.stream_version
     if event.event_type in SINGLE_FACTS:
         # compared at the current schema: an event written by 0.1 that says the same is not re-appended
-        state.latest[event.event_type] = upcast(event.event_type, event.schema_version, event.payload)[1]
-    elif event.event_type == ImportProblem.TYPE:
-        state.problems[(event.payload["file"], event.payload["kind"])] = event.payload
-    elif event.event_type == ImportProblemResolved.TYPE:
-        state.problems.pop((event.payload["file"], event.payload["kind"]), None)
+        state.latest[event.event_type] = decode(event).to_dict()
+    elif event.event_type in (ImportProblem.TYPE, ImportProblemResolved.TYPE):
+        problem = decode(event).to_dict()
+        key = (problem["file"], problem["kind"])
+        if event.event_type == ImportProblem.TYPE:
+            state.problems[key] = problem
+        else:
+            state.problems.pop(key, None)
 
 
 def attempt_facts(campaign: str, facts: RunFacts, classification: Classification,

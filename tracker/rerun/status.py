@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from statistics import median
 
-from tracker.domain.events import JsonDict, RecordedEvent
+from tracker.domain.events import JsonDict, RecordedEvent, decode
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import CampaignStopped
 from tracker.domain.streams import campaign_stream, claim_commit, claims_prefix
@@ -104,7 +104,7 @@ def _eta(attempts: list[MeasuredAttempt], items: _Items) -> float:
 def _last_stop(store: EventStore, campaign: str) -> JsonDict | None:
     """The payload of the campaign's latest `campaign.stopped`, if it was ever stopped."""
     stops = [e for e in store.read_stream(campaign_stream(campaign)) if e.event_type == CampaignStopped.TYPE]
-    return stops[-1].payload if stops else None
+    return decode(stops[-1]).to_dict() if stops else None
 
 
 def campaign_status(store: EventStore, campaign: str, price_table: str | None = None) -> JsonDict:

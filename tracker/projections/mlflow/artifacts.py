@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from tracker.classify.redaction import redact
-from tracker.domain.events import RecordedEvent
+from tracker.domain.events import RecordedEvent, decode
+from tracker.domain.import_events import FailureClassified
 
 RUN_FILES = {
     "model_patch.diff": "model_patch.diff",
@@ -54,12 +55,14 @@ def copy_redacted(source: Path, target: Path) -> None:
 
 def failure_history(events: Iterable[RecordedEvent]) -> list[dict[str, Any]]:
     """Every classification of the attempt, oldest first."""
-    return [
-        {"recorded_at": e.recorded_at, "position": e.position, "category": e.payload.get("category"),
-         "rule_id": e.payload.get("rule_id"), "table_version": e.payload.get("table_version"),
-         "evidence": e.payload.get("evidence", [])}
-        for e in events if e.event_type == "failure.classified"
-    ]
+    history = []
+    for event in events:
+        if event.event_type == FailureClassified.TYPE:
+            fact = decode(event)
+            assert isinstance(fact, FailureClassified)
+            history.append({"recorded_at": event.recorded_at, "position": event.position, "category": fact.category,
+                            "rule_id": fact.rule_id, "table_version": fact.table_version, "evidence": fact.evidence})
+    return history
 
 
 def stage(folder: Path | None, events: list[RecordedEvent], target: Path) -> list[str]:
