@@ -82,7 +82,7 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     if link:
         click.echo(f"Compare one commit:   {link['url']}")
         click.echo(f"                      (commit {link['commit'][:12]}: original failed, rerun succeeded)")
-    click.echo(f"Audit trail:          {track} {db_flag}log --campaign {RERUN} --commit <sha>   |   "
+    click.echo(f"Audit trail:          {track} {db_flag}log {RERUN} --commit <sha>   |   "
                f"{track} {db_flag}verify")
 
 
