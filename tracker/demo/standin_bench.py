@@ -1,38 +1,445 @@
-"""A stand-in for ISO-Bench's `python -m bench.cli prepare`: same arguments, same files, same log lines.
+"""A stand-in for ISO-Bench's `python -m bench.cli prepare`: same arguments, exit codes, files and log lines.
 
-Tests, benchmarks and the demo drive `track run` with it instead of a GPU and an API key:
+Tests, benchmarks and the demo drive `track run` with it instead of a GPU and an API key. It is run the way
+the runner runs the real bench, from the bench root (see `lay_out_bench_root`):
 
-    python -m tracker.demo.standin_bench prepare TASK.yaml --from-plan PLAN --bench-cfg B --max-workers 1 --resume
+    python -m tracker.demo.standin_bench prepare TASK.yaml --from-plan PLAN.json --bench-cfg bench.yaml \\
+        --max-workers 1 --resume --run-id REPO/AGENT/MODEL/TS
 
-It reads the plan and, per item, writes `state/runs/<repo>/trae/gpt-5-2025-08-07/<ts>/<item_id>/`
-under the current folder (the bench root) in the real formats (via `tracker.demo.sample_tree`), prints the
-real pipeline-log lines and appends them to `pipeline_run_<ts>.log`. What happens to each item:
+What it does, as the real bench does it:
+
+- `TASK` (positional), `--from-plan/-p` (default `state/plan.json`), `--bench-cfg` (default `bench.yaml`),
+  `--max-workers` (default 4), `--resume/--no-resume` (default resume), `--run-id` (default: the run path
+  `<repo>/<agent>/<model>/<YYYY-MM-DD_HH-MM-SS>`, the repo named after the task's `repo.url` with
+  `.rstrip('.git')`, so `sglang.git` gives `sglan`). Usage errors exit 2.
+- A missing task, plan or bench config (checked in that order) prints `Task file not found: ...` (etc.) and
+  exits 1; any other error prints `Prepare error: <error>` and exits 1. Items that fail do not change the
+  exit code (0): their journals say so.
+- bench.yaml: `paths.state_root`, `paths.work_root` (relative to the current folder) and `agents` (`default`,
+  and per agent `cli`, `time_budget_minutes`); `${VAR}` and `${VAR:-default}` are expanded in both YAML files.
+- The plan's `repo` is the local checkout when that path exists; otherwise the bench clones it into
+  `<work_root>/repos/<task id>`, which the stand-in cannot do: it fails as `git clone` of a missing repository.
+- Per item: `<state_root>/runs/<run path>/<item_id>/` (`prompt.json` first, `journal.json` last) and the
+  worktree `<work_root>/worktrees/<task id>/<item_id>`, detached from history (its `.git` becomes a folder),
+  so a second prepare of the same task and item crashes with `[Errno 21] Is a directory: '.../.git'`.
+  `--resume` skips an item whose folder *in this run path* holds a success journal. An agent program that
+  cannot be found ends the item with an error journal (`FileNotFoundError`).
+- Log lines go to stderr as `YYYY-MM-DD HH:MM:SS - bench.prepare - LEVEL - message` (and, as the stand-in
+  always did, are appended to `pipeline_run_<ts>.log` in the current folder); the run path lines and the
+  final `✓ Prepare completed: state/runs/<run path>` go to stdout.
+
+What happens to each item is the stand-in's own choice, by environment variable:
 
 - `STANDIN_OUTCOMES`: JSON (inline, or a path to a JSON file) mapping an item id or commit to an
-  outcome, a list of outcomes (the n-th attempt of that item gets the n-th, the last repeats), or an
-  object `{"outcome": ..., "sleep": s, "input_tokens": n, ...}`; anything else gets `STANDIN_DEFAULT`
-  (default `success`). Outcomes: `success`, every failure category, `hang` (never ends), `crash`
-  (a traceback and exit code 1 before the journal is written).
-- `STANDIN_SLEEP`: seconds each item takes (default 0); `STANDIN_LINES`: extra TRAE stdout lines to
-  print per item (to load the runner's log parsing).
+  outcome, a list of outcomes (the n-th attempt of that item gets the n-th, the last repeats; attempts are
+  counted over every run folder of the item under `<state_root>/runs/*/*/*/*/`), or an object
+  `{"outcome": ..., "sleep": s, "input_tokens": n, ...}`; anything else gets `STANDIN_DEFAULT` (default
+  `success`). Outcomes: `success`, every failure category, `hang` (never ends), `crash` (a traceback and
+  exit code 1 before the journal is written).
+- `STANDIN_SLEEP`: seconds each item takes (default 0); `STANDIN_LINES`: extra agent stdout lines to log
+  per item (to load the runner's log parsing); `STANDIN_MODEL_DIR`: the model folder of the run path
+  (default `gpt-5-2025-08-07`).
+
+Only the standard library and `tracker.demo.sample_tree` (itself standard-library only) are imported: the
+bench's interpreter need not have the tracker's dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import glob
 import hashlib
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from tracker.demo.sample_tree import RunSpec, write_run_folder
-from tracker.isobench.discovery import normalise_repo
+from tracker.demo.sample_tree import RunSpec, journal_document, write_run_folder
 
-MODEL_DIR = os.environ.get("STANDIN_MODEL_DIR", "gpt-5-2025-08-07")
+TS_FORMAT = "%Y-%m-%d_%H-%M-%S"
+TRAE_LIKE = frozenset({"trae", "codex", "codex_cli", "claude_code"})
+"""The agents the bench runs as a `cli` subprocess with a `time_budget_minutes`."""
+DEFAULT_MODEL_DIR = "gpt-5-2025-08-07"
+
+
+def model_dir() -> str:
+    """The model folder of the run path: `STANDIN_MODEL_DIR`, or GPT-5's dated name."""
+    return os.environ.get("STANDIN_MODEL_DIR") or DEFAULT_MODEL_DIR
+
+
+# -- a YAML subset (block mappings and sequences, flow collections, scalars, comments) -------------------
+
+_Lines = list[tuple[int, str]]
+_QUOTE_OPENERS = " \t[{,:'"
+_DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
+_WORDS: dict[str, Any] = {"null": None, "Null": None, "NULL": None, "~": None, "true": True, "True": True,
+                          "TRUE": True, "false": False, "False": False, "FALSE": False}
+_QUOTED_KEY = re.compile(r"""^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*')\s*:(?:\s+(.*))?$""")
+
+
+def load_yaml(text: str) -> Any:
+    """The YAML the bench's configs use: nested block mappings and sequences, `[..]`/`{..}` flow
+    collections, quoted and plain scalars, comments. (No anchors, tags or block scalars.)"""
+    lines = _yaml_lines(text)
+    if not lines:
+        return None
+    value, end = _block(lines, 0, lines[0][0])
+    if end != len(lines):
+        raise ValueError(f"YAML: unexpected indentation at {lines[end][1]!r}")
+    return value
+
+
+def _yaml_lines(text: str) -> _Lines:
+    """(indent, content) of each line that holds something, comments removed."""
+    lines: _Lines = []
+    for raw in text.splitlines():
+        content = _strip_comment(raw).rstrip()
+        body = content.lstrip(" ")
+        if body and body not in ("---", "..."):
+            lines.append((len(content) - len(body), body))
+    return lines
+
+
+def _strip_comment(line: str) -> str:
+    quote, escaped = "", False
+    for i, ch in enumerate(line):
+        if quote:
+            quote, escaped = _in_quote(quote, escaped, ch)
+        elif _opens_quote(line, i):
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _opens_quote(text: str, i: int) -> bool:
+    """Does a quote open at `text[i]`? (Only where a scalar can start: `don't` is plain.)"""
+    return text[i] in "\"'" and (i == 0 or text[i - 1] in _QUOTE_OPENERS)
+
+
+def _in_quote(quote: str, escaped: bool, ch: str) -> tuple[str, bool]:
+    """The quote still open after `ch`, and whether the next character is escaped."""
+    if escaped:
+        return quote, False
+    if ch == "\\" and quote == '"':
+        return quote, True
+    return ("" if ch == quote else quote), False
+
+
+def _is_item(body: str) -> bool:
+    return body == "-" or body.startswith("- ")
+
+
+def _block(lines: _Lines, i: int, indent: int) -> tuple[Any, int]:
+    if _is_item(lines[i][1]):
+        return _sequence(lines, i, indent)
+    return _mapping(lines, i, indent)
+
+
+def _nested(lines: _Lines, i: int, indent: int) -> tuple[Any, int]:
+    """The value of a `key:` with nothing after it: a deeper block, a sequence at the key's indent, or null."""
+    if i < len(lines) and lines[i][0] > indent:
+        return _block(lines, i, lines[i][0])
+    if i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
+        return _sequence(lines, i, indent)
+    return None, i
+
+
+def _mapping(lines: _Lines, i: int, indent: int) -> tuple[dict[str, Any], int]:
+    result: dict[str, Any] = {}
+    while i < len(lines) and lines[i][0] == indent and not _is_item(lines[i][1]):
+        split = _split_key(lines[i][1])
+        if split is None:
+            raise ValueError(f"YAML: expected 'key: value', got {lines[i][1]!r}")
+        key, rest = split
+        if rest:
+            result[key], i = _scalar(rest), i + 1
+        else:
+            result[key], i = _nested(lines, i + 1, indent)
+    return result, i
+
+
+def _sequence(lines: _Lines, i: int, indent: int) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    while i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
+        rest = lines[i][1][1:]
+        body = rest.lstrip(" ")
+        if not body:
+            value, i = _nested(lines, i + 1, indent)
+        elif _split_key(body) is not None:  # `- key: value` opens a mapping indented past the dash
+            lines[i] = (indent + 1 + len(rest) - len(body), body)
+            value, i = _mapping(lines, i, lines[i][0])
+        else:
+            value, i = _scalar(body), i + 1
+        items.append(value)
+    return items, i
+
+
+def _split_key(text: str) -> tuple[str, str] | None:
+    """`key: rest` -> (key, rest); None when the text is not a mapping entry."""
+    if text[:1] in ("[", "{"):
+        return None
+    if text[:1] in ("'", '"'):
+        quoted = _QUOTED_KEY.match(text)
+        return (str(_scalar(quoted.group(1))), (quoted.group(2) or "").strip()) if quoted else None
+    at = text.find(": ")
+    if at < 0 and text.endswith(":"):
+        at = len(text) - 1
+    if at <= 0:
+        return None
+    return text[:at].strip(), text[at + 1:].strip()
+
+
+def _scalar(text: str) -> Any:
+    text = text.strip()
+    if text.startswith('"'):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text[1:-1]
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    if text[:1] in ("[", "{"):
+        return _flow(text)
+    if text[:1] in ("|", ">", "&", "*", "!"):
+        raise ValueError(f"YAML: unsupported construct {text!r}")
+    return _plain(text)
+
+
+def _plain(text: str) -> Any:
+    if text in _WORDS:
+        return _WORDS[text]
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _flow(text: str) -> Any:
+    close = "]" if text[0] == "[" else "}"
+    if not text.endswith(close):
+        raise ValueError(f"YAML: unclosed {text[0]} in {text!r}")
+    parts = [part.strip() for part in _split_top(text[1:-1])]
+    parts = [part for part in parts if part]
+    if close == "]":
+        return [_scalar(part) for part in parts]
+    return dict(_flow_entry(part) for part in parts)
+
+
+def _flow_entry(part: str) -> tuple[str, Any]:
+    split = _split_key(part)
+    if split is None:
+        return part, None
+    return split[0], _scalar(split[1]) if split[1] else None
+
+
+def _split_top(inner: str) -> list[str]:
+    """Split a flow collection's inside at its top-level commas."""
+    parts: list[str] = []
+    depth, quote, escaped, start = 0, "", False, 0
+    for i, ch in enumerate(inner):
+        if quote:
+            quote, escaped = _in_quote(quote, escaped, ch)
+        elif _opens_quote(inner, i):
+            quote = ch
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+        else:
+            depth += _DEPTH.get(ch, 0)
+    parts.append(inner[start:])
+    return parts
+
+
+# -- configuration --------------------------------------------------------------------------------------
+
+_ENV_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+def expand_env(value: Any) -> Any:
+    """`${VAR}` (unset: empty) and `${VAR:-default}` expanded in every string of a config, recursively."""
+    if isinstance(value, str):
+        return _ENV_VAR.sub(_env_value, value)
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _env_value(match: re.Match[str]) -> str:
+    name, has_default, default = match.group(1).partition(":-")
+    return os.environ.get(name, default if has_default else "")
+
+
+def load_config(path: Path) -> Any:
+    return expand_env(load_yaml(path.read_text()))
+
+
+def repo_folder_name(repo_url: str) -> str:
+    """The repo folder of the run path, as the bench derives it from the task's `repo.url`.
+
+    For GitHub URLs the bench strips the *characters* of `.git` from the end (`str.rstrip`), so
+    `sglang.git` becomes `sglan`: that is why real trees hold `state/runs/sglan`.
+    """
+    if not repo_url:
+        return "unknown"
+    if "github.com" in repo_url:
+        return repo_url.rstrip("/").rstrip(".git").rsplit("/", 1)[-1]
+    return Path(repo_url).name or "unknown"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One prepare's run path and where its folders go."""
+
+    path: str
+    state_root: Path
+    work_root: Path
+    repo: str
+    agent: str
+    model: str
+    timestamp: str
+
+    @property
+    def folder(self) -> Path:
+        return self.state_root / "runs" / self.path
+
+    def metadata(self) -> dict[str, str]:
+        return {"repo": self.repo, "agent": self.agent, "model": self.model, "run_timestamp": self.timestamp,
+                "run_path": self.path}
+
+    def spec_timestamp(self) -> str:
+        """The run's timestamp for the sample files (now, when the run path's last part is not one)."""
+        try:
+            datetime.strptime(self.timestamp, TS_FORMAT)
+        except ValueError:
+            return datetime.now().strftime(TS_FORMAT)
+        return self.timestamp
+
+
+def open_run(cfg: dict[str, Any], run_path: str) -> Run:
+    """The run's roots from bench.yaml's `paths` (a KeyError when missing), its run folder created."""
+    state_root = Path(cfg["paths"]["state_root"]).resolve()
+    work_root = Path(cfg["paths"]["work_root"]).resolve()
+    (state_root / "runs" / run_path).mkdir(parents=True, exist_ok=True)
+    parts = run_path.split("/")
+    if len(parts) < 4:  # a flat run id
+        parts = ["unknown", str(cfg.get("agents", {}).get("default", "unknown")), "default", run_path]
+    return Run(run_path, state_root, work_root, *parts[:4])
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The agent bench.yaml's `agents.default` names."""
+
+    name: str
+    cli: Any
+    time_budget_minutes: int
+    max_steps: int
+
+    @property
+    def label(self) -> str:
+        return self.name.upper()
+
+
+def agent_of(agents: dict[str, Any]) -> Agent:
+    name = str(agents.get("default", "openhands"))
+    if name == "openhands":
+        spec = agents["openhands"]
+        return Agent(name, spec["cli"], spec["time_budget_minutes"], int(spec.get("args", {}).get("iterations", 50)))
+    if name in TRAE_LIKE:
+        spec = agents.get(name, {})
+        return Agent(name, spec.get("cli", "python"), int(spec.get("time_budget_minutes", 60)),
+                     int(spec.get("args", {}).get("max_steps", 50)))
+    raise NotImplementedError(f"Unknown agent default: {name}")
+
+
+def check_program(cli: str, cwd: Path) -> None:
+    """Raise what starting the agent program would: FileNotFoundError when it cannot be found (an absolute
+    or relative path that does not exist, or a name not on PATH), PermissionError when it cannot run
+    (a folder, a file without the execute bit, an empty name)."""
+    if os.sep in cli:
+        path = cli if os.path.isabs(cli) else os.path.join(cwd, cli)
+        found = path if os.path.exists(path) else None
+    else:
+        found = shutil.which(cli) if cli else ""
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cli)
+    if not found or os.path.isdir(found) or not os.access(found, os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), cli)
+
+
+# -- the bench's repository and worktrees -------------------------------------------------------------------
+
+
+def ensure_repository(plan_repo: str, work_root: Path, task_id: str) -> Path:
+    """The plan's repository: the local checkout when its path exists, else a clone in
+    `<work_root>/repos/<task id>`, which the stand-in cannot make (it fails as git does)."""
+    local = Path(plan_repo)
+    if local.exists():
+        return local.resolve()
+    clone = (work_root / "repos" / task_id).resolve()
+    clone.parent.mkdir(parents=True, exist_ok=True)
+    if not clone.exists():
+        print(f"fatal: repository '{plan_repo}' does not exist", file=sys.stderr, flush=True)
+        raise subprocess.CalledProcessError(128, ["git", "clone", plan_repo, str(clone)])
+    return clone
+
+
+def detached_worktree(work_root: Path, task_id: str, item_id: str, base: Path) -> Path:
+    """The item's worktree, added when missing (a `.git` file pointing at the base), then detached from
+    history: its `.git` is replaced by a fresh repository (a folder). A worktree left by an earlier
+    prepare already has a `.git` folder, and removing it as a file raises `IsADirectoryError`, as in the
+    real bench."""
+    worktree = work_root / "worktrees" / task_id / item_id
+    worktree.parent.mkdir(parents=True, exist_ok=True)
+    if not worktree.exists():
+        worktree.mkdir()
+        (worktree / ".git").write_text(f"gitdir: {base / '.git' / 'worktrees' / item_id}\n")
+    git = worktree / ".git"
+    if git.exists():
+        git.unlink()
+        git.mkdir()
+        (git / "HEAD").write_text("ref: refs/heads/master\n")
+    return worktree
+
+
+# -- logging ------------------------------------------------------------------------------------------------
+
+
+class PipelineLog:
+    """bench.prepare's log: lines on stderr in `logging`'s format, also appended to `pipeline_run_<ts>.log`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, message: str, level: str = "INFO") -> None:
+        self.lines([message], level)
+
+    def lines(self, messages: Iterable[str], level: str = "INFO") -> None:
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        text = "".join(f"{stamp} - bench.prepare - {level} - {message}\n" for message in messages)
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        with open(self.path, "a") as fh:
+            fh.write(text)
+
+
+# -- outcomes (the stand-in's own rules) --------------------------------------------------------------------
 
 
 def _outcomes() -> dict[str, Any]:
@@ -54,49 +461,12 @@ def _spec_for(item: dict[str, Any], attempt: int, table: dict[str, Any]) -> dict
     return spec
 
 
-def _log(log_path: Path, message: str, level: str = "INFO") -> None:
-    line = f"{datetime.now().strftime('%Y-%m-%d %H:%M:%S,%f')[:23]} - bench.prepare - {level} - {message}"
-    print(line, flush=True)
-    with open(log_path, "a") as fh:
-        fh.write(line + "\n")
-
-
 def _tokens(commit: str) -> dict[str, int]:
     """Deterministic but varied token counts per commit."""
     h = int(hashlib.sha1(commit.encode()).hexdigest()[:8], 16)
     input_tokens = 150_000 + h % 600_000
     return {"input_tokens": input_tokens, "cached_input_tokens": input_tokens // 2,
             "output_tokens": 5_000 + h % 25_000, "reasoning_tokens": 2_000 + h % 9_000}
-
-
-def run_item(root: Path, repo: str, item: dict[str, Any], table: dict[str, Any], log_path: Path) -> None:
-    """One plan item as bench.prepare runs it: skipped when an earlier run succeeded, else one run folder
-    written for its outcome (or a hang, or a crash that exits)."""
-    item_id, commit = item["item_id"], item["human"].lower()
-    pre = item.get("pre") or hashlib.sha1(commit.encode()).hexdigest()
-    model_root = root / "state" / "runs" / repo / "trae" / MODEL_DIR
-    earlier = sorted(model_root.glob(f"*/{item_id}")) if model_root.is_dir() else []
-    if any(_succeeded(folder) for folder in earlier):
-        _log(log_path, f"Skipping {item_id} - task already completed successfully")
-        return
-    spec = _spec_for(item, len(earlier), table)
-    outcome = spec.pop("outcome")
-    sleep = float(spec.pop("sleep"))
-    ts = _free_timestamp(model_root, item_id)
-    _log(log_path, f"Starting task processing: {item_id}")
-    _log(log_path, f"Task configuration - Human commit: {commit}, Pre commit: {pre}")
-    _print_chatter()
-    if outcome == "hang":
-        time.sleep(10**6)
-    time.sleep(sleep)
-    run_dir = model_root / ts / item_id
-    if outcome == "crash":
-        _crash(run_dir)
-    run_spec = RunSpec(repo=repo, item_id=item_id, commit=commit, pre_commit=pre, outcome=outcome, run_timestamp=ts,
-                       model_raw=MODEL_DIR, **_usage(commit, sleep, spec))
-    messages = write_run_folder(run_dir, run_spec)
-    for message in messages[2:]:
-        _log(log_path, message, "WARNING" if "STDERR" in message else "INFO")
 
 
 def _usage(commit: str, sleep: float, spec: dict[str, Any]) -> dict[str, Any]:
@@ -106,26 +476,26 @@ def _usage(commit: str, sleep: float, spec: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def earlier_attempts(state_root: Path, item_id: str) -> int:
+    """How many run folders of this item exist under `<state_root>/runs/*/*/*/*/`, whatever their run path."""
+    runs = state_root / "runs"
+    return sum(1 for folder in runs.glob(f"*/*/*/*/{glob.escape(item_id)}") if folder.is_dir())
+
+
 def _succeeded(folder: Path) -> bool:
-    """Did this earlier run folder end in success? (`--resume` skips such items; an unreadable journal is no.)"""
+    """Does this run folder hold a success journal? (An unreadable journal is no.)"""
     try:
         return bool(json.loads((folder / "journal.json").read_text()).get("status") == "success")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return False
 
 
-def _free_timestamp(model_root: Path, item_id: str) -> str:
-    """The run folder's timestamp: now, or the next second not yet taken by this item."""
-    started = datetime.now().replace(microsecond=0)
-    while (model_root / started.strftime("%Y-%m-%d_%H-%M-%S") / item_id).exists():
-        started += timedelta(seconds=1)
-    return started.strftime("%Y-%m-%d_%H-%M-%S")
-
-
-def _print_chatter() -> None:
-    """`STANDIN_LINES` lines of TRAE stdout, to load the runner's log parsing."""
-    for i in range(int(os.environ.get("STANDIN_LINES", "0") or 0)):
-        print(f"TRAE STDOUT: step {i}: running bash tool in the sandbox, nothing to see here", flush=False)
+def _chatter(log: PipelineLog, label: str) -> None:
+    """`STANDIN_LINES` lines of agent stdout, to load the runner's log parsing."""
+    count = int(os.environ.get("STANDIN_LINES", "0") or 0)
+    for start in range(0, count, 5000):
+        log.lines(f"{label} STDOUT: step {i}: running bash tool in the sandbox, nothing to see here"
+                  for i in range(start, min(count, start + 5000)))
 
 
 def _crash(run_dir: Path) -> NoReturn:
@@ -139,24 +509,278 @@ def _crash(run_dir: Path) -> NoReturn:
     sys.exit(1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="standin_bench")
-    sub = parser.add_subparsers(dest="command", required=True)
-    prepare = sub.add_parser("prepare")
-    prepare.add_argument("task")
-    prepare.add_argument("--from-plan", required=True)
-    prepare.add_argument("--bench-cfg", required=True)
-    prepare.add_argument("--max-workers", type=int, default=1)
-    prepare.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    plan = json.loads(Path(args.from_plan).read_text())
-    repo = normalise_repo(Path(plan.get("repo") or "").name or str(plan.get("task_id", "")).split("_", 1)[0])
-    root = Path.cwd()
-    log_path = root / f"pipeline_run_{datetime.now().strftime('%Y%m%d_%H%M%S')}.log"
-    table = _outcomes()
-    for item in plan["items"]:
-        run_item(root, repo, item, table, log_path)
+# -- one prepare --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One plan item being prepared."""
+
+    item: dict[str, Any]
+    item_id: str
+    human: str
+    pre: str
+    folder: Path
+    attempt: int
+
+
+@dataclass
+class Prepare:
+    """What `bench.prepare` holds while it runs a plan's items."""
+
+    task_cfg: dict[str, Any]
+    agents: dict[str, Any]
+    run: Run
+    base: Path
+    resume: bool
+    log: PipelineLog
+    table: dict[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        return str(self.task_cfg["id"])
+
+    def process(self, entry: dict[str, Any]) -> str:
+        """One item: skipped, or run to its journal. Errors before the agent starts escape (no journal)."""
+        item_id = entry["item_id"]
+        self.log(f"Starting task processing: {item_id}")
+        attempt = earlier_attempts(self.run.state_root, item_id)
+        folder = self.run.folder / item_id
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.resume and _succeeded(folder):
+            self.log(f"Skipping {item_id} - task already completed successfully")
+            return f"skip:{item_id}"
+        human, pre = self._commits(entry)
+        item = Item(entry, item_id, human, pre, folder, attempt)
+        worktree = detached_worktree(self.run.work_root, self.task_id, item_id, self.base)
+        if (worktree / ".git").is_dir():
+            self.log(f"Detached worktree {item_id} from git history")
+        (folder / "prompt.json").write_text(json.dumps(self._prompt(item), indent=2))
+        agent = agent_of(self.agents)
+        self._announce(agent, item, worktree)
+        try:
+            check_program(str(agent.cli), worktree)
+            return self._run_agent(agent, item)
+        except Exception as exc:
+            return self._failed(exc, agent, item)
+
+    def _commits(self, entry: dict[str, Any]) -> tuple[str, str]:
+        human = entry["human"]
+        pre = entry.get("pre") or None
+        self.log(f"Task configuration - Human commit: {human}, Pre commit: {pre or 'will resolve'}")
+        if not pre:
+            self.log("Resolving pre-commit from parent index")
+            pre = hashlib.sha1(str(human).lower().encode()).hexdigest()
+            self.log(f"Resolved pre commit: {pre}")
+        return human, pre
+
+    def _prompt(self, item: Item) -> dict[str, Any]:
+        contract = self.task_cfg.get("optimization_contract") or {}
+        scoring = self.task_cfg.get("scoring") or {}
+        return {"task": self.task_cfg.get("name", self.task_id), "description": self.task_cfg.get("description", ""),
+                "constraints": contract.get("constraints", []), "target_files": contract.get("target_files", []),
+                "success": {"primary_metric": scoring.get("primary"),
+                            "rules": ["Do not modify tests or metrics harness",
+                                      "Preserve external behavior; optimize internals only"]},
+                "commits": {"pre": item.pre, "human": item.human}}
+
+    def _branch(self, item: Item) -> str:
+        return f"agent/{self.task_id}/{str(item.human)[:8]}"
+
+    def _announce(self, agent: Agent, item: Item, worktree: Path) -> None:
+        self.log.lines([f"{agent.name} agent command: {agent.cli} -m trae_agent.cli run --working-dir {worktree}",
+                        f"Initializing {agent.name} execution", f"Working directory: {worktree}",
+                        f"Max iterations: {agent.max_steps}", f"Agent branch: {self._branch(item)}",
+                        f"Creating git branch: {self._branch(item)}", "Git branch created successfully",
+                        f"Starting {agent.name} execution at {time.strftime('%Y-%m-%d %H:%M:%S')}"])
+
+    def _run_agent(self, agent: Agent, item: Item) -> str:
+        """The agent's run as the item's outcome says: a hang, a crash, or a run folder and its journal."""
+        spec = _spec_for(item.item, item.attempt, self.table)
+        outcome, sleep = spec.pop("outcome"), float(spec.pop("sleep"))
+        self.log(f"Executing {agent.label} subprocess with timeout: {agent.time_budget_minutes * 60}s")
+        _chatter(self.log, agent.label)
+        if outcome == "hang":
+            time.sleep(10**6)
+        time.sleep(sleep)
+        if outcome == "crash":
+            _crash(item.folder)
+        run_spec = RunSpec(repo=self.task_id.split("_", 1)[0], item_id=item.item_id, commit=item.human,
+                           pre_commit=item.pre, outcome=outcome, run_timestamp=self.run.spec_timestamp(),
+                           model_raw=model_dir(), agent=agent.name, time_budget_minutes=agent.time_budget_minutes,
+                           broken="journal_missing", **_usage(str(item.human).lower(), sleep, spec))
+        messages = write_run_folder(item.folder, run_spec)  # every file but the journal
+        for message in messages[2:]:
+            self.log(message, "WARNING" if "STDERR" in message else "INFO")
+        _write_journal(item.folder, self._journal(run_spec, agent, item))
+        self.log(f"Task completed successfully: {run_spec.status}:{item.item_id}")
+        return f"{run_spec.status}:{item.item_id}"
+
+    def _journal(self, spec: RunSpec, agent: Agent, item: Item) -> dict[str, Any]:
+        sample = journal_document(spec)
+        return {"task_id": self.task_id, "commits": {"pre": item.pre, "human": item.human},
+                "agent_branch": self._branch(item), "status": spec.status, "run_metadata": self.run.metadata(),
+                "experiment": sample["experiment"], "preflight": sample["preflight"], "metrics": sample["metrics"],
+                agent.name: {"cli": agent.cli, "time_budget_minutes": agent.time_budget_minutes,
+                             "returncode": spec.return_code, "duration_s": spec.duration_s}}
+
+    def _failed(self, exc: Exception, agent: Agent, item: Item) -> str:
+        """An exception once the agent was being started: logged, and an error journal."""
+        self.log.lines(["Exception during OpenHands execution:", f"  Error type: {type(exc).__name__}",
+                        f"  Error message: {exc}", "  Full traceback:"], "ERROR")
+        self.log.lines((f"  {line}" for line in traceback.format_exc().split("\n") if line.strip()), "ERROR")
+        _write_journal(item.folder, {
+            "task_id": self.task_id, "commits": {"pre": item.pre, "human": item.human},
+            "agent_branch": self._branch(item), "status": "error", "run_metadata": self.run.metadata(),
+            "error": str(exc), "error_type": type(exc).__name__})
+        self.log(f"Task failed with exception: error:{item.item_id}", "ERROR")
+        return f"error:{item.item_id}"
+
+
+def _write_journal(folder: Path, payload: dict[str, Any]) -> None:
+    payload.setdefault("timestamps", {}).setdefault("written", time.time())
+    (folder / "journal.json").write_text(json.dumps(payload, indent=2))
+
+
+def _load_plan(path: Path) -> Any:
+    text = path.read_text()
+    return json.loads(text) if path.suffix == ".json" else load_yaml(text)
+
+
+def execute(cfg: dict[str, Any], task_cfg: dict[str, Any], plan_path: Path, run: Run, args: argparse.Namespace,
+            log: PipelineLog) -> None:
+    """Every item of the plan. An item's error that escapes does not stop the others; the first is raised
+    once all have run (as the bench's thread pool does)."""
+    plan = _load_plan(plan_path)
+    items, plan_repo, task_id = plan["items"], plan["repo"], task_cfg["id"]
+    base = ensure_repository(plan_repo, run.work_root, str(task_id))
+    prepare = Prepare(task_cfg, cfg["agents"], run, base, args.resume, log, _outcomes())
+    if args.max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    first: Exception | None = None
+    for entry in items:
+        try:
+            prepare.process(entry)
+        except Exception as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+def _missing_file(args: argparse.Namespace) -> str | None:
+    for label, name in (("Task file", args.task), ("Plan file", args.from_plan), ("Bench config", args.bench_cfg)):
+        if not Path(name).exists():
+            return f"{label} not found: {Path(name)}"
+    return None
+
+
+def _prepare(args: argparse.Namespace, log: PipelineLog) -> str:
+    """Load the configs, print the run path, run the plan; return the run path."""
+    task_cfg = load_config(Path(args.task))
+    cfg = load_config(Path(args.bench_cfg))
+    repo = repo_folder_name(task_cfg.get("repo", {}).get("url", ""))
+    agent = str(cfg.get("agents", {}).get("default", "unknown"))
+    model = model_dir()
+    run_path = args.run_id or f"{repo}/{agent}/{model}/{datetime.now().strftime(TS_FORMAT)}"
+    print(f"Run path: {run_path}\n  Repo:   {repo}\n  Agent:  {agent}\n  Model:  {model}", flush=True)
+    run = open_run(cfg, run_path)
+    execute(cfg, task_cfg, Path(args.from_plan), run, args, log)
+    return str(run_path)
+
+
+def prepare(args: argparse.Namespace) -> int:
+    """`prepare`: exit 1 on a missing file or an error that stops the run, else 0 (failed items included)."""
+    missing = _missing_file(args)
+    if missing:
+        print(missing, flush=True)
+        return 1
+    log = PipelineLog(Path.cwd() / f"pipeline_run_{datetime.now().strftime('%Y%m%d_%H%M%S')}.log")
+    try:
+        run_path = _prepare(args, log)
+    except Exception as exc:
+        print(f"Prepare error: {exc}", flush=True)
+        return 1
+    print(f"✓ Prepare completed: state/runs/{run_path}", flush=True)
     return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tracker.demo.standin_bench",
+                                     description="A stand-in for ISO-Bench's bench.cli (prepare only).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser("prepare", help="run the agent on each plan item and write journals")
+    sub.add_argument("task", help="the task YAML (id, repo.url, ...)")
+    sub.add_argument("--from-plan", "-p", default="state/plan.json", help="the plan JSON")
+    sub.add_argument("--bench-cfg", default="bench.yaml", help="the bench config (paths, agents)")
+    sub.add_argument("--max-workers", type=int, default=4)
+    sub.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                     help="skip items whose folder in this run path already succeeded")
+    sub.add_argument("--run-id", default=None, help="the run path, e.g. vllm/trae/gpt-5/2025-12-22_21-40-38")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return prepare(build_parser().parse_args(argv))
+
+
+# -- a bench root for tests, the demo and the benchmarks ----------------------------------------------------
+
+_KNOWN_TASKS = {
+    "vllm": ("vllm_core", "vLLM core performance", "https://github.com/vllm-project/vllm.git"),
+    "sglang": ("sglang_core", "SGLang core performance", "https://github.com/sgl-project/sglang.git"),
+}
+
+_BENCH_YAML = """\
+paths:
+  state_root: state
+  work_root: .work
+agents:
+  default: trae
+  trae:
+    cli: {cli}
+    time_budget_minutes: 60
+    args:
+      max_steps: 120
+"""
+
+_TASK_YAML = """\
+id: {id}
+name: {name}
+description: "Optimize the runtime of the repository's hot paths"
+repo:
+  url: {url}
+optimization_contract:
+  strict_targets: false
+  target_files: []
+  constraints:
+    - "No public API breakage"
+    - "All TestPack checks must pass"
+scoring:
+  primary: "functional_match"
+  tie_breaker: "throughput"
+"""
+
+
+def lay_out_bench_root(root: Path, repos: tuple[str, ...] = ("vllm", "sglang"),
+                       agent_cli: str | None = None) -> dict[str, Path]:
+    """Write a bench root like ISO-Bench's: `bench.yaml` (state/.work paths, agent trae with `cli` =
+    `agent_cli` or this interpreter), `tasks/<repo>.yaml` per repo (`vllm_core`, `sglang_core` with their
+    GitHub URLs) and a checkout folder `repos/<repo>` (with a `.git`) per repo. Returns {repo: checkout},
+    absolute: the path a plan's `repo` should name."""
+    root = Path(root).resolve()
+    (root / "tasks").mkdir(parents=True, exist_ok=True)
+    (root / "bench.yaml").write_text(_BENCH_YAML.format(cli=json.dumps(agent_cli or sys.executable)))
+    checkouts: dict[str, Path] = {}
+    for repo in repos:
+        task_id, name, url = _KNOWN_TASKS.get(repo, (f"{repo}_core", f"{repo} core performance",
+                                                     f"https://github.com/{repo}/{repo}.git"))
+        (root / "tasks" / f"{repo}.yaml").write_text(
+            _TASK_YAML.format(id=json.dumps(task_id), name=json.dumps(name), url=json.dumps(url)))
+        checkout = root / "repos" / repo
+        (checkout / ".git").mkdir(parents=True, exist_ok=True)
+        (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+        checkouts[repo] = checkout
+    return checkouts
 
 
 if __name__ == "__main__":
