@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tracker.demo.standin_bench import lay_out_bench_root  # noqa: E402
 from tracker.domain.import_events import CampaignCreated  # noqa: E402
 from tracker.eventstore.store import EventStore  # noqa: E402
 from tracker.ingest.importer import ensure_campaign  # noqa: E402
@@ -31,13 +32,13 @@ from tracker.rerun.process import AgentProcess, LineParser  # noqa: E402
 def _plan(path: Path, n: int) -> None:
     items = [{"item_id": f"vllm_core-{i:04d}", "human": hashlib.sha1(str(i).encode()).hexdigest(), "pre": None}
              for i in range(n)]
-    path.write_text(json.dumps({"repo": "/repos/vllm", "task_id": "vllm_core", "items": items}))
+    path.write_text(json.dumps({"repo": "repos/vllm", "task_id": "vllm_core", "items": items}))
 
 
 def _campaign(tmp: Path, n: int, workers: int, sleep: float) -> tuple[float, float, int]:
     url = f"sqlite:///{tmp / 'events.db'}"
     _plan(tmp / "plan.json", n)
-    (tmp / "bench").mkdir()
+    lay_out_bench_root(tmp / "bench")  # laid out like the real ISO-Bench checkout
     config = RunConfig(campaign="bench", baseline="orig", fix_commit="a1c6d41", bench_root=tmp / "bench",
                        bench_module="tracker.demo.standin_bench", log_dir=tmp / "logs", workers=workers,
                        env={"PYTHONPATH": str(ROOT), "STANDIN_SLEEP": str(sleep)})
@@ -83,10 +84,11 @@ def parsing() -> None:
         seconds = time.perf_counter() - started
     print(f"log parsing in-process: {len(lines) / seconds:,.0f} lines/s (redact + parse + write; target >= 50,000)")
     with tempfile.TemporaryDirectory() as tmp:
+        lay_out_bench_root(Path(tmp))
         plan = Path(tmp) / "plan.json"
         _plan(plan, 1)
-        command = [sys.executable, "-m", "tracker.demo.standin_bench", "prepare", "t.yaml", "--from-plan", str(plan),
-                   "--bench-cfg", "b.yaml"]
+        command = [sys.executable, "-m", "tracker.demo.standin_bench", "prepare", "tasks/vllm.yaml", "--from-plan",
+                   str(plan), "--bench-cfg", "bench.yaml"]
         process = AgentProcess(command, Path(tmp), Path(tmp) / "out.log", LineParser(),
                                env={"PYTHONPATH": str(ROOT), "STANDIN_LINES": "200000"})
         result = process.run()

@@ -20,6 +20,7 @@ from tracker.rerun.estimate import estimate_plan
 from tracker.rerun.execution import RunConfig, RunProgress, StopControl, run_campaign
 from tracker.rerun.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
 from tracker.rerun.preflight import run_preflight
+from tracker.rerun.setup_check import check_setup
 from tracker.rerun.status import campaign_status
 
 EXIT_PROBLEM = 1
@@ -156,43 +157,65 @@ class _TemplateCommand(click.Command):
               help="Retries of a rate-limited or disconnected item within this run.")
 @click.option("--retry-wait", default=30.0, show_default=True, help="First back-off in seconds (doubles).")
 @click.option("--lease", "lease_s", default=300.0, show_default=True, help="Claim lease in seconds (heartbeat: 1/3).")
-@click.option("--python", default=sys.executable, show_default=False, help="Python of the bench environment.")
+@click.option("--python", default=None,
+              help="Python of the bench environment (default: the bench root's .venv or venv, else $TRAE_PYTHON, "
+                   "else track's own).")
 @click.option("--bench-module", default="bench.cli", show_default=True, help="Python module of the bench CLI.")
-@click.option("--task", "task_yaml", default="tasks/{task_id}.yaml", show_default=True,
-              help="Task file passed to prepare ({task_id}, {repo} filled in).")
+@click.option("--task", "task_yaml", default="tasks/{repo}.yaml", show_default=True,
+              help="Task file passed to prepare, relative to --bench-root ({repo}, {task_id} filled in).")
 @click.option("--bench-cfg", default="bench.yaml", show_default=True, help="Bench config, relative to --bench-root.")
 @click.option("--log-dir", default="mlruns/attempt-logs", show_default=True, type=click.Path(path_type=Path),
               help="Where each attempt's stdout/stderr log is kept.")
 @prices_option
 @click.option("--stream", "stream_output", is_flag=True, help="Print the agents' output instead of a progress bar.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Only prove the setup for the first item (bench, task file, interpreter, repo, agent program, "
+                   "worktree); starts no agent, records nothing.")
 @mlflow_options("project the results into MLflow at the end")
 @json_option
 @pass_app
 @click.pass_context
-def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], stream_output: bool, to_mlflow: bool,
-                mlflow_uri: str | None, as_json: bool, **settings: Any) -> None:
+def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], stream_output: bool, check_only: bool,
+                to_mlflow: bool, mlflow_uri: str | None, as_json: bool, **settings: Any) -> None:
     """Run every item of PLAN once (skipping commits that already succeeded), recording each attempt.
 
-    By default each item runs `python -m bench.cli prepare <task.yaml> --from-plan <one-item plan>
-    --bench-cfg bench.yaml --max-workers 1 --resume` in --bench-root; a template after `--`
-    (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent. Ctrl-C once: finish
+    By default each item runs `python -m bench.cli prepare tasks/<repo>.yaml --from-plan <one-item plan>
+    --bench-cfg bench.yaml --max-workers 1 --resume --run-id <repo>/<agent>/<model>/<ts>` in --bench-root;
+    a template after `--` (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent. Ctrl-C once: finish
     the running items and stop; twice: stop them too. Exit 0 every item ran, 1 the campaign stopped
-    early (quota, invalid key, budget), 130 interrupted. The long line fits in track.toml's [run] table.
+    early (quota, invalid key, budget, a broken setup) or --check found a problem, 130 interrupted. The
+    long line fits in track.toml's [run] table.
 
     Example: track run plans/trae_gpt-5_vllm_plan.json --campaign rerun-a1c6d41 --baseline trae-gpt5-original
     --fix-commit a1c6d41 --bench-root ~/ISO-Bench --workers 2 --budget-usd 150
     """
     config = _run_config(settings, ctx.meta.get("template") or None)
-    campaign = config.campaign
+    if check_only:
+        _check(list(plans), config, as_json)
+        return
     stop = StopControl()
     _install_sigint(stop)
-    store = app.current_store()
+    result = _run_with_progress(app, list(plans), config, stop, hidden=as_json or stream_output,
+                                stream=stream_output)
+    synced = _sync(app, mlflow_uri, quiet=as_json) if to_mlflow else None
+    if as_json:
+        emit_json({**result.to_dict(), "mlflow": synced})
+    else:
+        _print_run(config.campaign, result, stop)
+    if stop.interrupts or (stop.reason and stop.reason.startswith("interrupted")):
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    if result.stopped:
+        raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
+def _run_with_progress(app: AppContext, plans: list[Path], config: RunConfig, stop: StopControl, hidden: bool,
+                       stream: bool) -> RunProgress:
+    """The run, with a progress bar on stderr (or the agents' output, with `--stream`)."""
     lock = threading.Lock()
     bar_state: dict[str, Any] = {"done": 0}
     bar: Any
-    with click.progressbar(length=1, label=f"run {campaign}", file=sys.stderr, show_pos=True,
-                           item_show_func=_progress_text,
-                           hidden=as_json or stream_output) as bar:
+    with click.progressbar(length=1, label=f"run {config.campaign}", file=sys.stderr, show_pos=True,
+                           item_show_func=_progress_text, hidden=hidden) as bar:
         def progress(snapshot: RunProgress) -> None:
             with lock:
                 bar.length = snapshot.total
@@ -200,17 +223,8 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], st
                 bar.update(finished - bar_state["done"], current_item=snapshot)
                 bar_state["done"] = finished
 
-        echo = (lambda line: click.echo(line, err=True)) if stream_output else None
-        result = run_campaign(store, list(plans), config, stop, progress, echo)
-    synced = _sync(app, mlflow_uri, quiet=as_json) if to_mlflow else None
-    if as_json:
-        emit_json({**result.to_dict(), "mlflow": synced})
-    else:
-        _print_run(campaign, result, stop)
-    if stop.interrupts or (stop.reason and stop.reason.startswith("interrupted")):
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
-    if result.stopped:
-        raise click.exceptions.Exit(EXIT_PROBLEM)
+        echo = (lambda line: click.echo(line, err=True)) if stream else None
+        return run_campaign(app.current_store(), plans, config, stop, progress, echo)
 
 
 def _run_config(settings: dict[str, Any], template: list[str] | None) -> RunConfig:
@@ -225,6 +239,32 @@ def _settings_renamed(settings: dict[str, Any]) -> dict[str, Any]:
     return {names.get(key, key): value for key, value in settings.items()}
 
 
+SETUP_FIXES = {
+    "task_file": "pass --task (the real bench has tasks/vllm.yaml and tasks/sglang.yaml)",
+    "plan_file": "check --log-dir is writable",
+    "bench_config": "pass --bench-root (the ISO-Bench checkout) or --bench-cfg",
+    "bench_python": "pass --python (the interpreter of the bench's environment)",
+    "repo_checkout": "plan with --repo-root (the folder holding the vllm and sglang checkouts)",
+    "stale_worktree": "plan fresh item ids with `track plan`, or remove the old worktree",
+    "agent_program": "fix the agent's `cli` in the bench config, or the command after --",
+}
+"""What to type about each setup problem the library names."""
+
+
+def _check(plans: list[Path], config: RunConfig, as_json: bool) -> None:
+    """`track run --check`: print each check; exit 1 when one failed."""
+    checks = check_setup(plans, config)
+    if as_json:
+        emit_json([c.to_dict() for c in checks])
+    else:
+        for check in checks:
+            mark = {True: "ok  ", False: "FAIL", None: "skip"}[check.ok]
+            fix = f"  -> {SETUP_FIXES[check.cause]}" if check.ok is False and check.cause in SETUP_FIXES else ""
+            click.echo(f"{mark} {check.name:<20} {check.detail}{fix}")
+    if any(check.ok is False for check in checks):
+        raise click.exceptions.Exit(EXIT_PROBLEM)
+
+
 def _print_run(campaign: str, result: RunProgress, stop: StopControl) -> None:
     click.echo(f"campaign {campaign}: {result.done} items run ({result.succeeded} succeeded, {result.failed} failed), "
                f"{result.skipped} skipped {dict(result.skip_reasons)}, {result.attempts} attempts, "
@@ -233,6 +273,9 @@ def _print_run(campaign: str, result: RunProgress, stop: StopControl) -> None:
         click.echo(format_table([{"category": k, "attempts": v} for k, v in result.by_category.most_common()]))
     if result.stopped:
         click.echo(f"stopped: {result.stopped} {stop.detail}".rstrip(), err=True)
+    problem = result.setup_problem
+    if problem and problem["cause"] in SETUP_FIXES:
+        click.echo(f"fix: {SETUP_FIXES[problem['cause']]}; `track run --check` proves the setup first", err=True)
 
 
 def _progress_text(p: Any) -> str | None:
@@ -311,6 +354,8 @@ def _status_text(s: dict[str, Any]) -> str:
         lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
     if s["by_category"]:
         lines.append("failed by category: " + ", ".join(f"{k} {v}" for k, v in s["by_category"].items()))
+    if s["harness_errors"]:
+        lines.append(f"setup problems (harness_error, not the model's): {s['harness_errors']} attempts")
     if s["stopped"]:
         lines.append(f"stopped: {s['stopped']['reason']} ({s['stopped']['detail']})")
     return "\n".join(lines)

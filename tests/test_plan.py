@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, run_track
+from tests.support.campaign_builders import Attempt, build_pair
 from tests.support.events import read_all
 from tracker.domain.pricing import load_price_table
 from tracker.eventstore.store import EventStore
@@ -80,10 +81,24 @@ def test_plan_refuses_bad_input(baseline: str, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "not-a-sha"}]}')
     result = run_track("--db", baseline, "estimate", str(broken), "--baseline", "orig")
-    assert result.returncode == 2 and "full 40-hex commit sha" in result.stderr
-    broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "6baa9455e3"}]}')  # a prefix
+    assert result.returncode == 2 and "needs a commit sha (8 to 40 hex)" in result.stderr
+    broken.write_text('{"repo": "vllm", "items": [{"item_id": "x", "human": "6baa945"}]}')  # too short to be a sha
     result = run_track("--db", baseline, "estimate", str(broken), "--baseline", "orig")
-    assert result.returncode == 2 and "full 40-hex commit sha" in result.stderr
+    assert result.returncode == 2 and "needs a commit sha" in result.stderr
+
+
+def test_a_plan_of_8_character_shas_as_real_plans_write_them_is_estimated(baseline: str, tmp_path: Path) -> None:
+    """Real plans and journals carry 8-character shas: `track estimate` takes them, and prices a commit the
+    baseline measured under the same short sha from its own history."""
+    with EventStore.open(baseline) as store:
+        build_pair(store, [Attempt("vllm", "6baa9455", "error", "no_patch", input_tokens=2_000_000)], [],
+                   names=("short", "short-rerun"))
+    plan = tmp_path / "short.json"
+    plan.write_text('{"repo": "vllm", "items": [{"item_id": "vllm_gpt5_rerun_6baa9455", "human": "6baa9455"}]}')
+    result = run_track("--db", baseline, "estimate", str(plan), "--baseline", "short", "--json")
+    assert result.returncode == 0, result.stderr
+    estimate = json.loads(result.stdout)
+    assert estimate["items"] == 1 and estimate["per_item"]["6baa9455"]["basis"] == "commit"
 
 
 def _measured(repo: str, commit: str, tokens: int, duration: float) -> MeasuredAttempt:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_track
 from tests.support.events import read_all
+from tracker.demo.standin_bench import lay_out_bench_root
 from tracker.domain.import_events import CampaignCreated
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import ensure_campaign
@@ -33,8 +34,9 @@ def _sha(i: int) -> str:
 
 
 def write_plan(path: Path, n: int, repo: str = "vllm", start: int = 0) -> list[dict[str, str]]:
+    """A bench plan whose repo is the checkout `lay_out_bench_root` makes (relative to the bench root)."""
     items = [{"item_id": f"{repo}_core-{9000 + i:04d}", "human": _sha(i), "pre": None} for i in range(start, start + n)]
-    path.write_text(json.dumps({"repo": f"/repos/{repo}", "task_id": f"{repo}_core", "items": items}))
+    path.write_text(json.dumps({"repo": f"repos/{repo}", "task_id": f"{repo}_core", "items": items}))
     return items
 
 
@@ -50,7 +52,7 @@ def config(tmp_path: Path, **overrides: object) -> RunConfig:
         env={"PYTHONPATH": str(REPO_ROOT)},
     )
     values.update(overrides)
-    (tmp_path / "bench").mkdir(exist_ok=True)
+    lay_out_bench_root(tmp_path / "bench")
     return RunConfig(**values)  # type: ignore[arg-type]
 
 
@@ -77,20 +79,24 @@ def test_every_outcome_is_recorded_like_an_import(sqlite_url: str, tmp_path: Pat
         types = Counter(e.event_type for e in store.read_prefix("attempt:rerun:"))
     assert result.done == len(OUTCOMES) and result.stopped is None
     rows = frame(sqlite_url)
-    final = {row.item_id: row.failure_category for row in rows.sort_values("run_timestamp").itertuples()}
+    plan_item = {item["human"]: item["item_id"] for item in items}
+    final = {plan_item[row.commit]: row.failure_category for row in rows.sort_values("run_timestamp").itertuples()}
+    retried = items[OUTCOMES.index("rate_limited")]
+    assert sorted(rows[rows.commit == retried["human"]].item_id) == [  # a fresh bench item (worktree) per attempt
+        retried["item_id"], f"{retried['item_id']}-a2", f"{retried['item_id']}-a3"]
     expected = {**table, items[OUTCOMES.index("rate_limited")]["item_id"]: "none",
                 items[OUTCOMES.index("hang")]["item_id"]: "timeout", items[OUTCOMES.index("crash")]["item_id"]: "other"}
     expected = {k: ("none" if v == "success" else v) for k, v in expected.items()}
     assert final == expected
     # the rate-limited item was retried within the run (3 attempts), the others ran once
-    per_item = Counter(rows["item_id"])
+    per_item = Counter(plan_item[commit] for commit in rows["commit"])
     assert per_item[items[OUTCOMES.index("rate_limited")]["item_id"]] == 3
     assert sum(per_item.values()) == len(OUTCOMES) + 2
     assert types["attempt.started"] == types["attempt.finished"] == len(OUTCOMES) + 2
     assert types["attempt.observed"] == types["failure.classified"] == len(OUTCOMES) + 2
     success = rows[rows.failure_category == "none"].iloc[0]
     assert success.input_tokens > 0 and success.patch_bytes > 0 and success.status == "success"
-    assert success.run_path.startswith("vllm/trae/gpt-5-2025-08-07/")
+    assert success.run_path == f"vllm/trae/gpt-5/{success.run_timestamp}/{success.item_id}"  # where --run-id put it
     assert (tmp_path / "bench" / "state" / "runs" / success.run_path / "journal.json").exists()
     assert result.succeeded == 2 and result.failed == len(OUTCOMES) - 2
 
@@ -195,7 +201,7 @@ def _start_run(url: str, tmp_path: Path, plan: Path, env: dict[str, str], *extra
             "--bench-module", "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"),
             "--no-mlflow", "--json",
             *extra]
-    (tmp_path / "bench").mkdir(exist_ok=True)
+    lay_out_bench_root(tmp_path / "bench")
     return subprocess.Popen(args, cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -283,7 +289,7 @@ def test_run_ends_by_projecting_its_attempts_into_mlflow(sqlite_url: str, tmp_pa
     items = write_plan(tmp_path / "plan.json", 2)
     env = outcomes_env(tmp_path, {items[1]["item_id"]: "no_patch"})
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    (tmp_path / "bench").mkdir()
+    lay_out_bench_root(tmp_path / "bench")
     result = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
                        "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
                        "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--mlflow-uri", mlflow_uri,
@@ -337,8 +343,10 @@ def test_resuming_with_fewer_plan_files_keeps_the_whole_plan(sqlite_url: str, tm
     assert set(estimate["per_repo"]) == {"vllm", "sglang"}
 
 
-def test_a_bench_resume_skip_is_not_recorded_as_a_failure(sqlite_url: str, tmp_path: Path) -> None:
-    """Two campaigns in one bench root: the bench skips what already succeeded there; that is no `no_patch`."""
+def test_two_campaigns_in_one_bench_root_each_run_every_item_on_their_own_worktrees(sqlite_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """The bench's `--resume` skips only within one run id, so a second campaign in the same checkout runs
+    every item again, each on a worktree of its own (the first campaign's are stepped around)."""
     make_baseline(sqlite_url)
     items = write_plan(tmp_path / "plan.json", 2)
     env = outcomes_env(tmp_path, {})
@@ -346,8 +354,42 @@ def test_a_bench_resume_skip_is_not_recorded_as_a_failure(sqlite_url: str, tmp_p
         first = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=env))
         second = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=env, campaign="rerun2"))
         status = campaign_status(store, "rerun2")
-    assert first.succeeded == 2
-    assert second.failed == 0 and second.skip_reasons["bench_already_done"] == 2
-    assert status["failed"] == 0 and status["succeeded"] == 0
+    assert first.succeeded == 2 and second.succeeded == 2 and second.failed == 0 and not second.skip_reasons
+    assert status["succeeded"] == 2 and status["harness_errors"] == 0
     rows = frame(sqlite_url, "rerun2")
+    assert sorted(rows.item_id) == sorted(f"{item['item_id']}-a2" for item in items)
+
+
+def test_a_bench_resume_skip_is_not_recorded_as_a_failure(sqlite_url: str, tmp_path: Path) -> None:
+    """An agent that says it skipped the item as already done (the bench's `--resume` line) ran nothing for
+    this campaign: the attempt is interrupted with the reason, never a `no_patch`."""
+    make_baseline(sqlite_url)
+    items = write_plan(tmp_path / "plan.json", 2)
+    template = [sys.executable, "-c", "import sys; sys.stderr.write('Skipping ' + sys.argv[1] + ' - task already "
+                "completed successfully')", "{item_id}"]
+    with EventStore.open(sqlite_url) as store:
+        result = run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, template=template))
+        status = campaign_status(store, "rerun")
+    assert result.failed == 0 and result.skip_reasons["bench_already_done"] == 2
+    assert status["failed"] == 0 and status["succeeded"] == 0
+    rows = frame(sqlite_url)
     assert set(rows["status"]) == {"interrupted"} and len(rows) == len(items)
+
+
+def test_an_error_inside_a_worker_stops_the_run_and_is_raised_not_lost(sqlite_url: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracker.errors import StoreUnavailable
+    from tracker.rerun import execution
+
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 3)
+
+    def broken(self: object, claim: object) -> None:
+        raise StoreUnavailable("the store went away")
+
+    monkeypatch.setattr(execution.CampaignRunner, "_launch", broken)
+    with EventStore.open(sqlite_url) as store, pytest.raises(StoreUnavailable, match="went away"):
+        run_campaign(store, [tmp_path / "plan.json"], config(tmp_path, env=outcomes_env(tmp_path, {})))
+    with EventStore.open(sqlite_url) as store:
+        stops = [e for e in read_all(store) if e.event_type == "campaign.stopped"]
+    assert len(stops) == 1 and "StoreUnavailable" in stops[0].payload["reason"]

@@ -38,6 +38,7 @@ from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
 from tracker.analysis.stats import mcnemar_exact, wilson_interval
 from tracker.domain import outcomes
 from tracker.domain.pricing import PriceTable, billed_model, load_price_table
+from tracker.domain.vocabulary import HARNESS
 from tracker.errors import TrackerError, UnknownCampaign
 from tracker.eventstore.store import EventStore
 from tracker.projections.read_model import queries
@@ -148,10 +149,10 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     criteria = _as_criteria(criteria)
     prices = prices or load_price_table()
     campaigns = _campaign_rows(store, (baseline, rerun))
-    base_frame = attempt_outcomes(store, baseline, repo, prices, level)
-    rerun_frame = attempt_outcomes(store, rerun, repo, prices, level)
     base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])
     notes = _campaign_notes(base_info, rerun_info)
+    base_frame = _model_attempts(attempt_outcomes(store, baseline, repo, prices, level), baseline, notes)
+    rerun_frame = _model_attempts(attempt_outcomes(store, rerun, repo, prices, level), rerun, notes)
 
     commits = commit_table(base_frame, rerun_frame)
     if repo is not None and commits.empty:
@@ -177,9 +178,18 @@ def _as_criteria(criteria: Criteria | str | Path | None) -> Criteria | None:
     return criteria
 
 
+def _model_attempts(frame: pd.DataFrame, campaign: str, notes: list[str]) -> pd.DataFrame:
+    """The attempts that gave the model a run: a broken setup (`harness_error`) is no verdict on the model,
+    so it is kept out of every rate (and said in a note)."""
+    setup = frame["failure_category"] == HARNESS
+    if setup.any():
+        notes.append(f"{int(setup.sum())} attempts of {campaign!r} hit a broken setup (harness_error) and are not "
+                     f"counted: {', '.join(sorted(set(frame.loc[setup, 'commit'].str[:8])))}")
+    return frame[~setup].reset_index(drop=True)
+
+
 def _campaign_rows(store: EventStore, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Every campaign's summary by name (reading them also catches the read model up); each of
-    `names` must be among them, else UnknownCampaign."""
+    """Every campaign's summary by name; each of `names` must be among them, else UnknownCampaign."""
     campaigns = {row["name"]: row for row in queries.campaign_summaries(store)}
     for name in names:
         if name not in campaigns:

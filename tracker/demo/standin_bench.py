@@ -64,6 +64,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
+
 from tracker.demo.sample_tree import RunSpec, journal_document, write_run_folder
 
 TS_FORMAT = "%Y-%m-%d_%H-%M-%S"
@@ -76,195 +78,6 @@ def model_dir() -> str:
     """The model folder of the run path: `STANDIN_MODEL_DIR`, or GPT-5's dated name."""
     return os.environ.get("STANDIN_MODEL_DIR") or DEFAULT_MODEL_DIR
 
-
-# -- a YAML subset (block mappings and sequences, flow collections, scalars, comments) -------------------
-
-_Lines = list[tuple[int, str]]
-_QUOTE_OPENERS = " \t[{,:'"
-_DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
-_INT = re.compile(r"[-+]?\d+")
-_FLOAT = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?")
-_WORDS: dict[str, Any] = {"null": None, "Null": None, "NULL": None, "~": None, "true": True, "True": True,
-                          "TRUE": True, "false": False, "False": False, "FALSE": False}
-_QUOTED_KEY = re.compile(r"""^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*')\s*:(?:\s+(.*))?$""")
-
-
-def load_yaml(text: str) -> Any:
-    """The YAML the bench's configs use: nested block mappings and sequences, `[..]`/`{..}` flow
-    collections, quoted and plain scalars, comments. (No anchors, tags or block scalars.)"""
-    lines = _yaml_lines(text)
-    if not lines:
-        return None
-    value, end = _block(lines, 0, lines[0][0])
-    if end != len(lines):
-        raise ValueError(f"YAML: unexpected indentation at {lines[end][1]!r}")
-    return value
-
-
-def _yaml_lines(text: str) -> _Lines:
-    """(indent, content) of each line that holds something, comments removed."""
-    lines: _Lines = []
-    for raw in text.splitlines():
-        content = _strip_comment(raw).rstrip()
-        body = content.lstrip(" ")
-        if body and body not in ("---", "..."):
-            lines.append((len(content) - len(body), body))
-    return lines
-
-
-def _strip_comment(line: str) -> str:
-    quote, escaped = "", False
-    for i, ch in enumerate(line):
-        if quote:
-            quote, escaped = _in_quote(quote, escaped, ch)
-        elif _opens_quote(line, i):
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-def _opens_quote(text: str, i: int) -> bool:
-    """Does a quote open at `text[i]`? (Only where a scalar can start: `don't` is plain.)"""
-    return text[i] in "\"'" and (i == 0 or text[i - 1] in _QUOTE_OPENERS)
-
-
-def _in_quote(quote: str, escaped: bool, ch: str) -> tuple[str, bool]:
-    """The quote still open after `ch`, and whether the next character is escaped."""
-    if escaped:
-        return quote, False
-    if ch == "\\" and quote == '"':
-        return quote, True
-    return ("" if ch == quote else quote), False
-
-
-def _is_item(body: str) -> bool:
-    return body == "-" or body.startswith("- ")
-
-
-def _block(lines: _Lines, i: int, indent: int) -> tuple[Any, int]:
-    if _is_item(lines[i][1]):
-        return _sequence(lines, i, indent)
-    return _mapping(lines, i, indent)
-
-
-def _nested(lines: _Lines, i: int, indent: int) -> tuple[Any, int]:
-    """The value of a `key:` with nothing after it: a deeper block, a sequence at the key's indent, or null."""
-    if i < len(lines) and lines[i][0] > indent:
-        return _block(lines, i, lines[i][0])
-    if i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
-        return _sequence(lines, i, indent)
-    return None, i
-
-
-def _mapping(lines: _Lines, i: int, indent: int) -> tuple[dict[str, Any], int]:
-    result: dict[str, Any] = {}
-    while i < len(lines) and lines[i][0] == indent and not _is_item(lines[i][1]):
-        split = _split_key(lines[i][1])
-        if split is None:
-            raise ValueError(f"YAML: expected 'key: value', got {lines[i][1]!r}")
-        key, rest = split
-        if rest:
-            result[key], i = _scalar(rest), i + 1
-        else:
-            result[key], i = _nested(lines, i + 1, indent)
-    return result, i
-
-
-def _sequence(lines: _Lines, i: int, indent: int) -> tuple[list[Any], int]:
-    items: list[Any] = []
-    while i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
-        rest = lines[i][1][1:]
-        body = rest.lstrip(" ")
-        if not body:
-            value, i = _nested(lines, i + 1, indent)
-        elif _split_key(body) is not None:  # `- key: value` opens a mapping indented past the dash
-            lines[i] = (indent + 1 + len(rest) - len(body), body)
-            value, i = _mapping(lines, i, lines[i][0])
-        else:
-            value, i = _scalar(body), i + 1
-        items.append(value)
-    return items, i
-
-
-def _split_key(text: str) -> tuple[str, str] | None:
-    """`key: rest` -> (key, rest); None when the text is not a mapping entry."""
-    if text[:1] in ("[", "{"):
-        return None
-    if text[:1] in ("'", '"'):
-        quoted = _QUOTED_KEY.match(text)
-        return (str(_scalar(quoted.group(1))), (quoted.group(2) or "").strip()) if quoted else None
-    at = text.find(": ")
-    if at < 0 and text.endswith(":"):
-        at = len(text) - 1
-    if at <= 0:
-        return None
-    return text[:at].strip(), text[at + 1:].strip()
-
-
-def _scalar(text: str) -> Any:
-    text = text.strip()
-    if text.startswith('"'):
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text[1:-1]
-    if text.startswith("'"):
-        return text[1:-1].replace("''", "'")
-    if text[:1] in ("[", "{"):
-        return _flow(text)
-    if text[:1] in ("|", ">", "&", "*", "!"):
-        raise ValueError(f"YAML: unsupported construct {text!r}")
-    return _plain(text)
-
-
-def _plain(text: str) -> Any:
-    if text in _WORDS:
-        return _WORDS[text]
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    return text
-
-
-def _flow(text: str) -> Any:
-    close = "]" if text[0] == "[" else "}"
-    if not text.endswith(close):
-        raise ValueError(f"YAML: unclosed {text[0]} in {text!r}")
-    parts = [part.strip() for part in _split_top(text[1:-1])]
-    parts = [part for part in parts if part]
-    if close == "]":
-        return [_scalar(part) for part in parts]
-    return dict(_flow_entry(part) for part in parts)
-
-
-def _flow_entry(part: str) -> tuple[str, Any]:
-    split = _split_key(part)
-    if split is None:
-        return part, None
-    return split[0], _scalar(split[1]) if split[1] else None
-
-
-def _split_top(inner: str) -> list[str]:
-    """Split a flow collection's inside at its top-level commas."""
-    parts: list[str] = []
-    depth, quote, escaped, start = 0, "", False, 0
-    for i, ch in enumerate(inner):
-        if quote:
-            quote, escaped = _in_quote(quote, escaped, ch)
-        elif _opens_quote(inner, i):
-            quote = ch
-        elif ch == "," and depth == 0:
-            parts.append(inner[start:i])
-            start = i + 1
-        else:
-            depth += _DEPTH.get(ch, 0)
-    parts.append(inner[start:])
-    return parts
-
-
-# -- configuration --------------------------------------------------------------------------------------
 
 _ENV_VAR = re.compile(r"\$\{([^}]+)\}")
 
@@ -286,7 +99,7 @@ def _env_value(match: re.Match[str]) -> str:
 
 
 def load_config(path: Path) -> Any:
-    return expand_env(load_yaml(path.read_text()))
+    return expand_env(yaml.safe_load(path.read_text()))
 
 
 def repo_folder_name(repo_url: str) -> str:
@@ -452,8 +265,17 @@ def _outcomes() -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_ATTEMPT_SUFFIX = re.compile(r"-a\d+$")
+"""`track run` gives a retry its own bench item id (`<id>-a2`): outcomes are keyed by the plan's id."""
+
+
+def plan_item_id(item_id: str) -> str:
+    return _ATTEMPT_SUFFIX.sub("", item_id)
+
+
 def _spec_for(item: dict[str, Any], attempt: int, table: dict[str, Any]) -> dict[str, Any]:
-    choice = table.get(item["item_id"], table.get(item["human"], os.environ.get("STANDIN_DEFAULT", "success")))
+    default = os.environ.get("STANDIN_DEFAULT", "success")
+    choice = table.get(plan_item_id(item["item_id"]), table.get(item["human"], default))
     if isinstance(choice, list):
         choice = choice[min(attempt, len(choice) - 1)] if choice else "success"
     spec = dict(choice) if isinstance(choice, dict) else {"outcome": str(choice)}
@@ -477,9 +299,11 @@ def _usage(commit: str, sleep: float, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def earlier_attempts(state_root: Path, item_id: str) -> int:
-    """How many run folders of this item exist under `<state_root>/runs/*/*/*/*/`, whatever their run path."""
-    runs = state_root / "runs"
-    return sum(1 for folder in runs.glob(f"*/*/*/*/{glob.escape(item_id)}") if folder.is_dir())
+    """How many run folders of this plan item (retries included) exist under `<state_root>/runs/*/*/*/*/`,
+    whatever their run path."""
+    runs, base = state_root / "runs", plan_item_id(item_id)
+    return sum(1 for folder in runs.glob(f"*/*/*/*/{glob.escape(base)}*")
+               if folder.is_dir() and plan_item_id(folder.name) == base)
 
 
 def _succeeded(folder: Path) -> bool:
@@ -644,7 +468,7 @@ def _write_journal(folder: Path, payload: dict[str, Any]) -> None:
 
 def _load_plan(path: Path) -> Any:
     text = path.read_text()
-    return json.loads(text) if path.suffix == ".json" else load_yaml(text)
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
 
 
 def execute(cfg: dict[str, Any], task_cfg: dict[str, Any], plan_path: Path, run: Run, args: argparse.Namespace,

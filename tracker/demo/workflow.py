@@ -19,6 +19,7 @@ from typing import Any
 from tracker.analysis.compare import Comparison, compare
 from tracker.analysis.criteria import example_path, load_criteria
 from tracker.demo.sample_tree import generate_tree
+from tracker.demo.standin_bench import lay_out_bench_root
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import ImportSummary, import_tree
 from tracker.projections.mlflow.client import compare_url, rerun_and_baseline
@@ -101,14 +102,15 @@ def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025
     echo(f"    {imported.runs} runs, {imported.by_status.get('success', 0)} succeeded, "
          f"{imported.problems} file problems recorded")
     plans = workdir / "plans"
-    plan = make_plan(store, ORIGINAL, plans, policy="never-succeeded", scope="all")
+    rerun_root = workdir / "ISO-Bench-rerun"  # a bench checkout laid out like the real one, with its repos
+    checkouts = lay_out_bench_root(rerun_root)
+    plan = make_plan(store, ORIGINAL, plans, repo_root=str(next(iter(checkouts.values())).parent),
+                     policy="never-succeeded", scope="all")
     echo(f"3/7 planned the rerun of {len(plan.items)} commits that never succeeded -> {plans}")
     estimate = estimate_plan(store, plan.items, ORIGINAL, workers=workers)
     echo(f"4/7 estimate: ${estimate['cost_usd']:,.2f} (+{estimate['buffer']:.0%} buffer = "
          f"${estimate['cost_usd_with_buffer']:,.2f}), about {estimate['wall_time_s'] / 3600:,.1f} h wall time "
          f"on {workers} workers")
-    rerun_root = workdir / "ISO-Bench-rerun"
-    rerun_root.mkdir(parents=True, exist_ok=True)
     outcomes = draw_outcomes(plan, seed)
     config = RunConfig(
         campaign=RERUN, baseline=ORIGINAL, fix_commit=FIX_COMMIT, bench_root=rerun_root, workers=workers,

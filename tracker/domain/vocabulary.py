@@ -17,3 +17,6 @@ FAILURE_CATEGORIES = (
 
 """Every category a failed attempt can get; a successful attempt's category is `none`."""
 
+HARNESS = "harness_error"
+"""The category of an attempt whose setup was broken (bench, task or config file, repo checkout, interpreter,
+agent program): the model never ran, so it is no verdict on the model and is kept out of its success rates."""

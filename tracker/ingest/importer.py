@@ -214,7 +214,7 @@ def _account(session: _ImportSession, summary: ImportSummary, folder: RunFolder,
              wanted: tuple[str, str, str | None], logs: PipelineLogIndex, evals: EvaluationIndex) -> None:
     """One run folder: an attempt, a named filter, or an unidentified record, added to `summary`."""
     unknown = _unknown_parts(folder)
-    reason = None if unknown else _filter_reason(folder, *wanted)
+    reason = None if unknown else _filter_reason(folder, *wanted) or session.owned_elsewhere(folder, campaign)
     if reason is not None:
         summary.filtered[reason] += 1
         summary.skipped += 1
@@ -263,6 +263,8 @@ class _ImportSession:
     def __init__(self, store: EventStore, root: Path, table: RuleTable, kind: str, fix: str | None,
                  baseline: str | None, agent: str, model: str) -> None:
         self.store, self.root, self.table = store, root, table
+        self.rerun_folders = queries.rerun_run_paths(store)
+        """Run folders that belong to a rerun campaign (`track run` wrote them into this tree)."""
         self.agent, self.model = agent, model
         self.kind, self.fix, self.baseline = kind, fix, baseline
         self.metadata = default_metadata(correlation_id=str(uuid.uuid4()), command="import",
@@ -275,6 +277,12 @@ class _ImportSession:
         self.reports: list[dict[str, Any]] = []
         self.claimed: dict[str, str] = {}
 
+    def owned_elsewhere(self, folder: RunFolder, pattern: str) -> str | None:
+        """Why a folder a rerun campaign recorded (its `track run` wrote it here) is no attempt of this one."""
+        owner = self.rerun_folders.get(folder.run_path)
+        if owner is None or owner == campaign_name_for(pattern, folder):
+            return None
+        return f"recorded by rerun campaign {owner}"
     def _ready(self, name: str, facts: RunFacts) -> dict[str, _StreamState]:
         if name not in self.known:
             agent = self.agent if self.agent != ALL else facts.folder.agent

@@ -34,6 +34,7 @@ ERROR_SIGNATURE = re.compile(
     r"error|exception|traceback|failed|fatal|expired|exceeded|exceeds|denied|refused|timed out|timeout"
     r"|quota|rate limit|invalid|incorrect|unterminated|expecting value|no tool output|maximum context"
     r"|maximum steps|out of memory|no space left|killed"
+    r"|not found|no such file|does not exist|cannot start"  # a broken setup says so in these words
 )
 TOKEN_LINE = re.compile(r"\bInput:\s*(\d+)\s+Output:\s*(\d+)")
 _DIGITS = re.compile(r"\d+")

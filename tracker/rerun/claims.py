@@ -24,11 +24,14 @@ from pathlib import Path
 from tracker.domain.events import DomainEvent, JsonDict, RecordedEvent, decode
 from tracker.domain.run_events import ClaimAcquired, ClaimReleased, ClaimRenewed
 from tracker.domain.streams import attempt_stream, claim_stream
+from tracker.domain.vocabulary import HARNESS
 from tracker.errors import ConcurrencyError
 from tracker.eventstore.store import EventStore
 from tracker.rerun.planning import PlanItem
 
 TS_FORMAT = "%Y-%m-%d_%H-%M-%S"
+NOT_AN_ATTEMPT = HARNESS
+"""The release outcome of an attempt whose setup was broken: the model never ran, so it is not counted."""
 
 
 def _read(path: str) -> str | None:
@@ -83,6 +86,8 @@ class ClaimState:
     version: int = 0
     holder: Holder | None = None
     acquisitions: int = 0
+    uncounted: int = 0
+    """Acquisitions that gave the model no run (released as `harness_error`): they use up no attempt."""
     succeeded: bool = False
     last_outcome: str | None = None
     last_run_timestamp: str | None = None
@@ -110,6 +115,7 @@ def _released(state: ClaimState, event: ClaimReleased) -> None:
         state.holder = None
         state.last_outcome = event.outcome
         state.succeeded = state.succeeded or event.outcome == "succeeded"
+        state.uncounted += event.outcome == NOT_AN_ATTEMPT
 
 
 _CLAIM_TYPES = frozenset({ClaimAcquired.TYPE, ClaimRenewed.TYPE, ClaimReleased.TYPE})
@@ -199,8 +205,8 @@ class Claims:
             reason = self.dead_reason(state.holder)
             if reason is None:
                 return Refusal("held", f"{state.holder.host} pid {state.holder.pid}")
-        if max_attempts is not None and state.acquisitions >= max_attempts:
-            return Refusal("max_attempts", f"{state.acquisitions} attempts already")
+        if max_attempts is not None and state.acquisitions - state.uncounted >= max_attempts:
+            return Refusal("max_attempts", f"{state.acquisitions - state.uncounted} attempts already")
         run_ts = _next_timestamp(state.last_run_timestamp)
         token = str(uuid.uuid4())
         lease_until = time.time() + self.lease_s

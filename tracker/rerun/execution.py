@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
+import string
 import threading
 import time
 import uuid
@@ -34,7 +34,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponen
 
 from tracker.classify.classifier import Classification
 from tracker.classify.rules import RuleTable, load_rule_table
-from tracker.domain.events import DomainEvent, JsonDict, default_metadata
+from tracker.domain.events import DomainEvent, JsonDict, decode, default_metadata
 from tracker.domain.import_events import CampaignCreated
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import (
@@ -45,20 +45,24 @@ from tracker.domain.run_events import (
     CampaignStopped,
 )
 from tracker.domain.streams import campaign_stream, check_campaign_name
+from tracker.domain.vocabulary import HARNESS
 from tracker.errors import BenchNotFound, TrackerError
 from tracker.eventstore.store import ANY, NO_STREAM, EventStore
 from tracker.ingest.importer import ensure_campaign, record_attempt
 from tracker.isobench import RunFacts
 from tracker.projections.read_model import fold
 from tracker.projections.read_model.queries import measured_attempts
+from tracker.rerun.bench_layout import bench_config, bench_item_id, bench_python, task_file, task_id, worktrees_dir
 from tracker.rerun.budget import Budget, facts_cost, spent_before
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
+from tracker.rerun.harness import diagnose
 from tracker.rerun.planning import PlanItem, plan_from_files, record_plan
 from tracker.rerun.process import AgentProcess, LineParser, ProcessResult, kill_orphan_group
 from tracker.rerun.run_folders import RunFolders, attempt_workdir, bench_skipped
 
-FATAL = {"quota_exceeded", "invalid_api_key"}
+FATAL = {"quota_exceeded", "invalid_api_key", HARNESS}
+"""Categories after which every further item would fail the same way: the campaign stops at once."""
 _CONNECTION = re.compile(r"APIConnectionError|Connection error|ConnectError|Connection reset|timed out", re.I)
 TS_FORMAT = "%Y-%m-%d_%H-%M-%S"
 PLACEHOLDERS = ("item_id", "human", "pre", "plan", "workdir")
@@ -77,9 +81,10 @@ class RunConfig:
     item_timeout_s: float | None = None
     max_attempts: int = 3
     template: list[str] | None = None
-    python: str = sys.executable
+    python: str | None = None
+    """The bench's interpreter; None: found from the bench checkout (`bench_python`)."""
     bench_module: str = "bench.cli"
-    task_yaml: str = "tasks/{task_id}.yaml"
+    task_yaml: str = "tasks/{repo}.yaml"
     bench_cfg: str = "bench.yaml"
     log_dir: Path = Path("mlruns") / "attempt-logs"
     lease_s: float = 300.0
@@ -108,6 +113,7 @@ class RunProgress:
     spent_before_usd: float = 0.0
     budget_usd: float | None = None
     stopped: str | None = None
+    setup_problem: dict[str, str] | None = None
     by_category: Counter[str] = field(default_factory=Counter)
     skip_reasons: Counter[str] = field(default_factory=Counter)
     log_dir: str = ""
@@ -174,12 +180,15 @@ class CampaignRunner:
         self.metadata = default_metadata(correlation_id=self.run_id, command="run", campaign=config.campaign)
         self.claims = Claims(store, config.campaign, config.lease_s, self.metadata)
         self.folders = RunFolders(config.bench_root, config.agent, config.model)
+        self.python = bench_python(config.bench_root, config.python)
+        self.bench_config = None if config.template else bench_config(config.bench_root, config.bench_cfg)
         self.budget = Budget(config.budget_usd, estimate)
         self.progress = RunProgress(total=len(items), budget_usd=config.budget_usd,
                                     log_dir=str(config.log_dir / config.campaign))
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
         self._queue = list(items)
+        self._failure: Exception | None = None
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -200,6 +209,8 @@ class CampaignRunner:
             self._record_stop()
         fold.catch_up(self.store)
         self._notify()
+        if self._failure is not None:
+            raise self._failure
         return self.progress
 
     def _supervise(self) -> None:
@@ -247,14 +258,19 @@ class CampaignRunner:
         return self.progress.spent_before_usd + self.progress.cost_usd
 
     def _worker(self) -> None:
-        while (item := self._next_item()) is not None:
-            try:
-                outcome = self._with_retries(item)
-            finally:
-                with self._lock:
-                    self.budget.release(item)
-            self._count(outcome)
-            self._notify()
+        try:
+            while (item := self._next_item()) is not None:
+                try:
+                    outcome = self._with_retries(item)
+                finally:
+                    with self._lock:
+                        self.budget.release(item)
+                self._count(outcome)
+                self._notify()
+        except Exception as exc:  # never lost with its thread: the run stops and raises it
+            with self._lock:
+                self._failure = self._failure or exc
+            self.stop.request(f"error: {type(exc).__name__}", hard=True, detail=str(exc))
 
     def _count(self, outcome: _Outcome) -> None:
         """Count an item's final outcome into the progress: skipped, or done as succeeded or failed."""
@@ -311,10 +327,12 @@ class CampaignRunner:
         item, config = claim.item, self.config
         workdir = self._workdir(item, claim.run_timestamp)
         workdir.mkdir(parents=True, exist_ok=True)
-        plan_file = _write_item_plan(workdir, item)
+        bench_id = bench_item_id(item, claim.attempt_number, self._worktrees(item))
+        plan_file = _write_item_plan(workdir, item, bench_id)
         log_file = workdir / _log_name(claim.run_timestamp)
-        command = self._command(item, plan_file, workdir)
-        self._record_start(claim, command, log_file)
+        run_id = self.folders.run_id(item, claim.run_timestamp)
+        command = self._command(item, plan_file, workdir, run_id)
+        self._record_start(claim, command, log_file, bench_id)
         parser = LineParser(on_fatal=self._on_fatal)
         echo = (lambda line: self.echo(f"[{item.item_id}] {line}")) if self.echo else None  # type: ignore[misc]
         process = AgentProcess(command, config.bench_root, log_file, parser, echo, config.env)
@@ -325,40 +343,52 @@ class CampaignRunner:
             self.progress.attempts += 1
         self._notify()
         launched = datetime.now().replace(microsecond=0).strftime(TS_FORMAT)
-        existing = set(self.folders.item_folders(item))  # an earlier run in the same second is not this attempt's
+        existing = set(self.folders.item_folders(item, bench_id))  # an earlier run in the same second is not ours
         try:
             result = process.run()
         finally:
             with self._lock:
                 self._running.pop(claim.token, None)
                 self.progress.running -= 1
-        folder = self.folders.find(item, launched, workdir, exclude=existing)
-        return self._record(claim, folder, workdir, result)
+        if config.template:
+            folder = self.folders.find(item, launched, workdir, bench_id, exclude=existing)
+        else:  # the bench wrote exactly where its --run-id says, or nowhere
+            folder = self.folders.at(run_id, bench_id, workdir)
+        return self._record(claim, folder, workdir, result, bench_id)
 
-    def _record_start(self, claim: Claim, command: list[str], log_file: Path) -> None:
+    def _worktrees(self, item: PlanItem) -> Path | None:
+        """Where the bench keeps this item's worktrees (None for an agent template: it has none we know)."""
+        if self.config.template:
+            return None
+        task = task_file(self.config.task_yaml, item)
+        return worktrees_dir(self.config.bench_root, self.bench_config, task_id(self.config.bench_root, task, item))
+
+    def _record_start(self, claim: Claim, command: list[str], log_file: Path, bench_id: str) -> None:
         """`attempt.started`, the first event of the attempt's stream (which must not exist yet)."""
         item, config = claim.item, self.config
         self.store.append(claim.attempt_stream, [AttemptStarted(
-            campaign=config.campaign, repo=item.repo, agent=config.agent, model=config.model, item_id=item.item_id,
+            campaign=config.campaign, repo=item.repo, agent=config.agent, model=config.model, item_id=bench_id,
             commit=item.commit, pre_commit=item.pre_commit, run_timestamp=claim.run_timestamp,
             attempt_number=claim.attempt_number, host=self.claims.host, command=command, log_file=str(log_file),
             claim_token=claim.token).to_new_event(metadata=self.metadata)], expected_version=NO_STREAM)
 
-    def _command(self, item: PlanItem, plan_file: Path, workdir: Path) -> list[str]:
+    def _command(self, item: PlanItem, plan_file: Path, workdir: Path, run_id: str) -> list[str]:
+        """The agent template filled in, or the bench's `prepare` of the one-item plan under this run id (so
+        the bench's own `--resume` skips only what this attempt already finished)."""
         config = self.config
         if config.template:
             values = {"item_id": item.item_id, "human": item.commit, "pre": item.pre_commit or "",
                       "plan": str(plan_file), "workdir": str(workdir)}
             return [part.format(**values) for part in config.template]
-        task = config.task_yaml.format(task_id=f"{item.repo}_core", repo=item.repo)
-        return [config.python, "-m", config.bench_module, "prepare", task, "--from-plan", str(plan_file),
-                "--bench-cfg", config.bench_cfg, "--max-workers", "1", "--resume"]
+        return [self.python, "-m", config.bench_module, "prepare", task_file(config.task_yaml, item), "--from-plan",
+                str(plan_file), "--bench-cfg", config.bench_cfg, "--max-workers", "1", "--resume", "--run-id", run_id]
 
-    def _record(self, claim: Claim, folder: Path | None, workdir: Path, result: ProcessResult) -> _Outcome:
+    def _record(self, claim: Claim, folder: Path | None, workdir: Path, result: ProcessResult,
+                bench_id: str) -> _Outcome:
         """Record the attempt that just ended, release its claim, count it; stop the campaign on a fatal category."""
         item = claim.item
-        facts = self.folders.facts(item, claim.run_timestamp, folder, workdir, result)
-        if folder is None and bench_skipped(workdir, item.item_id):
+        facts = self.folders.facts(item, claim.run_timestamp, folder, workdir, result, bench_id)
+        if folder is None and bench_skipped(workdir, bench_id):
             return self._bench_skipped(claim)
         interruption = self._interruption(result)
         interrupted = interruption is not None
@@ -374,6 +404,8 @@ class CampaignRunner:
         self._account(facts, category, counted=not interrupted)
         if interrupted:
             return _Outcome(category, skipped="interrupted")
+        if category == HARNESS:
+            return self._on_setup_problem(bench_id, facts)
         if category in FATAL:
             self._on_fatal(category, f"{item.item_id} failed with {category}")
         return _Outcome(category, transient=_transient(category, facts) and not self.stop.soft.is_set())
@@ -399,19 +431,32 @@ class CampaignRunner:
         """The previous holder died: kill its orphaned agent, then record what it left (or abandon it)."""
         if old.host == self.claims.host and old.child_pid:
             kill_orphan_group(old.child_pid)
-        folder = self.folders.find(claim.item, old.run_timestamp, Path("/nonexistent"))
+        bench_id = self._started_item_id(old) or claim.item.item_id
+        if self.config.template:
+            folder = self.folders.find(claim.item, old.run_timestamp, Path("/nonexistent"), bench_id)
+        else:
+            folder = self.folders.at(self.folders.run_id(claim.item, old.run_timestamp), bench_id, Path("/nonexistent"))
         if folder is not None and (folder / "journal.json").is_file():
-            return self._recover(claim, old, folder)
+            return self._recover(claim, old, folder, bench_id)
         self.store.append(old.attempt_stream, [AttemptAbandoned(
             reason=reason, by_host=self.claims.host, by_pid=self.claims.pid).to_new_event(metadata=self.metadata)],
             expected_version=ANY)
         return None
 
-    def _recover(self, claim: Claim, old: Holder, folder: Path) -> _Outcome:
+    def _started_item_id(self, old: Holder) -> str | None:
+        """The bench item id the dead holder's attempt ran under (its `attempt.started`), if it got that far."""
+        for event in self.store.read_stream(old.attempt_stream):
+            if event.event_type == AttemptStarted.TYPE:
+                started = decode(event)
+                assert isinstance(started, AttemptStarted)
+                return started.item_id
+        return None
+
+    def _recover(self, claim: Claim, old: Holder, folder: Path, bench_id: str) -> _Outcome:
         """Record the attempt a dead runner left finished in `folder` (a success also releases the claim)."""
         item = claim.item
         workdir = self._workdir(item, old.run_timestamp)
-        facts = self.folders.facts(item, old.run_timestamp, folder, workdir, None)
+        facts = self.folders.facts(item, old.run_timestamp, folder, workdir, None, bench_id)
         classification, _, _ = record_attempt(
             self.store, self.config.campaign, facts, self.rules, self.metadata, extra=lambda c: [
                 AttemptFinished(exit_code=None, wall_time_s=0.0, category=c.category, run_folder=str(folder),
@@ -432,6 +477,16 @@ class CampaignRunner:
             return
         self.stop.request(f"{category}: every further item would fail and cost", hard=True, category=category,
                           detail=detail)
+
+    def _on_setup_problem(self, bench_id: str, facts: RunFacts) -> _Outcome:
+        """The setup is broken, not the model: stop at once, name the cause; the attempt counts for nothing."""
+        problem = diagnose([line.text for line in facts.evidence], facts.return_code)
+        with self._lock:
+            self.progress.setup_problem = problem.to_dict()
+        if self.stop.category not in FATAL:
+            self.stop.request(f"{HARNESS}: the setup is broken ({problem.cause}), every item would fail the same way",
+                              hard=True, category=HARNESS, detail=f"{bench_id}: {problem.what} [{problem.evidence}]")
+        return _Outcome(HARNESS, skipped=HARNESS)
 
     def _bench_skipped(self, claim: Claim) -> _Outcome:
         """The bench's own `--resume` skipped the item: a success from an earlier run in this bench root.
@@ -462,11 +517,13 @@ class CampaignRunner:
             self.on_progress(snapshot)
 
 
-def _write_item_plan(workdir: Path, item: PlanItem) -> Path:
-    """A one-item bench plan for this attempt, in its workdir."""
+def _write_item_plan(workdir: Path, item: PlanItem, bench_id: str) -> Path:
+    """A one-item bench plan for this attempt, in its workdir: the plan file's repo (a checkout path stays
+    a path) and task id, and this attempt's own item id."""
     plan_file = workdir / "plan.json"
-    plan_file.write_text(json.dumps({"repo": item.repo, "task_id": f"{item.repo}_core",
-                                     "items": [item.bench_item()]}) + "\n")
+    task_id = item.task_id or f"{item.repo}_core"
+    plan_file.write_text(json.dumps({"repo": item.repo_path or item.repo, "task_id": task_id,
+                                     "items": [{**item.bench_item(), "item_id": bench_id}]}) + "\n")
     return plan_file
 
 
@@ -484,9 +541,11 @@ def _finished(folder: Path | None, result: ProcessResult, category: str) -> Atte
 
 
 def _claim_outcome(category: str, interrupted: bool) -> str:
-    """The outcome a claim is released with."""
+    """The outcome a claim is released with (a broken setup's attempt is no attempt of the model)."""
     if interrupted:
         return "interrupted"
+    if category == HARNESS:
+        return HARNESS
     return "succeeded" if category == "none" else "failed"
 
 
@@ -500,7 +559,8 @@ def prepare_campaign(store: EventStore, plan_paths: list[Path], config: RunConfi
     """Create the rerun campaign (once), estimate the plan from the baseline, record `plan.created`."""
     check_campaign_name(config.campaign)
     if config.template:
-        bad = [p for p in re.findall(r"{(\w*)}", " ".join(config.template)) if p not in PLACEHOLDERS]
+        bad = [field for part in config.template for _, field, _, _ in string.Formatter().parse(part)
+               if field is not None and field not in PLACEHOLDERS]
         if bad:
             raise TrackerError(f"unknown placeholder {{{bad[0]}}} in the command template: "
                                f"use {', '.join(PLACEHOLDERS)}")

@@ -54,6 +54,9 @@ class PlanItem:
     pre_commit: str | None
     last_category: str = "other"
     attempts: int = 0
+    repo_path: str = ""
+    """The plan file's `repo` (a checkout path, or a name the bench resolves): kept for the bench."""
+    task_id: str = ""
 
     def bench_item(self) -> JsonDict:
         """The bench's plan item in the team's rerun convention: the pre-commit is the human commit's
@@ -268,19 +271,23 @@ def _read_plan_doc(path: Path) -> JsonDict:
     return doc
 
 
-def _is_full_sha(text: str) -> bool:
-    return len(text) == 40 and all(ch in "0123456789abcdef" for ch in text)
+def _is_sha(text: str) -> bool:
+    """A commit sha, full or abbreviated as real plans and journals write it (8 hex)."""
+    return 8 <= len(text) <= 40 and all(ch in "0123456789abcdef" for ch in text)
 
 
-def _loaded_item(path: Path, repo: str, index: int, raw: Any) -> PlanItem:
-    """One plan item, checked: string `item_id` and `human`, the latter a full commit sha."""
+def _loaded_item(path: Path, plan: LoadedPlan, index: int, raw: Any) -> PlanItem:
+    """One plan item, checked: string `item_id` and `human`, the latter a commit sha.
+
+    A sha is kept as the plan writes it: `track plan` writes what the baseline recorded, so an
+    8-character sha joins the baseline's attempts of the same commit (and the bench resolves it)."""
     if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
         raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
     human = raw["human"].strip().lower()
-    if not _is_full_sha(human):
-        # the full sha is the identity joining original and rerun: a prefix would split a commit in two
-        raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs the full 40-hex commit sha in 'human'")
-    return PlanItem(repo, raw["item_id"], human, raw.get("pre") or None)
+    if not _is_sha(human):
+        raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs a commit sha (8 to 40 hex) in 'human'")
+    return PlanItem(plan.repo, raw["item_id"], human, raw.get("pre") or None, repo_path=plan.repo_path,
+                    task_id=plan.task_id)
 
 
 def load_plan(path: Path) -> LoadedPlan:
@@ -291,8 +298,9 @@ def load_plan(path: Path) -> LoadedPlan:
     repo = normalise_repo(Path(repo_path).name or task_id.split("_", 1)[0])
     if not repo:
         raise TrackerError(f"plan {path}: names no repo (need 'repo' or 'task_id')")
-    items = [_loaded_item(path, repo, index, raw) for index, raw in enumerate(doc["items"])]
-    return LoadedPlan(str(path), repo, repo_path, task_id or f"{repo}_core", items)
+    plan = LoadedPlan(str(path), repo, repo_path, task_id or f"{repo}_core", [])
+    plan.items.extend(_loaded_item(path, plan, index, raw) for index, raw in enumerate(doc["items"]))
+    return plan
 
 
 def plan_from_files(paths: list[Path], from_campaign: str) -> Plan:

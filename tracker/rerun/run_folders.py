@@ -48,11 +48,23 @@ class RunFolders:
     def runs(self) -> Path:
         return self.bench_root / "state" / "runs"
 
-    def item_folders(self, item: PlanItem) -> list[Path]:
-        """Every run folder of this item under the bench root (any timestamp)."""
+    def run_id(self, item: PlanItem, run_timestamp: str) -> str:
+        """The bench's `--run-id` for an attempt: `<repo>/<agent>/<model>/<timestamp>` under `state/runs`,
+        so the run folder's name is the attempt's own timestamp, not the bench's clock."""
+        return f"{item.repo}/{self.agent}/{self.model}/{run_timestamp}"
+
+    def at(self, run_id: str, item_id: str, workdir: Path) -> Path | None:
+        """The run folder the bench wrote under `run_id`, when it wrote one with a journal (else the workdir's)."""
+        folder = self.runs / run_id / item_id
+        if (folder / "journal.json").is_file():
+            return folder
+        return workdir if (workdir / "journal.json").exists() else None
+
+    def item_folders(self, item: PlanItem, item_id: str) -> list[Path]:
+        """Every run folder of this bench item id under the bench root (any timestamp)."""
         found: list[Path] = []
         for model_dir in self._model_dirs(item):
-            found += [ts / item.item_id for ts in model_dir.iterdir() if (ts / item.item_id).is_dir()]
+            found += [ts / item_id for ts in model_dir.iterdir() if (ts / item_id).is_dir()]
         return found
 
     def _model_dirs(self, item: PlanItem) -> Iterator[Path]:
@@ -66,9 +78,10 @@ class RunFolders:
                 continue
             yield from (d for d in agent_dir.iterdir() if normalise_model(d.name) == model)
 
-    def find(self, item: PlanItem, since: str, workdir: Path, exclude: set[Path] | None = None) -> Path | None:
-        """The run folder the bench wrote for this attempt: the newest of this item at or after launch."""
-        found = [(path.parent.name, path) for path in self.item_folders(item)
+    def find(self, item: PlanItem, since: str, workdir: Path, item_id: str,
+             exclude: set[Path] | None = None) -> Path | None:
+        """The run folder an agent template wrote for this attempt: the newest of the item at or after launch."""
+        found = [(path.parent.name, path) for path in self.item_folders(item, item_id)
                  if path.parent.name >= since and path not in (exclude or set())]
         if found:
             return max(found)[1]
@@ -77,14 +90,15 @@ class RunFolders:
         return None
 
     def facts(self, item: PlanItem, run_ts: str, folder: Path | None, workdir: Path,
-              result: ProcessResult | None) -> RunFacts:
+              result: ProcessResult | None, item_id: str) -> RunFacts:
         """Read the run folder joined with this attempt's own log; fill what only the runner knows."""
         path = folder if folder is not None else workdir
-        facts = read_run(self._run_folder(item, run_ts, path), index_pipeline_logs(workdir), EvaluationIndex())
+        facts = read_run(self._run_folder(item, run_ts, path, item_id), index_pipeline_logs(workdir),
+                         EvaluationIndex())
         changes = {**_plan_identity(facts, item), **_log_evidence(facts, workdir), **_runner_outcome(facts, result)}
         return dataclasses.replace(facts, **changes)  # type: ignore[arg-type]
 
-    def _run_folder(self, item: PlanItem, run_ts: str, path: Path) -> RunFolder:
+    def _run_folder(self, item: PlanItem, run_ts: str, path: Path, item_id: str) -> RunFolder:
         """The folder as the importer's readers take it (named like a bench run folder when it is one)."""
         try:
             run_path = path.resolve().relative_to(self.runs.resolve()).as_posix()
@@ -94,7 +108,7 @@ class RunFolders:
         in_bench = len(parts) == 5
         return RunFolder(path=path, run_path=run_path, repo_raw=parts[0] if in_bench else item.repo,
                          repo=item.repo, agent=self.agent, model_raw=parts[2] if in_bench else self.model,
-                         model=normalise_model(self.model), timestamp=run_ts, item_id=item.item_id)
+                         model=normalise_model(self.model), timestamp=run_ts, item_id=item_id)
 
 
 def _plan_identity(facts: RunFacts, item: PlanItem) -> dict[str, object]:

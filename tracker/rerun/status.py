@@ -17,6 +17,7 @@ from tracker.domain.events import JsonDict, RecordedEvent, decode
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import CampaignStopped
 from tracker.domain.streams import campaign_stream, claim_commit, claims_prefix
+from tracker.domain.vocabulary import HARNESS
 from tracker.eventstore.store import EventStore
 from tracker.projections.read_model.queries import MeasuredAttempt, campaign_plan, campaign_row, measured_attempts
 from tracker.rerun.claims import ClaimState, fold
@@ -68,8 +69,9 @@ def _is_succeeded(state: ClaimState, latest: MeasuredAttempt | None) -> bool:
 
 
 def _has_failed(latest: MeasuredAttempt | None) -> bool:
-    """The latest attempt ended with a verdict (and, as the item did not succeed, a failing one)."""
-    return latest is not None and latest.status not in NOT_FAILED
+    """The latest attempt ended with a verdict (and, as the item did not succeed, a failing one); a broken
+    setup is no verdict on the model: such an item waits for a run."""
+    return latest is not None and latest.status not in NOT_FAILED and latest.category != HARNESS
 
 
 def _split_items(commits: list[str], states: dict[str, ClaimState], latest: dict[str, MeasuredAttempt],
@@ -128,6 +130,7 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
         "attempts": len(attempts),
         "by_status": dict(sorted(Counter(a.status or "unknown" for a in attempts).items())),
         "by_category": dict(sorted(Counter(latest[c].category for c in items.failed).items())),
+        "harness_errors": sum(a.category == HARNESS for a in attempts),
         "tokens": _tokens(attempts),
         "cost_usd": round(_cost(attempts, prices), 4),
         "estimate_usd": (estimate or {}).get("cost_usd"),

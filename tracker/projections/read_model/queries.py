@@ -154,6 +154,14 @@ def attempt_columns(store: EventStore, campaign: str, columns: Sequence[str],
     return list(zip(*rows, strict=True)) if rows else [() for _ in columns]
 
 
+def rerun_run_paths(store: EventStore) -> dict[str, str]:
+    """The run folders (path under `state/runs`) that rerun campaigns recorded, and which campaign each."""
+    query = (select(attempts.c.run_path, attempts.c.campaign)
+             .select_from(attempts.join(campaigns, campaigns.c.name == attempts.c.campaign))
+             .where(campaigns.c.kind == "rerun", attempts.c.run_path.is_not(None)))
+    return {str(path): str(campaign) for path, campaign in _tuples(store, query)}
+
+
 @dataclass(frozen=True)
 class MeasuredAttempt:
     """One attempt of a campaign as the read model holds it (what estimates and status need)."""
