@@ -181,8 +181,8 @@ def run_command(ctx: click.Context, app: AppContext, plans: tuple[Path, ...], st
 
     By default each item runs `python -m bench.cli prepare tasks/<repo>.yaml --from-plan <one-item plan>
     --bench-cfg bench.yaml --max-workers 1 --resume --run-id <repo>/<agent>/<model>/<ts>` in --bench-root;
-    a template after `--` (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent. Ctrl-C once: finish
-    the running items and stop; twice: stop them too. Exit 0 every item ran, 1 the campaign stopped
+    a template after `--` (placeholders {item_id} {human} {pre} {plan} {workdir}) runs any other agent.
+    Ctrl-C once: finish the running items and stop; twice: stop them too. Exit 0 every item ran, 1 the campaign stopped
     early (quota, invalid key, budget, a broken setup) or --check found a problem, 130 interrupted. The
     long line fits in track.toml's [run] table.
 
