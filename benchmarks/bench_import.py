@@ -21,8 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.big_files import write_big_trajectory
-from tracker.demo.sample_tree import RunSpec, generate_tree, write_run_folder
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.big_files import write_big_trajectory  # noqa: E402
+from tracker.demo.sample_tree import RunSpec, generate_tree, write_run_folder  # noqa: E402
 
 BASELINE: Path | None = None
 

@@ -487,23 +487,24 @@ def test_binary_where_text_expected(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_is_a_problem(tmp_path: Path) -> None:
-    """A directory where a file should be fails to open even for root: 'unreadable', not a crash."""
+    """A directory where a file should be is named for what it is ('not_a_file': a folder), not a crash."""
     folder = make_run(tmp_path, files={"journal.json": journal()})
     for name in ("trae_stderr.txt", "trajectory.json", "model_patch.diff"):
         (folder / name).mkdir()
     run = read_one(tmp_path)
     assert kinds(run.problems) == {
-        ("trae_stderr.txt", "unreadable"),
-        ("trajectory.json", "unreadable"),
-        ("model_patch.diff", "unreadable"),
+        ("trae_stderr.txt", "not_a_file"),
+        ("trajectory.json", "not_a_file"),
+        ("model_patch.diff", "not_a_file"),
     }
+    assert all("a folder, not a regular file" in p.detail for p in run.problems)
 
 
 def test_journal_that_is_a_directory(tmp_path: Path) -> None:
     folder = make_run(tmp_path)
     (folder / "journal.json").mkdir()
     run = read_one(tmp_path)
-    assert ("journal.json", "unreadable") in kinds(run.problems)
+    assert ("journal.json", "not_a_file") in kinds(run.problems)
 
 
 def test_planted_secret_never_in_evidence(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracker.isobench.common import as_dict, as_float, as_int, as_str, file_size
+from tracker.isobench.common import as_dict, as_float, as_int, as_str, file_size, int_or_text, open_regular
 from tracker.isobench.textlog import TextScan, scan_text
 
 OUTPUT_PREFIXES = ("trae", "claude_code", "codex", "openhands")
@@ -83,7 +83,7 @@ def _digest(path: Path) -> str | None:
     """Content hash (None if unreadable: the scan then reports the problem)."""
     h = hashlib.blake2b(digest_size=16)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     except OSError:
@@ -99,7 +99,7 @@ def read_agent_result(run_dir: Path, agent: str) -> AgentResult | None:
     if not size:
         return None
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             fh.seek(max(0, size - RESULT_TAIL_BYTES))
             tail = fh.read()
     except OSError:
@@ -109,8 +109,8 @@ def read_agent_result(run_dir: Path, agent: str) -> AgentResult | None:
         if not stripped.startswith(b"{"):
             continue
         try:
-            doc = json.loads(stripped)
-        except ValueError:
+            doc = json.loads(stripped, parse_int=int_or_text)
+        except (ValueError, RecursionError):
             return None
         return _result(doc, name) if isinstance(doc, dict) and doc.get("type") == "result" else None
     return None

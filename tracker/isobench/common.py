@@ -6,17 +6,31 @@ names every bad file and still keeps everything that was good.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SNIFF_BYTES = 8192
 """How much of a file is looked at to decide whether it is binary."""
 
 MAX_SMALL_JSON_BYTES = 32 * 1024 * 1024
 """Journals and test results are small; anything bigger is read as a problem, not into memory."""
+
+MAX_JSON_DEPTH = 256
+"""Nesting deeper than this is no ISO-Bench file: a document nested deeper is one `too_deep` problem (a
+streaming parser's paths grow with the depth, so 100 KB of brackets would otherwise take gigabytes)."""
+
+PARSE_CHUNK = 4096
+"""Bytes the streaming JSON parser takes at a time. Its C backend turns a whole chunk into events (each with
+its full path) before the first is seen, so the chunk bounds what a hostile file costs before the depth
+limit stops it: 4 KiB of brackets is ~40 MB of paths at worst; 64 KiB would be gigabytes."""
+
+INT64 = (-(2**63), 2**63 - 1)
+"""Integers a store column and the canonical JSON can hold; a number outside is kept as its text."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +39,8 @@ class Problem:
 
     `file` is relative to the run folder for per-run files and to the tree root for tree-level
     files (pipeline logs, evaluation results, discovery). `kind` is one of: missing, truncated,
-    invalid_json, binary, unreadable, too_large, unexpected, symlink_loop, guessed (a fallback value).
+    invalid_json, binary, unreadable, too_large, too_deep, not_a_file (a FIFO, device, socket or folder
+    where a file was expected: never opened for reading), unexpected, symlink_loop, guessed (a fallback value).
     """
 
     file: str
@@ -59,10 +74,43 @@ def looks_binary(block: bytes) -> bool:
     return b"\x00" in block
 
 
+class NotAFile(OSError):
+    """A FIFO, device, socket or folder where a file was expected (reading it would hang or never end)."""
+
+
 def os_problem(rel: str, exc: OSError) -> Problem:
-    """Map an OSError to a problem: a vanished file is 'missing', anything else 'unreadable'."""
+    """Map an OSError to a problem: a vanished file is 'missing', a non-file 'not_a_file', else 'unreadable'."""
+    if isinstance(exc, NotAFile):
+        return Problem(rel, "not_a_file", str(exc.strerror))
     kind = "missing" if isinstance(exc, FileNotFoundError) else "unreadable"
     return Problem(rel, kind, f"{type(exc).__name__}: {exc.strerror or exc}")
+
+
+_KINDS = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISSOCK, "socket"), (stat.S_ISDIR, "folder"))
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading, following symlinks; `NotAFile` for anything else.
+
+    Opened non-blocking and checked on the open descriptor: a FIFO never blocks the import and a
+    symlink to /dev/zero is refused before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "special file")
+            raise NotAFile(errno.EINVAL, f"a {kind}, not a regular file: skipped")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def int_or_text(digits: str) -> int | str:
+    """A JSON integer, or its text when it would not fit 64 bits (kept, never a failed import)."""
+    value = int(digits)
+    return value if INT64[0] <= value <= INT64[1] else digits
 
 
 def is_file(path: Path) -> bool:
@@ -95,7 +143,8 @@ def read_json_object(path: Path, rel: str) -> tuple[dict[str, Any] | None, Probl
     if size > MAX_SMALL_JSON_BYTES:
         return None, Problem(rel, "too_large", f"{size} bytes; expected a few KB"), True
     try:
-        raw = path.read_bytes()
+        with open_regular(path) as fh:
+            raw = fh.read(MAX_SMALL_JSON_BYTES + 1)
     except OSError as exc:
         return None, os_problem(rel, exc), True
     doc, problem = parse_json_document(raw, rel)
@@ -112,7 +161,9 @@ def parse_json_document(raw: bytes, rel: str) -> tuple[Any, Problem | None]:
         return None, Problem(rel, "binary", "NUL bytes where JSON text was expected")
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text), None
+        return json.loads(text, parse_int=int_or_text), None
+    except RecursionError:
+        return None, Problem(rel, "too_deep", "nested deeper than any ISO-Bench file (the parser's limit)")
     except json.JSONDecodeError as exc:
         kind = "truncated" if _stops_early(text, exc) else "invalid_json"
         return None, Problem(rel, kind, f"{exc.msg} at line {exc.lineno} column {exc.colno}")
@@ -140,11 +191,12 @@ def as_str(value: Any) -> str | None:
 
 
 def as_int(value: Any) -> int | None:
+    """A count as the store keeps it: an integer within 64 bits (anything else is no count)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
+        return value if INT64[0] <= value <= INT64[1] else None
+    if isinstance(value, float) and value.is_integer() and INT64[0] <= value <= INT64[1]:
         return int(value)
     return None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import ijson
 
-from tracker.isobench.common import as_dict, as_str
+from tracker.isobench.common import PARSE_CHUNK, as_dict, as_str, int_or_text, open_regular
 from tracker.isobench.journal import AGENT_BLOCKS
 from tracker.isobench.summary import read_small_json
 
@@ -60,10 +60,10 @@ def _journal_agent_block(journal: dict[str, Any] | None) -> str | None:
 def _repo_from_prediction(run_dir: Path) -> str | None:
     """`"instance_id": "…/vllm-project__vllm-89ac266"` names the repo the patch is for."""
     try:
-        with open(run_dir / "prediction.jsonl", "rb") as fh:
+        with open_regular(run_dir / "prediction.jsonl") as fh:
             line = fh.readline(1 << 20)
-        doc = json.loads(line)
-    except (OSError, ValueError):
+        doc = json.loads(line, parse_int=int_or_text)
+    except (OSError, ValueError, RecursionError):
         return None
     instance = as_str(doc.get("instance_id")) if isinstance(doc, dict) else None
     match = _INSTANCE_REPO.search(instance or "")
@@ -80,8 +80,8 @@ def _repo_from_task(task_id: str | None) -> str | None:
 def _trajectory_model(path: Path) -> str | None:
     """The trajectory's top-level `model`, read from its first events only."""
     try:
-        with open(path, "rb") as fh:
-            for count, (prefix, event, value) in enumerate(ijson.parse(fh)):
+        with open_regular(path) as fh:
+            for count, (prefix, event, value) in enumerate(ijson.parse(fh, buf_size=PARSE_CHUNK)):
                 if prefix == "model" and event == "string":
                     return str(value)
                 if prefix in ("llm_interactions", "agent_steps") or count > 200:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.isobench.common import Problem, looks_binary, os_problem
+from tracker.isobench.common import Problem, looks_binary, open_regular, os_problem
 
 PATCH = "model_patch.diff"
 _HUNK = re.compile(rb"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
@@ -83,7 +83,7 @@ def read_patch(run_dir: Path) -> tuple[PatchFacts, list[Problem]]:
     size = 0
     problems: list[Problem] = []
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if looks_binary(fh.read(8192)):
                 problems.append(Problem(PATCH, "binary", "NUL bytes in the patch; counts may be wrong"))
             fh.seek(0)

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tracker.isobench.common import EvidenceLine, Problem, looks_binary, os_problem
+from tracker.isobench.common import EvidenceLine, Problem, looks_binary, open_regular, os_problem
 from tracker.isobench.textlog import TOKEN_LINE, EvidenceCollector, iter_lines
 
 LOG_GLOB_RE = re.compile(r"^pipeline_run.*\.log$")
@@ -144,7 +144,7 @@ def _read_log(path: Path, name: str, problems: list[Problem]) -> list[ItemLog]:
     blocks: dict[str, ItemLog] = {}
     current: _Block | None = None
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             if looks_binary(raw.read(8192)):
                 problems.append(Problem(name, "binary", "NUL bytes in a pipeline log; not read"))
                 return []

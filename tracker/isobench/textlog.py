@@ -22,6 +22,7 @@ from tracker.isobench.common import (
     Problem,
     clip,
     looks_binary,
+    open_regular,
     os_problem,
 )
 
@@ -109,7 +110,7 @@ def scan_text(path: Path, rel: str, source: str) -> TextScan:
     tokens: tuple[int, int] | None = None
     line_no = 0
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             if looks_binary(raw.read(8192)):
                 return TextScan(rel, True, source, problems=(Problem(rel, "binary", "NUL bytes in a text file"),))
             raw.seek(0)

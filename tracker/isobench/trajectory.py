@@ -17,12 +17,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import ijson
 import orjson
 
-from tracker.isobench.common import EvidenceLine, Problem, looks_binary, os_problem
+from tracker.isobench.common import (
+    INT64,
+    MAX_JSON_DEPTH,
+    PARSE_CHUNK,
+    EvidenceLine,
+    Problem,
+    looks_binary,
+    open_regular,
+    os_problem,
+)
 from tracker.isobench.textlog import EvidenceCollector
 
 TRAJECTORY = "trajectory.json"
@@ -94,8 +103,9 @@ class _Accumulator:
     def _add_usage(self, key: str, value: Any) -> None:
         """Add one usage number to its sum; usage keys we do not track are ignored."""
         name = _USAGE_FIELDS.get(key)
-        if name is not None:
-            self.sums[name] += int(value)
+        count = int(value)
+        if name is not None and 0 <= count <= INT64[1] - self.sums[name]:  # a count past 64 bits is no count
+            self.sums[name] += count
 
     def _error(self, prefix: str, value: str) -> None:
         """`final_result` is offered (kept only if it matches a signature); a step's non-empty error is kept."""
@@ -156,12 +166,27 @@ class _Accumulator:
         )
 
 
+_DEPTH_STEP = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+
+
+def _stream(fh: BinaryIO, acc: _Accumulator) -> bool:
+    """Feed the parse events to `acc`; False when the document nests deeper than `MAX_JSON_DEPTH` (a
+    streaming parser's paths grow with the depth: 100 KB of brackets would take gigabytes)."""
+    depth = 0
+    for prefix, event, value in ijson.parse(fh, buf_size=PARSE_CHUNK):
+        depth += _DEPTH_STEP.get(event, 0)
+        if depth > MAX_JSON_DEPTH:
+            return False
+        acc.feed(prefix, event, value)
+    return True
+
+
 def read_trajectory(run_dir: Path) -> tuple[TrajectoryFacts | None, list[Problem]]:
     """Stream the trajectory; None without a problem when the file is absent (it is optional)."""
     path = run_dir / TRAJECTORY
     acc = _Accumulator()
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if looks_binary(fh.read(8192)):
                 return None, [Problem(TRAJECTORY, "binary", "NUL bytes where JSON text was expected")]
             fh.seek(0)
@@ -172,8 +197,9 @@ def read_trajectory(run_dir: Path) -> tuple[TrajectoryFacts | None, list[Problem
                 except (orjson.JSONDecodeError, RecursionError):
                     acc = _Accumulator()  # stream it to tell truncated from invalid, keeping partial sums
             fh.seek(0)
-            for prefix, event, value in ijson.parse(fh):
-                acc.feed(prefix, event, value)
+            if not _stream(fh, acc):
+                return acc.facts(complete=False), [Problem(TRAJECTORY, "too_deep", f"nested deeper than "
+                                                           f"{MAX_JSON_DEPTH} levels; sums cover what was read")]
     except FileNotFoundError:
         return None, []
     except OSError as exc:
@@ -190,7 +216,7 @@ def _ends_early(path: Path, exc: Exception) -> bool:
     if "premature EOF" in str(exc):
         return True
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 64))
             tail = fh.read().rstrip()
@@ -213,7 +239,8 @@ def _opt(value: Any, typ: type) -> Any:
 def _as_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
-    return int(value)
+    number = int(value)
+    return number if INT64[0] <= number <= INT64[1] else None
 
 
 def _as_float(value: Any) -> float | None:
