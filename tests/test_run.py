@@ -393,3 +393,24 @@ def test_an_error_inside_a_worker_stops_the_run_and_is_raised_not_lost(sqlite_ur
     with EventStore.open(sqlite_url) as store:
         stops = [e for e in read_all(store) if e.event_type == "campaign.stopped"]
     assert len(stops) == 1 and "StoreUnavailable" in stops[0].payload["reason"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_quota_stop_holds_across_three_runners(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The runner that meets the exhausted quota records the stop at once; the two others read it and stop
+    too: after it, no runner of the campaign starts another item (one in flight at that instant aside)."""
+    url = str(request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url"))
+    make_baseline(url)
+    items = write_plan(tmp_path / "plan.json", 15)
+    env = outcomes_env(tmp_path, {items[3]["item_id"]: {"outcome": "quota_exceeded", "sleep": 0.2}}, sleep=0.6)
+    procs = [_start_run(url, tmp_path, tmp_path / "plan.json", env) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [1, 1, 1], [o[1][-300:] for o in outputs]
+    events = _events(url)
+    stops = [e for e in events if e.event_type == "campaign.stopped"]
+    assert len(stops) == 1 and stops[0].payload["category"] == "quota_exceeded"  # recorded once, by its runner
+    later = [e for e in events if e.event_type == "attempt.started" and e.position > stops[0].position]
+    assert len(later) <= 2
+    summaries = [json.loads(o[0]) for o in outputs]
+    assert sum(s["stopped"].startswith("stopped by another runner") for s in summaries) == 2
+    assert sum(s["attempts"] for s in summaries) < len(items)

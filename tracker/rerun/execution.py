@@ -54,6 +54,7 @@ from tracker.projections.read_model import fold
 from tracker.projections.read_model.queries import measured_attempts
 from tracker.rerun.bench_layout import bench_config, bench_item_id, bench_python, task_file, task_id, worktrees_dir
 from tracker.rerun.budget import Budget, facts_cost, spent_before
+from tracker.rerun.campaign_stops import CampaignStops
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
 from tracker.rerun.harness import diagnose
@@ -189,11 +190,13 @@ class CampaignRunner:
         self._running: dict[str, _Running] = {}
         self._queue = list(items)
         self._failure: Exception | None = None
+        self._stop_recorded = False
 
     # -- driving -------------------------------------------------------------------------------
 
     def run(self) -> RunProgress:
         self.progress.spent_before_usd = spent_before(self.store, self.config.campaign, self.prices)
+        self.others = CampaignStops(self.store, self.config.campaign, self.run_id)
         workers = [threading.Thread(target=self._worker, name=f"track-run-{i}", daemon=True)
                    for i in range(max(1, self.config.workers))]
         for worker in workers:
@@ -214,7 +217,8 @@ class CampaignRunner:
         return self.progress
 
     def _supervise(self) -> None:
-        """Heartbeats, item timeouts and hard stops (runs on the calling thread)."""
+        """Heartbeats, item timeouts, hard stops and other runners' stops (runs on the calling thread)."""
+        self._obey_other_runners()
         now = time.monotonic()
         with self._lock:
             running = list(self._running.values())
@@ -239,20 +243,34 @@ class CampaignRunner:
         if not renewed:
             entry.process.kill("lease_lost")
 
+    def _obey_other_runners(self, force: bool = False) -> None:
+        """Stop as another runner of the campaign stopped (quota, key, setup: at once; budget: no new item)."""
+        if self.stop.soft.is_set():
+            return
+        try:
+            stop = self.others.foreign(force)
+        except TrackerError:  # the store blinked: look again at the next tick
+            return
+        if stop is not None:
+            self.stop.request(f"stopped by another runner ({stop.host}): {stop.reason}", hard=stop.category in FATAL,
+                              category=stop.category, detail=stop.detail)
+            self._stop_recorded = True  # it is recorded already, by the runner that met it
+
     def _next_item(self) -> PlanItem | None:
         """The next item to run, its estimate reserved; None when stopped, done, or the budget says no."""
+        self._obey_other_runners(force=True)
         with self._lock:
             if self.stop.soft.is_set() or not self._queue:
                 return None
             item = self._queue[0]
             refusal = self.budget.refusal(self._spent(), self.budget.item_cost(item))
-            if refusal is not None:
-                if not self.stop.soft.is_set():
-                    self.stop.request("budget", detail=refusal)
-                return None
-            self._queue.pop(0)
-            self.budget.reserve(item)
-            return item
+            if refusal is None:
+                self._queue.pop(0)
+                self.budget.reserve(item)
+                return item
+            self.stop.request("budget", detail=refusal)
+        self._record_stop()  # the other runners of the campaign take no new item either
+        return None
 
     def _spent(self) -> float:
         return self.progress.spent_before_usd + self.progress.cost_usd
@@ -477,6 +495,7 @@ class CampaignRunner:
             return
         self.stop.request(f"{category}: every further item would fail and cost", hard=True, category=category,
                           detail=detail)
+        self._record_stop()
 
     def _on_setup_problem(self, bench_id: str, facts: RunFacts) -> _Outcome:
         """The setup is broken, not the model: stop at once, name the cause; the attempt counts for nothing."""
@@ -486,6 +505,7 @@ class CampaignRunner:
         if self.stop.category not in FATAL:
             self.stop.request(f"{HARNESS}: the setup is broken ({problem.cause}), every item would fail the same way",
                               hard=True, category=HARNESS, detail=f"{bench_id}: {problem.what} [{problem.evidence}]")
+            self._record_stop()
         return _Outcome(HARNESS, skipped=HARNESS)
 
     def _bench_skipped(self, claim: Claim) -> _Outcome:
@@ -504,6 +524,11 @@ class CampaignRunner:
         return _Outcome("none", skipped="bench_already_done")
 
     def _record_stop(self) -> None:
+        """`campaign.stopped`, once per run, as soon as the reason is known (other runners read it)."""
+        with self._lock:
+            if self._stop_recorded:
+                return
+            self._stop_recorded = True
         left = len(self._queue)
         event = CampaignStopped(reason=self.stop.reason or "stopped", category=self.stop.category,
                                 detail=self.stop.detail, host=self.claims.host, items_left=left)
