@@ -414,3 +414,25 @@ def test_a_quota_stop_holds_across_three_runners(backend: str, tmp_path: Path, r
     summaries = [json.loads(o[0]) for o in outputs]
     assert sum(s["stopped"].startswith("stopped by another runner") for s in summaries) == 2
     assert sum(s["attempts"] for s in summaries) < len(items)
+
+
+@pytest.mark.postgres
+def test_a_host_whose_clock_runs_ahead_steals_no_live_claim(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases are on the database's clock: a host 40 s ahead of it (lease 30 s) sees the claim as live."""
+    import time as clock
+
+    from tracker.rerun.claims import Claim, Claims, Refusal
+    from tracker.rerun.planning import PlanItem
+
+    item = PlanItem("vllm", "vllm_core-0001", _sha(1), None)
+    with EventStore.open(pg_url) as store:
+        holder = Claims(store, "rerun", 30.0, {})
+        held = holder.acquire(item)
+        assert isinstance(held, Claim)
+        real = clock.time
+        monkeypatch.setattr(clock, "time", lambda: real() + 40.0)  # this "host" runs 40 s ahead
+        skewed = Claims(store, "rerun", 30.0, {})
+        skewed.host = "gpu-host-2"  # another host: it cannot look at the holder's pid, only at the lease
+        refused = skewed.acquire(item)
+        assert isinstance(refused, Refusal) and refused.reason == "held"
+        assert skewed.dead_reason(holder.state(item.commit).holder) is None  # type: ignore[arg-type]

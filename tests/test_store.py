@@ -206,3 +206,44 @@ def test_unreachable_store_is_a_clear_error() -> None:
 
     with pytest.raises(StoreUnavailable, match="cannot reach the database"):
         EventStore.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+def _open_store(url: str) -> None:
+    EventStore.open(url).close()
+
+
+@pytest.mark.postgres
+def test_processes_opening_a_brand_new_postgres_database_at_once_all_succeed(pg_url: str) -> None:
+    """Schema creation is serialised (an advisory lock around migrations): none crashes on alembic_version."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_store, args=(pg_url,)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+    with EventStore.open(pg_url) as store:
+        assert store.count() == 0 and store.verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_appends_hold_whatever_isolation_the_database_defaults_to(pg_url: str, isolation: str) -> None:
+    """A database defaulting to repeatable read or serializable: concurrent appends still just work."""
+    from sqlalchemy import create_engine, text
+
+    name = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = '{isolation}'"))
+    admin.dispose()
+    EventStore.open(pg_url).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=append_stream, args=(pg_url, f"w{i}", 15, 5)) for i in range(3)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    with EventStore.open(pg_url) as store:
+        assert store.count() == 3 * 15 * 5 and store.verify().ok

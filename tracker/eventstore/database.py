@@ -98,6 +98,9 @@ def create_store_engine(raw_url: str) -> Engine:
     else:
         # No pre-ping (a round trip per checkout); a dropped connection is retried by the store instead.
         kwargs["pool_recycle"] = 1800
+        # Appends and projections are written for read committed (with their own locks): whatever the
+        # database's default (repeatable read, serializable), every connection of the store runs at it.
+        kwargs["isolation_level"] = "READ COMMITTED"
         # Custom plans: generic plans chosen while the table was small turn into seq scans as it grows.
         kwargs["connect_args"] = {"connect_timeout": 10, "options": "-c plan_cache_mode=force_custom_plan"}
     try:

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import migrations
 
@@ -42,9 +42,23 @@ def downgrade(engine: Engine, revision: str) -> None:
     _run(engine, "downgrade", revision)
 
 
+MIGRATION_LOCK_KEY = 0x7472_6163_6B01  # "track" + 1: PostgreSQL advisory lock around schema changes
+
+
 def _run(engine: Engine, action: str, revision: str) -> None:
+    """Run an Alembic command; on PostgreSQL under a session advisory lock, so processes opening a new
+    database at once migrate one after the other (the later one finds the schema already there)."""
     config = _config()
     with engine.connect() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, action)(config, revision)
-        connection.commit()
+        locked = connection.dialect.name == "postgresql"
+        if locked:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+            connection.commit()
+        finally:
+            if locked:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()

@@ -12,6 +12,7 @@ Guarantees (tested once, run on both backends in `tests/test_store.py`):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -265,6 +266,14 @@ class EventStore:
                  .order_by(events.c.stream_id, events.c.stream_version))
         with translate_errors(self.engine.url), self.engine.connect() as connection:
             return [_row_to_event(row) for row in connection.execute(query)]
+
+    def now(self) -> float:
+        """Seconds since the epoch on the database's clock: the one clock every host of a shared store agrees
+        on, so a host whose own clock runs ahead cannot see a live lease as expired (SQLite: this host's)."""
+        if not self.is_postgres:
+            return time.time()
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return float(connection.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one())
 
     def last_position(self) -> int:
         with translate_errors(self.engine.url), self.engine.connect() as connection:

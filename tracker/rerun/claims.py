@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -192,7 +191,7 @@ class Claims:
         """Why a holder no longer holds (None: it is alive and its lease runs)."""
         if holder.host == self.host and not pid_alive(holder.pid, holder.process_start):
             return f"runner pid {holder.pid} on {holder.host} is gone"
-        if holder.lease_until < (now or time.time()):
+        if holder.lease_until < (now or self.store.now()):
             return f"lease of {holder.host} pid {holder.pid} expired"
         return None
 
@@ -209,7 +208,7 @@ class Claims:
             return Refusal("max_attempts", f"{state.acquisitions - state.uncounted} attempts already")
         run_ts = _next_timestamp(state.last_run_timestamp)
         token = str(uuid.uuid4())
-        lease_until = time.time() + self.lease_s
+        lease_until = self.store.now() + self.lease_s
         stream = attempt_stream(self.campaign, item.repo, item.commit, run_ts)
         event = ClaimAcquired(
             campaign=self.campaign, repo=item.repo, commit=item.commit, item_id=item.item_id, token=token,
@@ -226,7 +225,7 @@ class Claims:
 
     def renew(self, claim: Claim, child_pid: int | None = None) -> bool:
         """Extend the lease; False when the claim was lost (taken over after it expired)."""
-        lease_until = time.time() + self.lease_s
+        lease_until = self.store.now() + self.lease_s
         event = ClaimRenewed(token=claim.token, lease_until=lease_until, child_pid=child_pid)
         if not self._append_held(claim, event):
             return False

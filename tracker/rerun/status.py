@@ -8,7 +8,6 @@ left by the pace of finished attempts and the number of items running at once.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from statistics import median
@@ -117,7 +116,7 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
     claims = _claim_events(store, campaign)
     attempts = measured_attempts(store, campaign)
     prices = load_price_table(price_table)
-    now = time.time()
+    now = store.now()  # leases are on the database's clock
     latest = _latest_attempts(attempts)
     commits = [i["human"] for i in plan_items] or sorted(latest)
     items = _split_items(commits, {c: fold(claims.get(c, [])) for c in commits}, latest, now)
