@@ -436,3 +436,38 @@ def test_a_host_whose_clock_runs_ahead_steals_no_live_claim(pg_url: str, monkeyp
         refused = skewed.acquire(item)
         assert isinstance(refused, Refusal) and refused.reason == "held"
         assert skewed.dead_reason(holder.state(item.commit).holder) is None  # type: ignore[arg-type]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_the_agent_dies_with_its_runner_after_kill_9(sqlite_url: str, tmp_path: Path) -> None:
+    """The agent runs under a supervisor that the kernel signals when `track run` dies: after a kill -9 of
+    the runner, the whole agent tree is gone within seconds, so a later runner never meets a live agent."""
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 1)
+    proc = _start_run(sqlite_url, tmp_path, tmp_path / "plan.json", outcomes_env(tmp_path, {}, sleep=60))
+
+    def agent_group() -> int | None:
+        renewals = [e for e in _events(sqlite_url) if e.event_type == "claim.renewed" and e.payload["child_pid"]]
+        return renewals[0].payload["child_pid"] if renewals else None
+
+    _wait_for(lambda: agent_group() is not None)
+    pgid = agent_group()
+    assert pgid is not None and _group_alive(pgid)  # recorded on the claim the moment it ran
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not _group_alive(pgid), timeout=10)
+    again = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun", "--baseline",
+                      "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"), "--bench-module",
+                      "tracker.demo.standin_bench", "--log-dir", str(tmp_path / "logs"), "--no-mlflow", "--json",
+                      cwd=tmp_path, env=outcomes_env(tmp_path, {}))
+    assert again.returncode == 0, again.stderr
+    events = _events(sqlite_url)
+    assert [e.event_type for e in events if e.event_type in ("attempt.abandoned", "attempt.finished")] == [
+        "attempt.abandoned", "attempt.finished"]

@@ -17,6 +17,7 @@ in `budget`; this module drives the queue, the claims, the agent processes and t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -353,7 +354,8 @@ class CampaignRunner:
         self._record_start(claim, command, log_file, bench_id)
         parser = LineParser(on_fatal=self._on_fatal)
         echo = (lambda line: self.echo(f"[{item.item_id}] {line}")) if self.echo else None  # type: ignore[misc]
-        process = AgentProcess(command, config.bench_root, log_file, parser, echo, config.env)
+        process = AgentProcess(command, config.bench_root, log_file, parser, echo, config.env,
+                               on_start=lambda pid: self._record_agent(claim, pid))
         deadline = time.monotonic() + config.item_timeout_s if config.item_timeout_s else None
         with self._lock:
             self._running[claim.token] = _Running(claim, process, deadline, time.monotonic() + 0.5)
@@ -380,6 +382,11 @@ class CampaignRunner:
             return None
         task = task_file(self.config.task_yaml, item)
         return worktrees_dir(self.config.bench_root, self.bench_config, task_id(self.config.bench_root, task, item))
+
+    def _record_agent(self, claim: Claim, pid: int) -> None:
+        """The agent's process group on the claim, the moment it runs: recovery ends that group first."""
+        with contextlib.suppress(TrackerError):  # the store blinked: the next heartbeat records it
+            self.claims.renew(claim, pid)
 
     def _record_start(self, claim: Claim, command: list[str], log_file: Path, bench_id: str) -> None:
         """`attempt.started`, the first event of the attempt's stream (which must not exist yet)."""

@@ -1,8 +1,9 @@
 """Run one agent process: stream its output, line by line, to a log file, a parser and the screen.
 
-The child gets its own session (process group), so the terminal's Ctrl-C reaches only `track run`
-(which decides what to do with the running item) and a timeout or a campaign stop kills the whole
-tree the agent spawned. Every line is redacted before it is written anywhere.
+The child is the agent under a supervisor (`supervise`) in a session (process group) of its own, so the
+terminal's Ctrl-C reaches only `track run` (which decides what to do with the running item), a timeout
+or a campaign stop kills the whole tree the agent spawned, and the tree dies with the runner (kill -9
+included). Every line is redacted before it is written anywhere.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from pathlib import Path
 from tracker.classify.redaction import redact
 from tracker.isobench.textlog import TOKEN_LINE
 
+SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
+"""Run as a script (standard library only), so it starts wherever the bench runs, whatever its PYTHONPATH."""
 _STATUS = re.compile(r"Task status determined as: (\w+)")
 FATAL_SIGNATURES = {
     "quota_exceeded": ("insufficient_quota", "exceeded your current quota"),
@@ -103,6 +107,8 @@ class AgentProcess:
     parser: LineParser
     echo: Callable[[str], None] | None = None
     env: dict[str, str] | None = None
+    on_start: Callable[[int], None] | None = None
+    """Called with the process group id as soon as the agent runs (the claim records it at once)."""
     pid: int | None = None
     killed: str | None = None
     started_at: float = field(default_factory=time.monotonic)
@@ -114,7 +120,8 @@ class AgentProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "w", encoding="utf-8") as log:
             try:
-                proc = subprocess.Popen(self.command, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                proc = subprocess.Popen([sys.executable, SUPERVISOR, "--", *self.command],
+                                        cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         env={**os.environ, **(self.env or {})})
             except OSError as exc:
@@ -124,6 +131,8 @@ class AgentProcess:
                 self._proc, self.pid = proc, proc.pid
                 if self.killed:  # stopped before it could start
                     self._signal(signal.SIGKILL)
+            if self.on_start is not None:
+                self.on_start(proc.pid)
             assert proc.stdout is not None
             feed, write, echo = self.parser.feed, log.write, self.echo
             for raw in proc.stdout:
