@@ -471,3 +471,31 @@ def test_the_agent_dies_with_its_runner_after_kill_9(sqlite_url: str, tmp_path: 
     events = _events(sqlite_url)
     assert [e.event_type for e in events if e.event_type in ("attempt.abandoned", "attempt.finished")] == [
         "attempt.abandoned", "attempt.finished"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_budget_holds_across_three_runners(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Reservations live in the store: three runners of one campaign together pass `--budget-usd` by no more
+    than one item's estimate (each on its own would spend the whole budget)."""
+    from tests.support.campaign_builders import Attempt, build_pair
+    from tracker.demo.standin_bench import _tokens
+    from tracker.domain.pricing import load_price_table
+
+    url = str(request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url"))
+    items = write_plan(tmp_path / "plan.json", 15)
+    measured = [Attempt("vllm", item["human"], "error", "no_patch", **{k: v for k, v in _tokens(item["human"]).items()
+                                                                      if k != "reasoning_tokens"})
+                for item in items]  # the baseline used what the stand-in will use: estimates are exact
+    with EventStore.open(url) as store:
+        build_pair(store, measured, [], names=("orig", "unused"))
+    prices = load_price_table()
+    costs = [prices.cost_usd("gpt-5", a.input_tokens, a.cached_input_tokens, a.output_tokens) or 0.0 for a in measured]
+    budget = round(sum(costs) / 3, 2)
+    env = outcomes_env(tmp_path, {}, sleep=0.3)
+    procs = [_start_run(url, tmp_path, tmp_path / "plan.json", env, "--budget-usd", str(budget)) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 1 for p in procs), [o[1][-300:] for o in outputs]
+    spent = frame(url)["cost_usd"].sum()
+    assert budget * 0.5 < spent <= budget + max(costs), (spent, budget)
+    summaries = [json.loads(o[0]) for o in outputs]
+    assert all(s["stopped"] == "budget" or s["stopped"].startswith("stopped by another runner") for s in summaries)

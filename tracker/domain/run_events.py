@@ -128,3 +128,26 @@ class CampaignStopped(DomainEvent):
     detail: str
     host: str
     items_left: int
+
+
+@domain_event
+@dataclass(frozen=True)
+class BudgetReserved(DomainEvent):
+    """A runner holds an item's estimated cost against the campaign's budget before the item starts."""
+
+    TYPE = "budget.reserved"
+    token: str
+    commit: str
+    amount_usd: float
+    host: str
+    pid: int
+
+
+@domain_event
+@dataclass(frozen=True)
+class BudgetSettled(DomainEvent):
+    """A reservation ended with what the item really cost (`token` "before": what earlier runs spent)."""
+
+    TYPE = "budget.settled"
+    token: str
+    cost_usd: float

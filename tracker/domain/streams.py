@@ -44,6 +44,14 @@ def claims_prefix(campaign: str) -> str:
     return f"{CLAIM_PREFIX}{campaign}:"
 
 
+BUDGET_PREFIX = "budget:"
+
+
+def budget_stream(campaign: str) -> str:
+    """`budget:<campaign>`: every runner's reservations and settlements against the campaign's budget."""
+    return f"{BUDGET_PREFIX}{campaign}"
+
+
 def attempt_parts(stream_id: str) -> tuple[str, str, str, str]:
     """(campaign, repo, commit, run id) of an attempt stream id (missing parts are "")."""
     parts = stream_id.removeprefix(ATTEMPT_PREFIX).split(":", 3)

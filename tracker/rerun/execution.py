@@ -54,7 +54,7 @@ from tracker.isobench import RunFacts
 from tracker.projections.read_model import fold
 from tracker.projections.read_model.queries import measured_attempts
 from tracker.rerun.bench_layout import bench_config, bench_item_id, bench_python, task_file, task_id, worktrees_dir
-from tracker.rerun.budget import Budget, facts_cost, spent_before
+from tracker.rerun.budget import Budget, SharedBudget, facts_cost, spent_before
 from tracker.rerun.campaign_stops import CampaignStops
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
@@ -185,6 +185,9 @@ class CampaignRunner:
         self.python = bench_python(config.bench_root, config.python)
         self.bench_config = None if config.template else bench_config(config.bench_root, config.bench_cfg)
         self.budget = Budget(config.budget_usd, estimate)
+        self.shared = (SharedBudget(store, config.campaign, config.budget_usd, self.claims.host, self.claims.pid,
+                                    self.metadata) if config.budget_usd is not None else None)
+        self._item_costs: dict[str, float] = {}
         self.progress = RunProgress(total=len(items), budget_usd=config.budget_usd,
                                     log_dir=str(config.log_dir / config.campaign))
         self._lock = threading.Lock()
@@ -198,6 +201,8 @@ class CampaignRunner:
     def run(self) -> RunProgress:
         self.progress.spent_before_usd = spent_before(self.store, self.config.campaign, self.prices)
         self.others = CampaignStops(self.store, self.config.campaign, self.run_id)
+        if self.shared is not None:
+            self.shared.open(self.progress.spent_before_usd)
         workers = [threading.Thread(target=self._worker, name=f"track-run-{i}", daemon=True)
                    for i in range(max(1, self.config.workers))]
         for worker in workers:
@@ -263,18 +268,15 @@ class CampaignRunner:
         with self._lock:
             if self.stop.soft.is_set() or not self._queue:
                 return None
-            item = self._queue[0]
-            refusal = self.budget.refusal(self._spent(), self.budget.item_cost(item))
-            if refusal is None:
-                self._queue.pop(0)
-                self.budget.reserve(item)
-                return item
+            item = self._queue.pop(0)
+        refusal = self.shared.reserve(item.commit, self.budget.item_cost(item)) if self.shared else None
+        if refusal is None:
+            return item
+        with self._lock:
+            self._queue.insert(0, item)
             self.stop.request("budget", detail=refusal)
         self._record_stop()  # the other runners of the campaign take no new item either
         return None
-
-    def _spent(self) -> float:
-        return self.progress.spent_before_usd + self.progress.cost_usd
 
     def _worker(self) -> None:
         try:
@@ -282,14 +284,20 @@ class CampaignRunner:
                 try:
                     outcome = self._with_retries(item)
                 finally:
-                    with self._lock:
-                        self.budget.release(item)
+                    self._settle(item)
                 self._count(outcome)
                 self._notify()
         except Exception as exc:  # never lost with its thread: the run stops and raises it
             with self._lock:
                 self._failure = self._failure or exc
             self.stop.request(f"error: {type(exc).__name__}", hard=True, detail=str(exc))
+
+    def _settle(self, item: PlanItem) -> None:
+        """The item ended: its reservation becomes what its attempts really cost."""
+        with self._lock:
+            cost = self._item_costs.pop(item.commit, 0.0)
+        if self.shared is not None:
+            self.shared.settle(item.commit, cost)
 
     def _count(self, outcome: _Outcome) -> None:
         """Count an item's final outcome into the progress: skipped, or done as succeeded or failed."""
@@ -449,6 +457,7 @@ class CampaignRunner:
             p.input_tokens += facts.tokens.input_tokens or 0
             p.output_tokens += facts.tokens.output_tokens or 0
             p.cost_usd += cost
+            self._item_costs[facts.commit or ""] = self._item_costs.get(facts.commit or "", 0.0) + cost
             if counted:
                 p.by_category[category] += 1
 
@@ -463,6 +472,8 @@ class CampaignRunner:
             folder = self.folders.at(self.folders.run_id(claim.item, old.run_timestamp), bench_id, Path("/nonexistent"))
         if folder is not None and (folder / "journal.json").is_file():
             return self._recover(claim, old, folder, bench_id)
+        if self.shared is not None:
+            self.shared.settle_dead(claim.item.commit, old.host, old.pid, 0.0)  # its tokens are not known
         self.store.append(old.attempt_stream, [AttemptAbandoned(
             reason=reason, by_host=self.claims.host, by_pid=self.claims.pid).to_new_event(metadata=self.metadata)],
             expected_version=ANY)
@@ -491,6 +502,8 @@ class CampaignRunner:
         with self._lock:
             self.progress.by_category[category] += 1
             self.progress.cost_usd += cost  # what the dead runner spent counts against the budget
+        if self.shared is not None:
+            self.shared.settle_dead(item.commit, old.host, old.pid, cost)
         if category == "none":
             self.claims.release(claim, "succeeded", category)
         return _Outcome(category)
