@@ -157,6 +157,8 @@ class _TemplateCommand(click.Command):
               help="Retries of a rate-limited or disconnected item within this run.")
 @click.option("--retry-wait", default=30.0, show_default=True, help="First back-off in seconds (doubles).")
 @click.option("--lease", "lease_s", default=300.0, show_default=True, help="Claim lease in seconds (heartbeat: 1/3).")
+@click.option("--store-outage", "store_outage_s", default=120.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds the store may be unreachable before the run gives up (agents keep running).")
 @click.option("--python", default=None,
               help="Python of the bench environment (default: the bench root's .venv or venv, else $TRAE_PYTHON, "
                    "else track's own).")

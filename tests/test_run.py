@@ -499,3 +499,30 @@ def test_the_budget_holds_across_three_runners(backend: str, tmp_path: Path, req
     assert budget * 0.5 < spent <= budget + max(costs), (spent, budget)
     summaries = [json.loads(o[0]) for o in outputs]
     assert all(s["stopped"] == "budget" or s["stopped"].startswith("stopped by another runner") for s in summaries)
+
+
+@pytest.mark.postgres
+def test_a_5_second_store_outage_loses_nothing_and_ends_no_run(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL unreachable for 5 s mid-run (every connection dropped, new ones refused): the runner waits
+    and retries while the agents keep running, then records everything; no attempt is left running."""
+    from tests.support.blinking_proxy import BlinkingProxy
+
+    make_baseline(pg_url)
+    EventStore.open(pg_url).close()
+    proxy = BlinkingProxy(("127.0.0.1", 5432))
+    url = proxy.url(pg_url)
+    items = write_plan(tmp_path / "plan.json", 6)
+    proc = _start_run(url, tmp_path, tmp_path / "plan.json", outcomes_env(tmp_path, {}, sleep=1.0),
+                      "--workers", "2", "--lease", "60")
+    _wait_for(lambda: sum(e.event_type == "attempt.finished" for e in _events(pg_url)) >= 1)
+    proxy.blink(5.0)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-800:]
+    assert "Traceback" not in err
+    summary = json.loads(out)
+    assert summary["succeeded"] == len(items) and summary["stopped"] is None
+    rows = frame(pg_url)
+    assert sorted(set(rows.commit)) == sorted(i["human"] for i in items)
+    assert set(rows.status) == {"success"} and len(rows) == len(items)  # none lost, none twice, none running
+    with EventStore.open(pg_url) as store:
+        assert store.verify().ok

@@ -13,17 +13,17 @@ Guarantees (tested once, run on both backends in `tests/test_store.py`):
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tracker.domain.events import NewEvent, RecordedEvent
-from tracker.errors import ConcurrencyError, SchemaOutdated
+from tracker.errors import ConcurrencyError, SchemaOutdated, StoreUnavailable
 from tracker.eventstore import migrate
 from tracker.eventstore.database import create_store_engine, safe_url, translate_errors
 from tracker.eventstore.hashing import GENESIS_HASH, canonical_json, event_hash
@@ -39,6 +39,7 @@ class _Any:
 ANY: Any = _Any()
 """Pass as `expected_version` to append whatever the stream's version is."""
 
+T = TypeVar("T")
 NO_STREAM = 0
 """Pass as `expected_version` to require that the stream does not exist yet."""
 
@@ -411,3 +412,52 @@ class _Transaction:
                 self._tx.rollback()
         finally:
             self.connection.close()
+
+
+class PatientStore(EventStore):
+    """The store as a long `track run` needs it: a call that meets an outage waits and tries again.
+
+    A database that blinks (a restart, a failover, a dropped network for seconds) must not end a run of
+    hours: each read or append that cannot reach the store is retried with backoff, in the order it was
+    made, while the agents keep running, and gives up only after `outage_s` of failing. Appends are
+    idempotent by event id, so a retry of an append that did land adds nothing."""
+
+    def __init__(self, engine: Engine, outage_s: float = 120.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
+        super().__init__(engine)
+        self.outage_s = outage_s
+        self.on_wait = on_wait
+
+    @classmethod
+    def around(cls, store: EventStore, outage_s: float, on_wait: Callable[[str], None] | None = None) -> PatientStore:
+        """The same database, patiently (its engine and connection pool shared)."""
+        return cls(store.engine, outage_s, on_wait)
+
+    def _patiently(self, call: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.outage_s
+        wait = 0.2
+        while True:
+            try:
+                return call()
+            except StoreUnavailable as exc:
+                if time.monotonic() + wait > deadline:
+                    raise StoreUnavailable(f"{exc} (unreachable for over {self.outage_s:.0f}s)") from None
+                if self.on_wait is not None:
+                    self.on_wait(f"store unreachable, retrying in {wait:.1f}s: {exc}")
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
+
+    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY) -> AppendResult:
+        return self._patiently(lambda: super(PatientStore, self).append(stream_id, new_events, expected_version))
+
+    def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
+        return self._patiently(lambda: super(PatientStore, self).read_stream(stream_id, from_version))
+
+    def read_prefix(self, prefix: str) -> list[RecordedEvent]:
+        return self._patiently(lambda: super(PatientStore, self).read_prefix(prefix))
+
+    def stream_version(self, stream_id: str) -> int:
+        return self._patiently(lambda: super(PatientStore, self).stream_version(stream_id))
+
+    def now(self) -> float:
+        return self._patiently(lambda: super(PatientStore, self).now())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import string
 import threading
@@ -48,7 +49,7 @@ from tracker.domain.run_events import (
 from tracker.domain.streams import campaign_stream, check_campaign_name
 from tracker.domain.vocabulary import HARNESS
 from tracker.errors import BenchNotFound, TrackerError
-from tracker.eventstore.store import ANY, NO_STREAM, EventStore
+from tracker.eventstore.store import ANY, NO_STREAM, EventStore, PatientStore
 from tracker.ingest.importer import ensure_campaign, record_attempt
 from tracker.isobench import RunFacts
 from tracker.projections.read_model import fold
@@ -63,6 +64,7 @@ from tracker.rerun.planning import PlanItem, plan_from_files, record_plan
 from tracker.rerun.process import AgentProcess, LineParser, ProcessResult, kill_orphan_group
 from tracker.rerun.run_folders import RunFolders, attempt_workdir, bench_skipped
 
+_LOG = logging.getLogger("track.run")
 FATAL = {"quota_exceeded", "invalid_api_key", HARNESS}
 """Categories after which every further item would fail the same way: the campaign stops at once."""
 _CONNECTION = re.compile(r"APIConnectionError|Connection error|ConnectError|Connection reset|timed out", re.I)
@@ -96,6 +98,8 @@ class RunConfig:
     buffer: float = 0.2
     rules: RuleTable | None = None
     env: dict[str, str] | None = None
+    store_outage_s: float = 120.0
+    """How long the store may be unreachable before the run gives up (the agents keep running meanwhile)."""
 
 
 @dataclass
@@ -634,6 +638,7 @@ def run_campaign(store: EventStore, plan_paths: list[Path], config: RunConfig, s
                  echo: Callable[[str], None] | None = None) -> RunProgress:
     """`track run`: prepare the campaign, then run every item of the plan (see module docstring)."""
     fold.catch_up(store)  # the baseline as the log has it now (another host may have imported since)
+    store = PatientStore.around(store, config.store_outage_s, on_wait=_LOG.warning)
     items, estimate = prepare_campaign(store, plan_paths, config)
     fold.catch_up(store)  # the campaign just recorded is what the runner reads back
     return CampaignRunner(store, config, items, estimate, stop, progress, echo).run()
