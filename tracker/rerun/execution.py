@@ -158,6 +158,8 @@ class _Running:
     process: AgentProcess
     deadline: float | None
     next_renewal: float
+    renewed_at: float = field(default_factory=time.monotonic)
+    """When the lease was last renewed: past a lease without one, another runner may hold the commit."""
 
 
 @dataclass
@@ -249,9 +251,13 @@ class CampaignRunner:
             entry.next_renewal = now + min(5.0, self.config.lease_s / 10)
             if self.echo:
                 self.echo(f"warning: could not renew the lease of {entry.claim.item.item_id}: {exc}")
+            if time.monotonic() - entry.renewed_at > self.config.lease_s:
+                entry.process.kill("lease_lost")  # the lease ran out unrenewed: the commit may be another's now
             return
         if not renewed:
             entry.process.kill("lease_lost")
+            return
+        entry.renewed_at = time.monotonic()
 
     def _obey_other_runners(self, force: bool = False) -> None:
         """Stop as another runner of the campaign stopped (quota, key, setup: at once; budget: no new item)."""
