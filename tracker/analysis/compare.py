@@ -78,9 +78,13 @@ COST_SCHEMA: dict[str, str] = {
     "estimate_usd": "Float64", "over_estimate_usd": "Float64", "actual_to_estimate": "Float64",
     "tokens_per_success": "Float64", "cost_per_success_usd": "Float64", "unpriced_attempts": "int64",
 }
+ATTRIBUTION_SCHEMA: dict[str, str] = {
+    "cause_group": "string", "rerun": "int64", "fixed": "int64", "still_failing": "int64", "fixed_share": "Float64",
+    "baseline_categories": "string", "rerun_failures": "string",
+}
 SCHEMAS: dict[str, dict[str, str]] = {
     "commits": COMMIT_SCHEMA, "summary": SUMMARY_SCHEMA, "transitions": TRANSITION_SCHEMA,
-    "criteria": CRITERIA_SCHEMA, "cost": COST_SCHEMA,
+    "criteria": CRITERIA_SCHEMA, "cost": COST_SCHEMA, "attribution": ATTRIBUTION_SCHEMA,
 }
 """Column types of every exported table: exports and loaders use them so a table round-trips exactly."""
 
@@ -99,10 +103,11 @@ class Comparison:
     estimate: dict[str, Any] | None
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    attribution: pd.DataFrame = field(default_factory=lambda: typed(pd.DataFrame(), ATTRIBUTION_SCHEMA))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"commits": self.commits, "summary": self.summary, "transitions": self.transitions,
-                "criteria": self.criteria, "cost": self.cost}
+                "criteria": self.criteria, "cost": self.cost, "attribution": self.attribution}
 
     def transition_matrix(self) -> pd.DataFrame:
         """Baseline category (rows) x rerun category (columns), counts of commits run in both."""
@@ -146,6 +151,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     """Compare campaign `rerun` with campaign `baseline` (see the module docstring for the rules)."""
     if baseline == rerun:
         raise TrackerError(f"baseline and rerun are the same campaign ({baseline!r}): name two campaigns")
+    _check_direction(store, baseline, rerun)
     criteria = _as_criteria(criteria)
     prices = prices or load_price_table()
     campaigns = _campaign_rows(store, (baseline, rerun))
@@ -166,9 +172,67 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     notes += _unpriced_notes(cost, prices)
     criteria_frame = _criteria_frame(commits, repos, criteria, notes)
     meta = _meta(store, repo, level, prices, criteria)
+    notes += _design_notes(summary)
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
-                      estimate=estimate, meta=meta, notes=notes)
+                      estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(commits))
+
+
+CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
+    "agent_fix": ("tool_output_missing", "tool_result_missing", "empty_error_content"),
+    "infrastructure": ("quota_exceeded", "invalid_api_key", "aws_sso_expired", "connection_error", "rate_limited",
+                       "harness_error"),
+    "model": ("json_parse_error", "max_steps_exceeded", "context_length_exceeded", "timeout", "no_patch", "other"),
+}
+"""What a baseline root cause says a fix came from: the agent fix (the failure it targets), infrastructure
+restored (quota, key, SSO, connection, the harness), or the model's own limits; anything else is `unknown`."""
+_GROUP_OF = {category: group for group, categories in CAUSE_GROUPS.items() for category in categories}
+
+
+def cause_group(category: Any) -> str:
+    return _GROUP_OF.get(str(category), "unknown") if isinstance(category, str) else "unknown"
+
+
+def attribution_table(commits: pd.DataFrame) -> pd.DataFrame:
+    """Per cause group of the baseline root cause, the rerun commits fixed and still failing, with the
+    categories they failed with before and the rerun's remaining failures."""
+    paired = commits[commits["transition"].isin(["fixed", "still_failing"])]
+    rows = []
+    for group in [*CAUSE_GROUPS, "unknown"]:
+        part = paired[paired["baseline_category"].map(cause_group) == group]
+        if part.empty:
+            continue
+        fixed = int((part["transition"] == "fixed").sum())
+        failing = part[part["transition"] == "still_failing"]
+        rows.append({"cause_group": group, "rerun": len(part), "fixed": fixed, "still_failing": len(failing),
+                     "fixed_share": fixed / len(part), "baseline_categories": _counts(part["baseline_category"]),
+                     "rerun_failures": _counts(failing["rerun_category"])})
+    return typed(pd.DataFrame(rows), ATTRIBUTION_SCHEMA)
+
+
+def _counts(values: pd.Series) -> str | None:
+    """`category n, category n` by frequency: a readable cell that round-trips as text (None: no value)."""
+    counts = values.fillna("unknown").astype(str).value_counts()
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or None
+
+
+def _design_notes(summary: pd.DataFrame) -> list[str]:
+    """What the design lets the statistics say: a rerun of failures only cannot show a regression."""
+    overall = summary[summary["repo"] == COMBINED]
+    if overall.empty or int(overall["paired_commits"].iloc[0]) == 0 or pd.notna(overall["mcnemar_p"].iloc[0]):
+        return []
+    return ["only commits that failed in the baseline were rerun, so none could regress: McNemar's test (fixed "
+            "vs regressed) says nothing here and is left out; the rerun's own success rate (with its interval) "
+            "is the figure, and a control arm of baseline successes would measure the flips a rerun causes by itself"]
+
+
+def _check_direction(store: EventStore, baseline: str, rerun: str) -> None:
+    """Refuse the swapped call: the campaign named as the baseline is a rerun of the one named as the rerun."""
+    rows = {row["name"]: row for row in queries.campaign_summaries(store)}
+    named_baseline = rows.get(baseline) or {}
+    if named_baseline.get("kind") == "rerun" and named_baseline.get("baseline_campaign") == rerun:
+        raise TrackerError(f"{baseline!r} is the rerun of {rerun!r}: the baseline comes first "
+                           f"(compare {rerun} {baseline})")
 
 
 def _as_criteria(criteria: Criteria | str | Path | None) -> Criteria | None:
@@ -392,7 +456,8 @@ def summary_table(commits: pd.DataFrame, repos: list[str]) -> pd.DataFrame:
         row.update(_rate("after", int(after_ok.sum()), len(part)))
         row["paired_commits"] = int((in_base & in_rerun).sum())
         row.update({name: int(counts.get(name, 0)) for name in TRANSITIONS})
-        row["mcnemar_p"] = mcnemar_exact(row["fixed"], row["regressed"]) if row["paired_commits"] else np.nan
+        could_regress = row["still_ok"] + row["regressed"] > 0  # paired commits that had succeeded before
+        row["mcnemar_p"] = mcnemar_exact(row["fixed"], row["regressed"]) if could_regress else np.nan
         rows.append(row)
     return typed(pd.DataFrame(rows), SUMMARY_SCHEMA)
 

@@ -74,6 +74,28 @@ def transition_matrix(c: Comparison) -> Table:
     return headers, rows
 
 
+ATTRIBUTION_HEADERS = ["cause group (baseline root cause)", "rerun", "fixed", "still failing", "fixed share",
+                       "baseline categories", "rerun's remaining failures"]
+GROUP_WORDS = {"agent_fix": "the agent fix", "infrastructure": "infrastructure restored", "model": "model-level",
+               "unknown": "unknown"}
+
+
+def attribution(c: Comparison) -> Table:
+    rows = [[GROUP_WORDS.get(r.cause_group, r.cause_group), str(r.rerun), str(r.fixed), str(r.still_failing),
+             f"{r.fixed_share:.0%}", text(r.baseline_categories), text(r.rerun_failures)]
+            for r in c.attribution.itertuples(index=False)]
+    return ATTRIBUTION_HEADERS, rows
+
+
+def _attribution_line(c: Comparison) -> list[str]:
+    """Which cause groups the fixes came from: what the agent fix can take credit for, and what not."""
+    fixed = {r.cause_group: int(r.fixed) for r in c.attribution.itertuples(index=False) if r.fixed}
+    if not fixed:
+        return []
+    parts = [f"{n} {GROUP_WORDS.get(group, group)}" for group, n in fixed.items()]
+    return [f"Fixes by the baseline's root cause: {', '.join(parts)}."]
+
+
 def criteria(c: Comparison) -> Table:
     frame = c.criteria
     if frame.empty:
@@ -126,9 +148,12 @@ def headline(c: Comparison) -> list[str]:
     o = c.overall()
     if not o:
         return ["No commit in either campaign."]
+    test = (f"exact McNemar p {_relation(p_value(o['mcnemar_p']))}" if not is_missing(o["mcnemar_p"]) else
+            "only failures were rerun, so none could regress: no test of fixed vs regressed applies")
     lines = [
         f"{o['fixed']} of {o['paired_commits']} commits run in both campaigns are fixed, {o['regressed']} regressed, "
-        f"{o['still_failing']} still fail (exact McNemar p {_relation(p_value(o['mcnemar_p']))}).",
+        f"{o['still_failing']} still fail ({test}).",
+        *_attribution_line(c),
         f"Success before: {rate(*(o[f'baseline_{k}'] for k in ('successes', 'commits', 'low', 'high')))}; "
         f"after: {rate(*(o[f'after_{k}'] for k in ('successes', 'commits', 'low', 'high')))} (95% Wilson).",
     ]

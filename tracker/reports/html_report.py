@@ -72,6 +72,8 @@ def render(c: Comparison) -> str:
         f'<div class="chart">{charts.category_matrix(c.transition_matrix())}</div>',
         html_table(*display.transition_matrix(c), name="transition-matrix"),
     ]
+    if len(c.attribution):
+        parts += ["<h2>Attribution</h2>", html_table(*display.attribution(c), name="attribution")]
     if len(c.criteria):
         headers, rows = display.criteria(c)
         parts += ["<h2>Success criteria</h2>", f'<div class="chart">{charts.criteria(c.criteria)}</div>',

@@ -57,6 +57,11 @@ def render(c: Comparison, *, commits: bool = True) -> str:
         table(*display.transition_matrix(c)),
         "",
     ]
+    if len(c.attribution):
+        parts += ["## Attribution", "", table(*display.attribution(c)), "",
+                  "A fix is credited to the group of its baseline root cause: the agent fix (tool output or result "
+                  "missing, empty error content), infrastructure restored (quota, key, SSO, connection, rate limit, "
+                  "harness) or model-level (JSON, steps, context, timeout, no patch, other).", ""]
     if len(c.criteria):
         parts += ["## Success criteria", "", table(*display.criteria(c)), ""]
     parts += ["## Cost", "", table(*display.cost(c)), ""]

@@ -1,0 +1,92 @@
+"""An honest answer to "did the fix work?": fixes attributed to their cause, statistics that fit the design,
+and the comparison refused when its campaigns are named the wrong way round."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from runners.cli import run
+from tests.support.campaign_builders import Attempt, build_pair, sha
+from tracker.analysis.compare import cause_group, compare
+from tracker.errors import TrackerError
+from tracker.eventstore.store import EventStore
+from tracker.reports import display, markdown
+
+# baseline root causes of the failed commits, and what their rerun did
+FAILED = ([("tool_output_missing", "success")] * 5 + [("tool_output_missing", "max_steps_exceeded")] * 1
+          + [("quota_exceeded", "success")] * 3 + [("invalid_api_key", "success")] * 1
+          + [("json_parse_error", "success")] * 1 + [("json_parse_error", "json_parse_error")] * 2
+          + [("no_patch", "no_patch")] * 2)
+
+
+def _failed_only(store: EventStore) -> None:
+    baseline = [Attempt("vllm", sha(i), "error", before) for i, (before, _) in enumerate(FAILED)]
+    baseline += [Attempt("vllm", sha(100 + i), "success", "none") for i in range(4)]  # never rerun
+    rerun = [Attempt("vllm", sha(i), "success" if after == "success" else "error",
+                     "none" if after == "success" else after, timestamp="2025-12-20_10-00-00")
+             for i, (_, after) in enumerate(FAILED)]
+    build_pair(store, baseline, rerun)
+
+
+def test_every_fix_is_attributed_to_the_group_of_its_baseline_root_cause(sqlite_url: str) -> None:
+    with EventStore.open(sqlite_url) as store:
+        _failed_only(store)
+        result = compare(store, "orig", "rerun")
+    table = result.attribution.set_index("cause_group")
+    assert table.loc["agent_fix", ["rerun", "fixed", "still_failing"]].tolist() == [6, 5, 1]
+    assert table.loc["infrastructure", ["rerun", "fixed", "still_failing"]].tolist() == [4, 4, 0]
+    assert table.loc["model", ["rerun", "fixed", "still_failing"]].tolist() == [5, 1, 4]
+    assert table.loc["agent_fix", "rerun_failures"] == "max_steps_exceeded 1"
+    assert table.loc["model", "rerun_failures"] == "json_parse_error 2, no_patch 2"
+    assert table["fixed"].sum() == int(result.overall()["fixed"])  # every fix is attributed exactly once
+    assert pd.isna(table.loc["infrastructure", "rerun_failures"])
+    headline = " ".join(display.headline(result))
+    assert "Fixes by the baseline's root cause: 5 the agent fix, 4 infrastructure restored, 1 model-level." in headline
+    assert "## Attribution" in markdown.render(result)
+
+
+def test_cause_groups_follow_the_issue() -> None:
+    categories = ("empty_error_content", "aws_sso_expired", "harness_error", "context_length_exceeded", "eval:error",
+                  None)
+    assert [cause_group(c) for c in categories] == [
+        "agent_fix", "infrastructure", "infrastructure", "model", "unknown", "unknown"]
+
+
+def test_a_rerun_of_failures_only_gets_no_mcnemar_and_says_why(sqlite_url: str) -> None:
+    """No commit that had succeeded was rerun, so a regression was impossible: the 2 * 0.5**k p-value
+    would only measure the design. It is null, and the note and headline say why."""
+    with EventStore.open(sqlite_url) as store:
+        _failed_only(store)
+        result = compare(store, "orig", "rerun")
+    overall = result.overall()
+    assert overall["fixed"] == 10 and overall["regressed"] == 0 and overall["mcnemar_p"] is None
+    assert any("none could regress" in note for note in result.notes)
+    assert "McNemar" not in display.headline(result)[0] and "none could regress" in display.headline(result)[0]
+
+
+def test_mcnemar_stays_where_both_directions_were_possible(sqlite_url: str) -> None:
+    """With baseline successes rerun too (a control arm or a full rerun), the exact test is computed."""
+    from scipy.stats import binomtest
+
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(8)]
+    baseline += [Attempt("vllm", sha(50 + i), "success", "none") for i in range(6)]
+    rerun = [Attempt("vllm", sha(i), "success", "none", timestamp="2025-12-20_10-00-00") for i in range(7)]
+    rerun += [Attempt("vllm", sha(50), "error", "no_patch", timestamp="2025-12-20_10-00-00")]
+    rerun += [Attempt("vllm", sha(50 + i), "success", "none", timestamp="2025-12-20_10-00-00") for i in range(1, 6)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        result = compare(store, "orig", "rerun")
+    overall = result.overall()
+    assert (overall["fixed"], overall["regressed"]) == (7, 1)
+    assert overall["mcnemar_p"] == pytest.approx(binomtest(1, 8, 0.5).pvalue)
+    assert not any("none could regress" in note for note in result.notes)
+
+
+def test_the_swapped_call_is_refused(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with EventStore.open(sqlite_url) as store:
+        _failed_only(store)
+        with pytest.raises(TrackerError, match="'rerun' is the rerun of 'orig': the baseline comes first"):
+            compare(store, "rerun", "orig")
+    assert run(["--db", sqlite_url, "compare", "rerun", "orig", "--no-mlflow"]) == 2
+    assert "(compare orig rerun)" in capsys.readouterr().err
