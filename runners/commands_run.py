@@ -39,6 +39,10 @@ EXIT_INTERRUPTED = 130
               help="Only commits whose last failure has this root cause (repeatable).")
 @repo_option(multiple=True)
 @click.option("--tag", default=None, help="Tag of the rerun item ids (default from the model: gpt5).")
+@click.option("--control", default=0, show_default=True, type=click.IntRange(0),
+              help="Also rerun this many commits that did not fail (a seeded random sample): the control arm "
+                   "that measures what a rerun changes by itself.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the control arm's draw (same seed, same arm).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the commit lists and bench plans.")
 @click.option("--repo-root", default=None, metavar="DIR",
@@ -46,16 +50,17 @@ EXIT_INTERRUPTED = 130
 @json_option
 @pass_app
 def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, scope: str,
-                 categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, out_dir: Path,
-                 repo_root: str | None, as_json: bool) -> None:
+                 categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, control: int, seed: int,
+                 out_dir: Path, repo_root: str | None, as_json: bool) -> None:
     """Write the commits of campaign BASELINE to rerun as commit lists and bench plans (one per repo).
 
-    The team's list of failed commits: --select any-failed --scope evaluated.
+    The team's list of failed commits: --select any-failed --scope evaluated. Add --control N for a
+    control arm: N commits that did not fail, rerun alike, so `compare` can tell the fix from the noise.
 
-    Example: track plan trae-gpt5 --select any-failed --scope evaluated --out plans/ --repo-root ~/repos
+    Example: track plan trae-gpt5 --select any-failed --scope evaluated --control 20 --out plans/ --repo-root ~/repos
     """
     plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
-                     policy=policy, level=level, scope=scope, tag=tag)
+                     policy=policy, level=level, scope=scope, tag=tag, control=control, seed=seed)
     if as_json:
         emit_json(plan.to_dict())
         return

@@ -3,6 +3,8 @@ and the comparison refused when its campaigns are named the wrong way round."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -90,3 +92,69 @@ def test_the_swapped_call_is_refused(sqlite_url: str, capsys: pytest.CaptureFixt
             compare(store, "rerun", "orig")
     assert run(["--db", sqlite_url, "compare", "rerun", "orig", "--no-mlflow"]) == 2
     assert "(compare orig rerun)" in capsys.readouterr().err
+
+
+def test_a_control_arm_measures_the_flips_a_rerun_causes_by_itself(sqlite_url: str) -> None:
+    """20 failures rerun (12 fixed) beside a control arm of 10 baseline successes rerun alike (2 flip to
+    failure): each arm's rate with its Wilson interval, the fix beyond the control with Newcombe's, and the
+    exact test computed now that both directions were possible."""
+    from scipy.stats import binomtest
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+    from tests.support.campaign_builders import record_plan
+
+    later = "2025-12-20_10-00-00"
+    baseline = [Attempt("vllm", sha(i), "error", "tool_output_missing") for i in range(20)]
+    baseline += [Attempt("vllm", sha(100 + i), "success", "none") for i in range(25)]
+    rerun = [Attempt("vllm", sha(i), *(("success", "none") if i < 12 else ("error", "no_patch")), timestamp=later)
+             for i in range(20)]
+    rerun += [Attempt("vllm", sha(100 + i), *(("error", "timeout") if i < 2 else ("success", "none")), timestamp=later)
+              for i in range(10)]
+    plan = [{"item_id": f"f{i}", "human": sha(i)} for i in range(20)]
+    plan += [{"item_id": f"c{i}", "human": sha(100 + i), "control": True} for i in range(10)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        record_plan(store, "rerun", None, items=plan)
+        result = compare(store, "orig", "rerun")
+    arms = result.control.set_index("arm")
+    assert arms.loc["failed", ["commits", "flips"]].tolist() == [20, 12]
+    assert arms.loc["control", ["commits", "flips"]].tolist() == [10, 2]
+    wilson = proportion_confint(2, 10, method="wilson")
+    assert arms.loc["control", "low"] == pytest.approx(wilson[0]) and arms.loc["control", "high"] == pytest.approx(
+        wilson[1])
+    newcombe = confint_proportions_2indep(12, 20, 2, 10, method="newcomb", compare="diff")
+    assert arms.loc["failed", "beyond_control"] == pytest.approx(0.6 - 0.2)
+    assert (arms.loc["failed", "beyond_low"], arms.loc["failed", "beyond_high"]) == (
+        pytest.approx(newcombe[0]), pytest.approx(newcombe[1]))
+    overall = result.overall()
+    assert (overall["fixed"], overall["regressed"]) == (12, 2)
+    assert overall["mcnemar_p"] == pytest.approx(binomtest(2, 14, 0.5).pvalue)
+    line = " ".join(display.headline(result))
+    assert "Control arm: 2 of 10 baseline successes failed on rerun" in line and "+40.0%" in line
+    assert "## Control arm" in markdown.render(result)
+
+
+def test_track_plan_draws_a_reproducible_control_arm_apart_from_the_failed_list(sqlite_url: str,
+                                                                                tmp_path: Path) -> None:
+    import json
+
+    from tracker.rerun.planning import make_plan
+
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(5)]
+    baseline += [Attempt("vllm", sha(100 + i), "success", "none") for i in range(30)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, [])
+        first = make_plan(store, "orig", tmp_path / "a", control=6, seed=7)
+        again = make_plan(store, "orig", tmp_path / "b", control=6, seed=7)
+        other = make_plan(store, "orig", tmp_path / "c", control=6, seed=8)
+    arm = [i.commit for i in first.items if i.control]
+    assert len(arm) == 6 and arm == [i.commit for i in again.items if i.control]
+    assert arm != [i.commit for i in other.items if i.control]
+    assert set(arm) <= {sha(100 + i) for i in range(30)}  # only commits that did not fail
+    assert first.selection["control"] == {"requested": 6, "seed": 7, "selected": 6,
+                                          "rule": "a seeded random sample of the commits that did not fail, "
+                                                  "rerun alike"}
+    bench = json.loads((tmp_path / "a" / "trae_gpt-5_vllm_plan.json").read_text())
+    assert sum(item.get("control", False) for item in bench["items"]) == 6 and len(bench["items"]) == 11
+    failed_list = (tmp_path / "a" / "trae_gpt-5_vllm_FAILED.txt").read_text().split()
+    assert len(failed_list) == 5 and not set(failed_list) & set(arm)

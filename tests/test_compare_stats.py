@@ -61,3 +61,15 @@ def test_mcnemar_textbook_and_extremes() -> None:
     assert mcnemar_exact(10_000, 9_900) == pytest.approx(binomtest(9_900, 19_900, 0.5).pvalue, rel=1e-9)
     with pytest.raises(ValueError):
         mcnemar_exact(-1, 3)
+
+
+@pytest.mark.parametrize("k1, n1, k2, n2",
+                         [(44, 63, 1, 20), (5, 10, 5, 10), (0, 12, 3, 30), (30, 30, 0, 8), (7, 9, 2, 11)])
+def test_newcombe_interval_matches_statsmodels(k1: int, n1: int, k2: int, n2: int) -> None:
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    from tracker.analysis.stats import newcombe_interval
+
+    low, high = newcombe_interval(k1, n1, k2, n2)
+    expected = confint_proportions_2indep(k1, n1, k2, n2, method="newcomb", compare="diff")
+    assert low == pytest.approx(expected[0], abs=1e-9) and high == pytest.approx(expected[1], abs=1e-9)

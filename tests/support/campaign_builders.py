@@ -87,10 +87,11 @@ def create_campaign(store: EventStore, name: str, kind: str = "original", *, age
     store.append(stream, [_new(created, stream, 1)])
 
 
-def record_plan(store: EventStore, campaign: str, estimate: dict[str, Any] | None, plan_id: str = "plan-1") -> None:
-    """Append a `plan.created` with an estimate to the campaign's stream (as `track plan` does)."""
+def record_plan(store: EventStore, campaign: str, estimate: dict[str, Any] | None, plan_id: str = "plan-1",
+                items: list[dict[str, Any]] | None = None) -> None:
+    """Append a `plan.created` with an estimate (and plan items) to the campaign's stream (as `track run` does)."""
     stream = campaign_stream(campaign)
-    plan = PlanCreated(plan_id=plan_id, from_campaign="baseline", selection={"status": "failed"}, items=[],
+    plan = PlanCreated(plan_id=plan_id, from_campaign="baseline", selection={"status": "failed"}, items=items or [],
                        estimate=estimate)
     store.append(stream, [_new(plan, stream, store.stream_version(stream) + 1)])
 

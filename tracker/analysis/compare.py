@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
-from tracker.analysis.stats import mcnemar_exact, wilson_interval
+from tracker.analysis.stats import mcnemar_exact, newcombe_interval, wilson_interval
 from tracker.domain import outcomes
 from tracker.domain.pricing import PriceTable, billed_model, load_price_table
 from tracker.domain.vocabulary import HARNESS
@@ -82,9 +82,13 @@ ATTRIBUTION_SCHEMA: dict[str, str] = {
     "cause_group": "string", "rerun": "int64", "fixed": "int64", "still_failing": "int64", "fixed_share": "Float64",
     "baseline_categories": "string", "rerun_failures": "string",
 }
+CONTROL_SCHEMA: dict[str, str] = {
+    "arm": "string", "commits": "int64", "flips": "int64", "flip": "string", "rate": "Float64", "low": "Float64",
+    "high": "Float64", "beyond_control": "Float64", "beyond_low": "Float64", "beyond_high": "Float64",
+}
 SCHEMAS: dict[str, dict[str, str]] = {
     "commits": COMMIT_SCHEMA, "summary": SUMMARY_SCHEMA, "transitions": TRANSITION_SCHEMA,
-    "criteria": CRITERIA_SCHEMA, "cost": COST_SCHEMA, "attribution": ATTRIBUTION_SCHEMA,
+    "criteria": CRITERIA_SCHEMA, "cost": COST_SCHEMA, "attribution": ATTRIBUTION_SCHEMA, "control": CONTROL_SCHEMA,
 }
 """Column types of every exported table: exports and loaders use them so a table round-trips exactly."""
 
@@ -104,10 +108,12 @@ class Comparison:
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     attribution: pd.DataFrame = field(default_factory=lambda: typed(pd.DataFrame(), ATTRIBUTION_SCHEMA))
+    control: pd.DataFrame = field(default_factory=lambda: typed(pd.DataFrame(), CONTROL_SCHEMA))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"commits": self.commits, "summary": self.summary, "transitions": self.transitions,
-                "criteria": self.criteria, "cost": self.cost, "attribution": self.attribution}
+                "criteria": self.criteria, "cost": self.cost, "attribution": self.attribution,
+                "control": self.control}
 
     def transition_matrix(self) -> pd.DataFrame:
         """Baseline category (rows) x rerun category (columns), counts of commits run in both."""
@@ -173,9 +179,11 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     criteria_frame = _criteria_frame(commits, repos, criteria, notes)
     meta = _meta(store, repo, level, prices, criteria)
     notes += _design_notes(summary)
+    control = control_table(commits, control_commits(store, rerun))
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
-                      estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(commits))
+                      estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(commits),
+                      control=control)
 
 
 CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -208,6 +216,38 @@ def attribution_table(commits: pd.DataFrame) -> pd.DataFrame:
                      "fixed_share": fixed / len(part), "baseline_categories": _counts(part["baseline_category"]),
                      "rerun_failures": _counts(failing["rerun_category"])})
     return typed(pd.DataFrame(rows), ATTRIBUTION_SCHEMA)
+
+
+def control_commits(store: EventStore, rerun: str) -> set[str]:
+    """The commits the rerun's plan marked as its control arm (baseline commits that had not failed)."""
+    items, _ = queries.campaign_plan(store, rerun)
+    return {str(item["human"]) for item in items if item.get("control") is True}
+
+
+def control_table(commits: pd.DataFrame, control: set[str]) -> pd.DataFrame:
+    """The failed arm's fix rate beside the control arm's flip rate (what a rerun changes by itself), each
+    with its Wilson interval, and the fix rate beyond the control's flips (Newcombe interval)."""
+    if not control:
+        return typed(pd.DataFrame(), CONTROL_SCHEMA)
+    in_control = commits["commit"].isin(control)
+    failed = commits[~in_control & commits["transition"].isin(["fixed", "still_failing"])]
+    arm = commits[in_control & commits["transition"].isin(["still_ok", "regressed"])]
+    fixed, flipped = int((failed["transition"] == "fixed").sum()), int((arm["transition"] == "regressed").sum())
+    beyond = newcombe_interval(fixed, len(failed), flipped, len(arm))
+    rows = [
+        {"arm": "failed", "commits": len(failed), "flips": fixed, "flip": "fail -> pass",
+         **_rate_bounds(fixed, len(failed)),
+         "beyond_control": fixed / len(failed) - flipped / len(arm) if len(failed) and len(arm) else None,
+         "beyond_low": beyond.low, "beyond_high": beyond.high},
+        {"arm": "control", "commits": len(arm), "flips": flipped, "flip": "pass -> fail",
+         **_rate_bounds(flipped, len(arm))},
+    ]
+    return typed(pd.DataFrame(rows), CONTROL_SCHEMA)
+
+
+def _rate_bounds(successes: int, trials: int) -> dict[str, float | None]:
+    low, high = wilson_interval(successes, trials)
+    return {"rate": successes / trials if trials else None, "low": low, "high": high}
 
 
 def _counts(values: pd.Series) -> str | None:

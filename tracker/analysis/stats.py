@@ -8,7 +8,10 @@
   each discordant pair is a fair coin, so the exact two-sided p-value is a binomial test of b of b+c
   at 1/2 (the chi-square version is wrong at the small counts we have).
 
-Both are checked against scipy in tests/test_compare_stats.py.
+- `newcombe_interval`: the 95% interval of a difference of two independent rates (Newcombe's hybrid score
+  method, built from the two Wilson intervals), for the fix rate against a control arm's flip rate.
+
+All are checked against scipy / statsmodels in tests/test_compare_stats.py.
 """
 
 from __future__ import annotations
@@ -57,3 +60,15 @@ def mcnemar_exact(fixed: int, regressed: int) -> float:
         term = term * (n - i) // (i + 1)
         tail += term
     return min(1.0, 2 * tail / 2**n)  # int / int is correctly rounded even for huge ints
+
+
+def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> Interval:
+    """Interval of k1/n1 - k2/n2 for independent samples (Newcombe 1998, method 10); (nan, nan) if n is 0."""
+    if n1 == 0 or n2 == 0:
+        return Interval(math.nan, math.nan)
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, confidence)
+    l2, u2 = wilson_interval(k2, n2, confidence)
+    diff = p1 - p2
+    return Interval(diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+                    diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))

@@ -62,11 +62,19 @@ class DemoResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
+CONTROL_ARM = 12
+"""Baseline successes the demo reruns alike, so its comparison can tell the fix from a rerun's own noise."""
+CONTROL_KEEP = 0.9
+
+
 def draw_outcomes(plan: Plan, seed: int) -> dict[str, str]:
     """Outcome of each planned commit in the rerun, drawn from FIX_RATE (deterministic per seed)."""
     rng = random.Random(seed)
     outcomes = {}
     for item in plan.items:
+        if item.control:  # a baseline success: a rerun keeps most, and flips a few by itself
+            outcomes[item.commit] = "success" if rng.random() < CONTROL_KEEP else rng.choice(STILL_FAILING)
+            continue
         fixed = rng.random() < FIX_RATE.get(item.last_category, 0.3)
         outcomes[item.commit] = "success" if fixed else rng.choice(STILL_FAILING)
     return outcomes
@@ -105,8 +113,10 @@ def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025
     rerun_root = workdir / "ISO-Bench-rerun"  # a bench checkout laid out like the real one, with its repos
     checkouts = lay_out_bench_root(rerun_root)
     plan = make_plan(store, ORIGINAL, plans, repo_root=str(next(iter(checkouts.values())).parent),
-                     policy="never-succeeded", scope="all")
-    echo(f"3/7 planned the rerun of {len(plan.items)} commits that never succeeded -> {plans}")
+                     policy="never-succeeded", scope="all", control=CONTROL_ARM, seed=seed)
+    arm = sum(item.control for item in plan.items)
+    echo(f"3/7 planned the rerun of {len(plan.items) - arm} commits that never succeeded and a control arm of {arm} "
+         f"that did -> {plans}")
     estimate = estimate_plan(store, plan.items, ORIGINAL, workers=workers)
     echo(f"4/7 estimate: ${estimate['cost_usd']:,.2f} (+{estimate['buffer']:.0%} buffer = "
          f"${estimate['cost_usd_with_buffer']:,.2f}), about {estimate['wall_time_s'] / 3600:,.1f} h wall time "

@@ -87,6 +87,31 @@ def attribution(c: Comparison) -> Table:
     return ATTRIBUTION_HEADERS, rows
 
 
+CONTROL_HEADERS = ["arm", "commits", "flips", "flip", "rate (95% Wilson)", "beyond the control (95% Newcombe)"]
+
+
+def control(c: Comparison) -> Table:
+    rows = []
+    for r in c.control.itertuples(index=False):
+        beyond = "" if is_missing(r.beyond_control) else (
+            f"{r.beyond_control:+.1%} [{r.beyond_low:+.1%}, {r.beyond_high:+.1%}]")
+        rows.append([r.arm, str(r.commits), str(r.flips), r.flip, rate(r.flips, r.commits, r.low, r.high), beyond])
+    return CONTROL_HEADERS, rows
+
+
+def _control_line(c: Comparison) -> list[str]:
+    """The fix against a rerun's own noise, in one sentence, when the plan had a control arm."""
+    rows = {r.arm: r for r in c.control.itertuples(index=False)}
+    failed, arm = rows.get("failed"), rows.get("control")
+    if failed is None or arm is None or not arm.commits or not failed.commits:
+        return []
+    return [f"Control arm: {arm.flips} of {arm.commits} baseline successes failed on rerun "
+            f"({rate(arm.flips, arm.commits, arm.low, arm.high)}), a rerun's own flips; the rerun fixed "
+            f"{rate(failed.flips, failed.commits, failed.low, failed.high)} of the failures, "
+            f"{failed.beyond_control:+.1%} [{failed.beyond_low:+.1%}, {failed.beyond_high:+.1%}] beyond that "
+            "(95% Newcombe)."]
+
+
 def _attribution_line(c: Comparison) -> list[str]:
     """Which cause groups the fixes came from: what the agent fix can take credit for, and what not."""
     fixed = {r.cause_group: int(r.fixed) for r in c.attribution.itertuples(index=False) if r.fixed}
@@ -153,6 +178,7 @@ def headline(c: Comparison) -> list[str]:
     lines = [
         f"{o['fixed']} of {o['paired_commits']} commits run in both campaigns are fixed, {o['regressed']} regressed, "
         f"{o['still_failing']} still fail ({test}).",
+        *_control_line(c),
         *_attribution_line(c),
         f"Success before: {rate(*(o[f'baseline_{k}'] for k in ('successes', 'commits', 'low', 'high')))}; "
         f"after: {rate(*(o[f'after_{k}'] for k in ('successes', 'commits', 'low', 'high')))} (95% Wilson).",

@@ -72,6 +72,8 @@ def render(c: Comparison) -> str:
         f'<div class="chart">{charts.category_matrix(c.transition_matrix())}</div>',
         html_table(*display.transition_matrix(c), name="transition-matrix"),
     ]
+    if len(c.control):
+        parts += ["<h2>Control arm</h2>", html_table(*display.control(c), name="control")]
     if len(c.attribution):
         parts += ["<h2>Attribution</h2>", html_table(*display.attribution(c), name="attribution")]
     if len(c.criteria):

@@ -57,6 +57,10 @@ def render(c: Comparison, *, commits: bool = True) -> str:
         table(*display.transition_matrix(c)),
         "",
     ]
+    if len(c.control):
+        parts += ["## Control arm", "", table(*display.control(c)), "",
+                  "The control arm is a seeded sample of baseline successes rerun alike: its pass -> fail flips "
+                  "are what a rerun changes by itself; the fix is measured beyond them.", ""]
     if len(c.attribution):
         parts += ["## Attribution", "", table(*display.attribution(c)), "",
                   "A fix is credited to the group of its baseline root cause: the agent fix (tool output or result "

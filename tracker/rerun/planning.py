@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,11 +58,14 @@ class PlanItem:
     repo_path: str = ""
     """The plan file's `repo` (a checkout path, or a name the bench resolves): kept for the bench."""
     task_id: str = ""
+    control: bool = False
+    """A commit that did not fail, rerun to measure what a rerun changes by itself (the control arm)."""
 
     def bench_item(self) -> JsonDict:
         """The bench's plan item in the team's rerun convention: the pre-commit is the human commit's
         parent, resolved by the bench (`pre` "", `pre_parent_index` 1); the recorded one is in the plan event."""
-        return {"item_id": self.item_id, "human": self.commit, "pre": "", "pre_parent_index": 1}
+        item: JsonDict = {"item_id": self.item_id, "human": self.commit, "pre": "", "pre_parent_index": 1}
+        return {**item, "control": True} if self.control else item
 
 
 @dataclass
@@ -84,7 +88,7 @@ class Plan:
     def to_dict(self) -> JsonDict:
         return {"plan_id": self.plan_id, "from_campaign": self.from_campaign, "agent": self.agent,
                 "model": self.model, "selection": self.selection, "files": self.files,
-                "items": [{"repo": i.repo, **i.bench_item(), "pre_commit": i.pre_commit,
+                "items": [{"repo": i.repo, **i.bench_item(), "control": i.control, "pre_commit": i.pre_commit,
                            "last_category": i.last_category, "attempts": i.attempts} for i in self.items]}
 
 
@@ -203,8 +207,9 @@ def _selection(policy: str, level: str, scope: str, categories: list[str] | None
 
 def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
                    scope: str = "all", categories: list[str] | None = None, repos: list[str] | None = None,
-                   tag: str | None = None) -> Plan:
-    """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring)."""
+                   tag: str | None = None, control: int = 0, seed: int = 0) -> Plan:
+    """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring), plus a
+    control arm of `control` commits that did not fail, drawn with `seed`."""
     _check_selection(policy, scope, level, categories)
     info = campaign_row(store, campaign)
     frame = _scoped_attempts(store, campaign, scope, level)
@@ -212,30 +217,52 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     matches = _matching(frame, policy, level, tag)
     chosen = [i for i in matches.items if _wanted(i, categories, repos)]
     selection = _selection(policy, level, scope, categories, repos, matches, chosen)
-    return Plan(campaign, str(info["agent"]), str(info["model"]), chosen, selection, tag=tag)
+    arm = _control_arm(frame, {i.commit for i in matches.items}, repos, control, seed, tag)
+    if control:
+        selection["control"] = {"requested": control, "seed": seed, "selected": len(arm),
+                                "rule": "a seeded random sample of the commits that did not fail, rerun alike"}
+    return Plan(campaign, str(info["agent"]), str(info["model"]), chosen + arm, selection, tag=tag)
+
+
+def _control_arm(frame: pd.DataFrame, failed: set[str], repos: list[str] | None, size: int, seed: int,
+                 tag: str) -> list[PlanItem]:
+    """`size` commits that did not fail, drawn reproducibly: what a rerun does to them measures its own noise."""
+    if size <= 0:
+        return []
+    groups = frame.groupby(["repo", "commit"], sort=True)
+    candidates = [(str(repo), str(commit), runs) for (repo, commit), runs in groups
+                  if commit not in failed and (not repos or repo in repos)]
+    drawn = random.Random(seed).sample(candidates, min(size, len(candidates)))
+    return [PlanItem(repo, f"{repo}_{tag}_control_{commit[:8]}", commit, _last_pre_commit(runs), "none", len(runs),
+                     control=True) for repo, commit, runs in sorted(drawn, key=lambda c: (c[0], c[1]))]
 
 
 def write_plan_files(plan: Plan, out_dir: Path, repo_root: str | None = None) -> list[str]:
-    """Write `<AGENT>_<MODEL>_<REPO>_FAILED.txt`, the `_ALL_` list, and one bench plan per repo."""
+    """Write `<AGENT>_<MODEL>_<REPO>_FAILED.txt`, the `_ALL_` list, and one bench plan per repo (control
+    commits are in the bench plans, marked, and in no FAILED list)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"{plan.agent}_{plan.model}"
     files: list[str] = []
-    repos = sorted({i.repo for i in plan.items})
-    for repo in repos:
+    for repo in sorted({i.repo for i in plan.items}):
         items = [i for i in plan.items if i.repo == repo]
-        commits = out_dir / f"{prefix}_{repo}_FAILED.txt"
-        commits.write_text("".join(f"{i.commit}\n" for i in items))
-        bench = {"repo": f"{repo_root.rstrip('/')}/{repo}" if repo_root else repo,
-                 "task_id": f"{repo}_{plan.tag}_rerun", "selection": plan.selection["rule"],
-                 "items": [i.bench_item() for i in items]}
-        plan_file = out_dir / f"{prefix}_{repo}_plan.json"
-        plan_file.write_text(json.dumps(bench, indent=2) + "\n")
-        files += [str(commits), str(plan_file)]
-    everything = out_dir / f"{prefix}_ALL_FAILED.txt"
-    everything.write_text("".join(f"{i.commit}\n" for i in plan.items))
-    files.append(str(everything))
+        files += [_commit_list(out_dir / f"{prefix}_{repo}_FAILED.txt", items),
+                  _bench_plan(out_dir / f"{prefix}_{repo}_plan.json", plan, repo, items, repo_root)]
+    files.append(_commit_list(out_dir / f"{prefix}_ALL_FAILED.txt", plan.items))
     plan.files = files
     return files
+
+
+def _commit_list(path: Path, items: list[PlanItem]) -> str:
+    path.write_text("".join(f"{i.commit}\n" for i in items if not i.control))
+    return str(path)
+
+
+def _bench_plan(path: Path, plan: Plan, repo: str, items: list[PlanItem], repo_root: str | None) -> str:
+    bench = {"repo": f"{repo_root.rstrip('/')}/{repo}" if repo_root else repo,
+             "task_id": f"{repo}_{plan.tag}_rerun", "selection": plan.selection["rule"],
+             "items": [i.bench_item() for i in items]}
+    path.write_text(json.dumps(bench, indent=2) + "\n")
+    return str(path)
 
 
 def record_plan(store: EventStore, plan: Plan, stream: str | None = None, estimate: JsonDict | None = None,
@@ -251,10 +278,11 @@ def record_plan(store: EventStore, plan: Plan, stream: str | None = None, estima
 
 def make_plan(store: EventStore, campaign: str, out_dir: Path, categories: list[str] | None = None,
               repos: list[str] | None = None, repo_root: str | None = None, *, policy: str = "any-failed",
-              level: str = "agent", scope: str = "all", tag: str | None = None) -> Plan:
+              level: str = "agent", scope: str = "all", tag: str | None = None, control: int = 0,
+              seed: int = 0) -> Plan:
     """`track plan`: select, write the files, record the selection."""
     plan = select_commits(store, campaign, policy=policy, level=level, scope=scope, categories=categories,
-                          repos=repos, tag=tag)
+                          repos=repos, tag=tag, control=control, seed=seed)
     write_plan_files(plan, out_dir, repo_root)
     record_plan(store, plan)
     return plan
@@ -287,7 +315,7 @@ def _loaded_item(path: Path, plan: LoadedPlan, index: int, raw: Any) -> PlanItem
     if not _is_sha(human):
         raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs a commit sha (8 to 40 hex) in 'human'")
     return PlanItem(plan.repo, raw["item_id"], human, raw.get("pre") or None, repo_path=plan.repo_path,
-                    task_id=plan.task_id)
+                    task_id=plan.task_id, control=raw.get("control") is True)
 
 
 def load_plan(path: Path) -> LoadedPlan:
