@@ -158,3 +158,30 @@ def test_track_plan_draws_a_reproducible_control_arm_apart_from_the_failed_list(
     assert sum(item.get("control", False) for item in bench["items"]) == 6 and len(bench["items"]) == 11
     failed_list = (tmp_path / "a" / "trae_gpt-5_vllm_FAILED.txt").read_text().split()
     assert len(failed_list) == 5 and not set(failed_list) & set(arm)
+
+
+def test_criteria_count_among_the_planned_commits_and_not_run_is_not_failed(sqlite_url: str) -> None:
+    """53 vllm commits planned, 32 run, 27 fixed: the criterion counts 27 of the plan, 21 not run yet
+    (not failures), and says what level is still possible; the control arm counts for nothing here."""
+    from tests.support.campaign_builders import record_plan
+    from tracker.analysis.criteria import parse_criteria
+
+    later = "2025-12-20_10-00-00"
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(53)]
+    baseline += [Attempt("vllm", sha(200 + i), "success", "none") for i in range(5)]
+    rerun = [Attempt("vllm", sha(i), *(("success", "none") if i < 27 else ("error", "no_patch")), timestamp=later)
+             for i in range(32)]
+    rerun += [Attempt("vllm", sha(200 + i), "success", "none", timestamp=later) for i in range(5)]  # control
+    plan = [{"repo": "vllm", "item_id": f"f{i}", "human": sha(i)} for i in range(53)]
+    plan += [{"repo": "vllm", "item_id": f"c{i}", "human": sha(200 + i), "control": True} for i in range(5)]
+    criteria = parse_criteria({"name": "team", "measure": "successes",
+                               "repos": {"vllm": {"of": 53, "minimum": 25, "target": 35, "exceptional": 40}}})
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        record_plan(store, "rerun", None, items=plan)
+        result = compare(store, "orig", "rerun", criteria=criteria)
+    row = result.criteria[result.criteria["scope"] == "vllm"].iloc[0]
+    assert (row["count"], row["commits"], row["planned"], row["not_run"]) == (27, 32, 53, 21)
+    assert row["level_reached"] == "minimum" and row["best_possible"] == "exceptional"
+    assert any("21 of 53 planned commits not run yet (not failures)" in note for note in result.notes)
+    assert not any("expect 53 commits" in note for note in result.notes)  # the plan holds 53, as the file says

@@ -70,6 +70,7 @@ TRANSITION_SCHEMA: dict[str, str] = {"baseline_category": "string", "rerun_categ
 CRITERIA_SCHEMA: dict[str, str] = {
     "scope": "string", "measure": "string", "count": "int64", "commits": "int64", "of": "Int64",
     "level": "string", "threshold": "int64", "met": "bool", "level_reached": "string",
+    "planned": "Int64", "not_run": "Int64", "best_possible": "string",
 }
 COST_SCHEMA: dict[str, str] = {
     "repo": "string", "baseline_attempts": "int64", "baseline_cost_usd": "Float64",
@@ -176,10 +177,11 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
         notes.append(f"no cost estimate recorded for {rerun!r} (a plan or an estimate recorded for it gives one)")
     cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
     notes += _unpriced_notes(cost, prices)
-    criteria_frame = _criteria_frame(commits, repos, criteria, notes)
+    planned, arm = planned_commits(store, rerun)
+    criteria_frame = _criteria_frame(commits[~commits["commit"].isin(arm)], repos, criteria, notes, planned)
     meta = _meta(store, repo, level, prices, criteria)
     notes += _design_notes(summary)
-    control = control_table(commits, control_commits(store, rerun))
+    control = control_table(commits, arm)
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
                       estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(commits),
@@ -218,10 +220,15 @@ def attribution_table(commits: pd.DataFrame) -> pd.DataFrame:
     return typed(pd.DataFrame(rows), ATTRIBUTION_SCHEMA)
 
 
-def control_commits(store: EventStore, rerun: str) -> set[str]:
-    """The commits the rerun's plan marked as its control arm (baseline commits that had not failed)."""
+def planned_commits(store: EventStore, rerun: str) -> tuple[dict[str, set[str]], set[str]]:
+    """What the rerun's plan covered: its commits to rerun by repo (empty without a plan), and the
+    commits it marked as its control arm (baseline commits that had not failed)."""
     items, _ = queries.campaign_plan(store, rerun)
-    return {str(item["human"]) for item in items if item.get("control") is True}
+    planned: dict[str, set[str]] = {}
+    for item in items:
+        if item.get("control") is not True:
+            planned.setdefault(str(item.get("repo") or ""), set()).add(str(item["human"]))
+    return planned, {str(item["human"]) for item in items if item.get("control") is True}
 
 
 def control_table(commits: pd.DataFrame, control: set[str]) -> pd.DataFrame:
@@ -311,11 +318,11 @@ def _unpriced_notes(cost: pd.DataFrame, prices: PriceTable) -> list[str]:
 
 
 def _criteria_frame(commits: pd.DataFrame, repos: list[str], criteria: Criteria | None,
-                    notes: list[str]) -> pd.DataFrame:
+                    notes: list[str], planned: dict[str, set[str]] | None = None) -> pd.DataFrame:
     """The criteria table, or an empty one of the same columns when no criteria were given."""
     if criteria is None:
         return typed(pd.DataFrame(), CRITERIA_SCHEMA)
-    return criteria_table(commits, repos, criteria, notes)
+    return criteria_table(commits, repos, criteria, notes, planned)
 
 
 def _meta(store: EventStore, repo: str | None, level: str, prices: PriceTable,
@@ -514,25 +521,60 @@ def transition_table(commits: pd.DataFrame) -> pd.DataFrame:
 # -- criteria ------------------------------------------------------------------------------------
 
 
-def criteria_table(commits: pd.DataFrame, repos: list[str], criteria: Criteria, notes: list[str]) -> pd.DataFrame:
-    """One row per scope and level: the count measured, the threshold, met or not, and the level reached."""
+def criteria_table(commits: pd.DataFrame, repos: list[str], criteria: Criteria, notes: list[str],
+                   planned: dict[str, set[str]] | None = None) -> pd.DataFrame:
+    """One row per scope and level: the count measured, the threshold, met or not, and the level reached.
+
+    With the rerun's plan, a criterion counts among the planned commits: those not run yet are `not_run`,
+    never failures, and `best_possible` is the level reached if every one of them succeeded."""
     rows = []
     for threshold in criteria.thresholds:
         scope = threshold.scope
         part = commits if scope == COMBINED else commits[commits["repo"] == scope]
         if scope != COMBINED and scope not in repos:
             notes.append(f"criteria name repo {scope!r}, which has no commit in this comparison")
-        rerun_ok = (part["rerun_status"] == SUCCESS).fillna(False)
-        count = int((part["transition"] == "fixed").sum()) if criteria.measure == "fixed" else int(rerun_ok.sum())
+        wanted = _planned_in(planned, scope)
+        if wanted is not None:
+            part = part[part["commit"].isin(wanted)]
+        count = _criteria_count(part, criteria.measure)
         rerun_commits = int(part["rerun_status"].notna().sum())
-        if threshold.of is not None and threshold.of != rerun_commits:
-            notes.append(f"criteria for {scope!r} expect {threshold.of} commits; the rerun has {rerun_commits}")
+        not_run = None if wanted is None else len(wanted) - rerun_commits
+        _criteria_note(notes, scope, threshold.of, wanted, rerun_commits)
         reached = threshold.level_reached(count)
+        best = threshold.level_reached(count + (not_run or 0))
         for level, needed in threshold.levels.items():
             rows.append({"scope": scope, "measure": criteria.measure, "count": count, "commits": rerun_commits,
                          "of": threshold.of, "level": level, "threshold": needed, "met": count >= needed,
-                         "level_reached": reached})
+                         "level_reached": reached, "planned": None if wanted is None else len(wanted),
+                         "not_run": not_run, "best_possible": best})
     return typed(pd.DataFrame(rows), CRITERIA_SCHEMA)
+
+
+def _criteria_count(part: pd.DataFrame, measure: str) -> int:
+    """Successes of the rerun (or commits fixed, with the `fixed` measure)."""
+    if measure == "fixed":
+        return int((part["transition"] == "fixed").sum())
+    return int((part["rerun_status"] == SUCCESS).fillna(False).sum())
+
+
+def _planned_in(planned: dict[str, set[str]] | None, scope: str) -> set[str] | None:
+    """The planned commits of a scope (all repos for `all`); None without a recorded plan (or, for one
+    repo, when the plan's items do not name their repo)."""
+    if not planned:
+        return None
+    if scope == COMBINED:
+        return set().union(*planned.values())
+    return None if "" in planned else planned.get(scope, set())
+
+
+def _criteria_note(notes: list[str], scope: str, of: int | None, wanted: set[str] | None, run: int) -> None:
+    """Say where the criteria's `of` and what the plan or the rerun hold disagree."""
+    held = run if wanted is None else len(wanted)
+    if of is not None and of != held:
+        what = "the rerun has" if wanted is None else "the plan holds"
+        notes.append(f"criteria for {scope!r} expect {of} commits; {what} {held}")
+    if wanted is not None and run < len(wanted):
+        notes.append(f"{scope}: {len(wanted) - run} of {len(wanted)} planned commits not run yet (not failures)")
 
 
 # -- cost ----------------------------------------------------------------------------------------

@@ -126,15 +126,17 @@ def criteria(c: Comparison) -> Table:
     if frame.empty:
         return [], []
     levels = list(dict.fromkeys(frame["level"]))
-    headers = ["scope", "measure", "count", "rerun commits", "planned (of)", *levels, "level reached"]
+    headers = ["scope", "measure", "count", "rerun commits", "planned", "not run", "criteria's of", *levels,
+               "level reached", "if the rest succeed"]
     rows = []
     for scope, part in frame.groupby("scope", sort=False):
         first = part.iloc[0]
         marks = {lvl: f"{thr} {'✓' if met else '✗'}" for lvl, thr, met in
                  zip(part["level"], part["threshold"], part["met"], strict=True)}
         rows.append([str(scope), str(first["measure"]), str(first["count"]), str(first["commits"]),
-                     text(first["of"]), *[marks.get(lvl, "–") for lvl in levels],
-                     str(first["level_reached"]).replace("_", " ")])
+                     text(first["planned"]), text(first["not_run"]), text(first["of"]),
+                     *[marks.get(lvl, "–") for lvl in levels], str(first["level_reached"]).replace("_", " "),
+                     str(first["best_possible"]).replace("_", " ")])
     return headers, rows
 
 
