@@ -185,3 +185,21 @@ def test_criteria_count_among_the_planned_commits_and_not_run_is_not_failed(sqli
     assert row["level_reached"] == "minimum" and row["best_possible"] == "exceptional"
     assert any("21 of 53 planned commits not run yet (not failures)" in note for note in result.notes)
     assert not any("expect 53 commits" in note for note in result.notes)  # the plan holds 53, as the file says
+
+
+def test_pass_at_1_per_attempt_stands_beside_best_of_k(sqlite_url: str) -> None:
+    """A commit that needed three tries is one best-of-3 success but one of three attempts: both are shown,
+    with the attempt counts behind them."""
+    baseline = [Attempt("vllm", sha(1), "error", "no_patch"), Attempt("vllm", sha(2), "error", "no_patch")]
+    rerun = [Attempt("vllm", sha(1), "error", "rate_limited", timestamp="2025-12-20_10-00-00"),
+             Attempt("vllm", sha(1), "error", "rate_limited", timestamp="2025-12-20_11-00-00"),
+             Attempt("vllm", sha(1), "success", "none", timestamp="2025-12-20_12-00-00"),
+             Attempt("vllm", sha(2), "success", "none", timestamp="2025-12-20_10-00-00")]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        result = compare(store, "orig", "rerun")
+    overall = result.overall()
+    assert (overall["rerun_successes"], overall["rerun_commits"]) == (2, 2)  # best of k: both commits
+    assert (overall["rerun_attempt_successes"], overall["rerun_attempts"]) == (2, 4)
+    assert overall["rerun_pass_at_1"] == pytest.approx(0.5) and overall["baseline_pass_at_1"] == 0.0
+    assert display.summary(result)[1][-1][-1] == "0/2 = 0.0% / 2/4 = 50.0%"

@@ -66,6 +66,9 @@ SUMMARY_SCHEMA: dict[str, str] = {
        for side in ("baseline", "rerun", "after") for name in _RATE},
     "paired_commits": "int64", **{name: "int64" for name in TRANSITIONS}, "mcnemar_p": "Float64",
 }
+_PER_COMMIT_SUMMARY = dict(SUMMARY_SCHEMA)
+SUMMARY_SCHEMA.update({f"{side}_{name}": ("int64" if name != "pass_at_1" else "Float64")
+                       for side in ("baseline", "rerun") for name in ("attempts", "attempt_successes", "pass_at_1")})
 TRANSITION_SCHEMA: dict[str, str] = {"baseline_category": "string", "rerun_category": "string", "commits": "int64"}
 CRITERIA_SCHEMA: dict[str, str] = {
     "scope": "string", "measure": "string", "count": "int64", "commits": "int64", "of": "Int64",
@@ -171,7 +174,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     if repo is not None and commits.empty:
         notes.append(f"neither campaign has an attempt in repo {repo!r}")
     repos = sorted(set(commits["repo"]))
-    summary = summary_table(commits, repos)
+    summary = with_attempt_rates(summary_table(commits, repos), base_frame, rerun_frame)
     estimate = recorded_estimate(store, rerun)
     if estimate is None:
         notes.append(f"no cost estimate recorded for {rerun!r} (a plan or an estimate recorded for it gives one)")
@@ -506,7 +509,22 @@ def summary_table(commits: pd.DataFrame, repos: list[str]) -> pd.DataFrame:
         could_regress = row["still_ok"] + row["regressed"] > 0  # paired commits that had succeeded before
         row["mcnemar_p"] = mcnemar_exact(row["fixed"], row["regressed"]) if could_regress else np.nan
         rows.append(row)
-    return typed(pd.DataFrame(rows), SUMMARY_SCHEMA)
+    return typed(pd.DataFrame(rows), _PER_COMMIT_SUMMARY)
+
+
+def with_attempt_rates(summary: pd.DataFrame, base_frame: pd.DataFrame, rerun_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-attempt success (pass@1) beside the per-commit best-of-k, with the attempt counts behind each:
+    a commit tried three times has three chances; its attempts say how likely one try is to succeed."""
+    out = summary.copy()
+    for side, frame in (("baseline", base_frame), ("rerun", rerun_frame)):
+        finished = frame[~frame["status"].isin(UNFINISHED)]
+        scoped = [finished if scope == COMBINED else finished[finished["repo"] == scope] for scope in out["repo"]]
+        tries = [len(part) for part in scoped]
+        wins = [int((part["status"] == SUCCESS).sum()) for part in scoped]
+        out[f"{side}_attempts"] = tries
+        out[f"{side}_attempt_successes"] = wins
+        out[f"{side}_pass_at_1"] = [w / t if t else np.nan for w, t in zip(wins, tries, strict=True)]
+    return typed(out, SUMMARY_SCHEMA)
 
 
 def transition_table(commits: pd.DataFrame) -> pd.DataFrame:

@@ -55,13 +55,20 @@ def text(value: Any) -> str:
 
 def summary(c: Comparison) -> Table:
     headers = ["repo", "before (baseline)", "rerun only", "after (latest state)", "fixed", "still failing",
-               "regressed", "still ok", "not rerun", "not in baseline", "McNemar p (exact)"]
+               "regressed", "still ok", "not rerun", "not in baseline", "McNemar p (exact)",
+               "pass@1 per attempt (before / rerun)"]
     rows = [[str(r.repo), rate(r.baseline_successes, r.baseline_commits, r.baseline_low, r.baseline_high),
              rate(r.rerun_successes, r.rerun_commits, r.rerun_low, r.rerun_high),
              rate(r.after_successes, r.after_commits, r.after_low, r.after_high),
              str(r.fixed), str(r.still_failing), str(r.regressed), str(r.still_ok), str(r.not_rerun),
-             str(r.not_in_baseline), p_value(r.mcnemar_p)] for r in c.summary.itertuples(index=False)]
+             str(r.not_in_baseline), p_value(r.mcnemar_p),
+             f"{_share(r.baseline_attempt_successes, r.baseline_attempts)} / "
+             f"{_share(r.rerun_attempt_successes, r.rerun_attempts)}"] for r in c.summary.itertuples(index=False)]
     return headers, rows
+
+
+def _share(successes: int, attempts: int) -> str:
+    return f"{successes}/{attempts} = {successes / attempts:.1%}" if attempts else "–"
 
 
 def transition_matrix(c: Comparison) -> Table:
