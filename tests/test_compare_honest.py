@@ -203,3 +203,21 @@ def test_pass_at_1_per_attempt_stands_beside_best_of_k(sqlite_url: str) -> None:
     assert (overall["rerun_attempt_successes"], overall["rerun_attempts"]) == (2, 4)
     assert overall["rerun_pass_at_1"] == pytest.approx(0.5) and overall["baseline_pass_at_1"] == 0.0
     assert display.summary(result)[1][-1][-1] == "0/2 = 0.0% / 2/4 = 50.0%"
+
+
+def test_speedups_are_summarised_geometrically_with_the_share_faster(sqlite_url: str) -> None:
+    import math
+
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(4)]
+    speeds = [2.0, 0.5, 1.5, None]
+    rerun = [Attempt("vllm", sha(i), "success", "none", timestamp="2025-12-20_10-00-00", speedup=s)
+             for i, s in enumerate(speeds)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        result = compare(store, "orig", "rerun")
+    overall = result.overall()
+    assert overall["rerun_speedups"] == 3
+    geomean = math.exp((math.log(2) + math.log(0.5) + math.log(1.5)) / 3)
+    assert overall["rerun_speedup_geomean"] == pytest.approx(geomean)
+    assert overall["rerun_share_faster"] == pytest.approx(2 / 3)
+    assert "geometric mean 1.14x, 67% faster than before" in " ".join(display.headline(result))

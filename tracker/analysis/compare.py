@@ -69,6 +69,8 @@ SUMMARY_SCHEMA: dict[str, str] = {
 _PER_COMMIT_SUMMARY = dict(SUMMARY_SCHEMA)
 SUMMARY_SCHEMA.update({f"{side}_{name}": ("int64" if name != "pass_at_1" else "Float64")
                        for side in ("baseline", "rerun") for name in ("attempts", "attempt_successes", "pass_at_1")})
+SUMMARY_SCHEMA.update({"rerun_speedups": "int64", "rerun_speedup_geomean": "Float64",
+                       "rerun_share_faster": "Float64"})
 TRANSITION_SCHEMA: dict[str, str] = {"baseline_category": "string", "rerun_category": "string", "commits": "int64"}
 CRITERIA_SCHEMA: dict[str, str] = {
     "scope": "string", "measure": "string", "count": "int64", "commits": "int64", "of": "Int64",
@@ -174,7 +176,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     if repo is not None and commits.empty:
         notes.append(f"neither campaign has an attempt in repo {repo!r}")
     repos = sorted(set(commits["repo"]))
-    summary = with_attempt_rates(summary_table(commits, repos), base_frame, rerun_frame)
+    summary = with_speedups(with_attempt_rates(summary_table(commits, repos), base_frame, rerun_frame), commits)
     estimate = recorded_estimate(store, rerun)
     if estimate is None:
         notes.append(f"no cost estimate recorded for {rerun!r} (a plan or an estimate recorded for it gives one)")
@@ -524,6 +526,20 @@ def with_attempt_rates(summary: pd.DataFrame, base_frame: pd.DataFrame, rerun_fr
         out[f"{side}_attempts"] = tries
         out[f"{side}_attempt_successes"] = wins
         out[f"{side}_pass_at_1"] = [w / t if t else np.nan for w, t in zip(wins, tries, strict=True)]
+    return out  # typed once its last columns are in (`with_speedups`)
+
+
+def with_speedups(summary: pd.DataFrame, commits: pd.DataFrame) -> pd.DataFrame:
+    """At the faster level the question is how much: per scope, how many rerun commits were measured, the
+    geometric mean of their speedups (ratios average geometrically) and the share faster than before (> 1)."""
+    out = summary.copy()
+    measured = commits[commits["rerun_speedup"].notna() & (commits["rerun_speedup"] > 0)]
+    scoped = [measured if scope == COMBINED else measured[measured["repo"] == scope] for scope in out["repo"]]
+    out["rerun_speedups"] = [len(part) for part in scoped]
+    out["rerun_speedup_geomean"] = [float(np.exp(np.log(part["rerun_speedup"].astype(float)).mean()))
+                                    if len(part) else np.nan for part in scoped]
+    out["rerun_share_faster"] = [float((part["rerun_speedup"] > 1).mean()) if len(part) else np.nan
+                                 for part in scoped]
     return typed(out, SUMMARY_SCHEMA)
 
 

@@ -119,6 +119,13 @@ def _control_line(c: Comparison) -> list[str]:
             "(95% Newcombe)."]
 
 
+def _speedup_line(o: dict[str, Any]) -> list[str]:
+    if not o.get("rerun_speedups"):
+        return []
+    return [f"Speedup of the {o['rerun_speedups']} rerun commits measured: geometric mean "
+            f"{o['rerun_speedup_geomean']:.2f}x, {o['rerun_share_faster']:.0%} faster than before (> 1)."]
+
+
 def _attribution_line(c: Comparison) -> list[str]:
     """Which cause groups the fixes came from: what the agent fix can take credit for, and what not."""
     fixed = {r.cause_group: int(r.fixed) for r in c.attribution.itertuples(index=False) if r.fixed}
@@ -189,6 +196,7 @@ def headline(c: Comparison) -> list[str]:
         f"{o['still_failing']} still fail ({test}).",
         *_control_line(c),
         *_attribution_line(c),
+        *_speedup_line(o),
         f"Success before: {rate(*(o[f'baseline_{k}'] for k in ('successes', 'commits', 'low', 'high')))}; "
         f"after: {rate(*(o[f'after_{k}'] for k in ('successes', 'commits', 'low', 'high')))} (95% Wilson).",
     ]
