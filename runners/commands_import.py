@@ -9,10 +9,11 @@ import click
 
 from runners.commands_mlflow import run_sync, sync_text
 from runners.context import AppContext, pass_app
-from runners.options import json_option, mlflow_options, repo_option
+from runners.options import json_option, level_option, mlflow_options, repo_option
 from runners.output import emit_json, format_table, progress_bar
 from tracker.analysis.failures import failure_evidence, failure_table
 from tracker.classify.rules import load_rule_table
+from tracker.domain.outcomes import COMMIT_SUCCESS_RULE
 from tracker.domain.vocabulary import FAILURE_CATEGORIES
 from tracker.errors import UnknownCampaign
 from tracker.ingest.importer import ALL, ImportSummary, import_tree
@@ -117,28 +118,33 @@ def _problem_lines(summary: ImportSummary) -> list[str]:
 
 
 @click.command("campaigns")
+@level_option
 @json_option
 @pass_app
-def campaigns_command(app: AppContext, as_json: bool) -> None:
+def campaigns_command(app: AppContext, level: str, as_json: bool) -> None:
     """List campaigns with their outcome funnel (agent -> patch -> tests -> faster).
 
-    Where the team's evaluation report covers a campaign, its figures are shown beside the
-    recount from the per-item results, and every difference is named.
+    `succeeded` counts commits whose best attempt reached --level (as `compare` and `status` count
+    them); the funnel's columns count attempts. Where the team's evaluation report covers a campaign,
+    its figures are shown beside the recount from the per-item results, and every difference is named.
 
-    Example: track campaigns --json
+    Example: track campaigns --level tests --json
     """
-    rows = queries.list_campaigns(app.current_store())
+    rows = queries.list_campaigns(app.current_store(), level)
     if as_json:
         emit_json(rows)
         return
     table = []
+    succeeded = f"commits_succeeded ({level})"
     for row in rows:
-        f = row["funnel"]
-        table.append({**row, **{k: f[k] for k in ("agent_succeeded", "patch_produced", "evaluated", "tests_passed",
-                                                   "faster", "baseline_failed", "no_test")}, "basis": f["basis"]})
-    click.echo(format_table(table, ["name", "kind", "agent", "model", "attempts", "commits", "agent_succeeded",
-                                    "patch_produced", "evaluated", "tests_passed", "faster", "baseline_failed",
-                                    "no_test", "basis"]))
+        f, won = row["funnel"], row["commit_success"]
+        table.append({**row, succeeded: f"{won['succeeded']}/{won['commits']}",
+                      **{k: f[k] for k in ("agent_succeeded", "patch_produced", "evaluated", "tests_passed",
+                                           "faster", "baseline_failed", "no_test")}, "basis": f["basis"]})
+    click.echo(format_table(table, ["name", "kind", "agent", "model", "commits", succeeded, "attempts",
+                                    "agent_succeeded", "patch_produced", "evaluated", "tests_passed", "faster",
+                                    "baseline_failed", "no_test", "basis"]))
+    click.echo(f"{succeeded}: {COMMIT_SUCCESS_RULE}; the columns from attempts on count attempts")
     for row in rows:
         report = row.get("evaluation_report")
         if not report:

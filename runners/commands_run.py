@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from tracker.domain.outcomes import LEVELS
 from tracker.domain.streams import campaign_stream
 from tracker.rerun.estimate import estimate_plan
 from tracker.rerun.execution import RunConfig, RunProgress, StopControl, run_campaign
-from tracker.rerun.planning import POLICIES, SCOPES, make_plan, plan_from_files, record_plan
+from tracker.rerun.planning import ARMS, POLICIES, SCOPES, make_plan, plan_from_files, record_plan
 from tracker.rerun.preflight import run_preflight
 from tracker.rerun.setup_check import check_setup
 from tracker.rerun.status import campaign_status
@@ -42,7 +43,10 @@ EXIT_INTERRUPTED = 130
 @click.option("--control", default=0, show_default=True, type=click.IntRange(0),
               help="Also rerun this many commits that did not fail (a seeded random sample): the control arm "
                    "that measures what a rerun changes by itself.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the control arm's draw (same seed, same arm).")
+@click.option("--old-agent", default=0, show_default=True, type=click.IntRange(0),
+              help="Move this many of the failed commits (a seeded random sample) to an old-agent arm: bench plans "
+                   "*_old_agent_plan.json to run with the agent before its fix, measuring what a rerun fixes alone.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the arms' draws (same seed, same arms).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the commit lists and bench plans.")
 @click.option("--repo-root", default=None, metavar="DIR",
@@ -50,22 +54,28 @@ EXIT_INTERRUPTED = 130
 @json_option
 @pass_app
 def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, scope: str,
-                 categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, control: int, seed: int,
-                 out_dir: Path, repo_root: str | None, as_json: bool) -> None:
+                 categories: tuple[str, ...], repos: tuple[str, ...], tag: str | None, control: int,
+                 old_agent: int, seed: int, out_dir: Path, repo_root: str | None, as_json: bool) -> None:
     """Write the commits of campaign BASELINE to rerun as commit lists and bench plans (one per repo).
 
     The team's list of failed commits: --select any-failed --scope evaluated. Add --control N for a
-    control arm: N commits that did not fail, rerun alike, so `compare` can tell the fix from the noise.
+    control arm: N commits that did not fail, rerun alike, so `compare` can tell the fix from the noise;
+    add --old-agent M to run M of the failed commits with the old agent (its own bench plans), so
+    `compare` can tell what the fix did from what a rerun fixes by itself.
 
     Example: track plan trae-gpt5 --select any-failed --scope evaluated --control 20 --out plans/ --repo-root ~/repos
     """
     plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
-                     policy=policy, level=level, scope=scope, tag=tag, control=control, seed=seed)
+                     policy=policy, level=level, scope=scope, tag=tag, control=control, seed=seed,
+                     old_agent=old_agent)
     if as_json:
         emit_json(plan.to_dict())
         return
     click.echo(f"plan {plan.plan_id}: {len(plan.items)} of {plan.selection['commits_in_campaign']} commits of "
                f"{from_campaign}: {plan.selection['rule']}")
+    arms = Counter(item.arm for item in plan.items)
+    if len(arms) > 1:
+        click.echo("arms: " + ", ".join(f"{arm.replace('_', ' ')} {arms[arm]}" for arm in ARMS if arms[arm]))
     click.echo(format_table([{"repo": k, "commits": v} for k, v in plan.selection["by_repo"].items()]))
     click.echo(format_table([{"last_failure": k, "commits": v} for k, v in plan.selection["by_category"].items()]))
     for file in plan.files:
@@ -351,14 +361,15 @@ def status_command(app: AppContext, campaign: str, watch: bool, interval: float,
 def _status_text(s: dict[str, Any]) -> str:
     lines = [
         f"{s['campaign']} ({s['kind']}, fix {s['agent_fix_commit'] or '-'}, baseline {s['baseline_campaign'] or '-'})",
-        f"items {s['items']}: done {s['done']} (succeeded {s['succeeded']}, failed {s['failed']}), "
+        f"items {s['items']}: done {s['done']} (succeeded {s['succeeded']} at level {s['level']}, "
+        f"failed {s['failed']}), "
         f"running {s['running']}, pending {s['pending']}; {s['attempts']} attempts",
         f"tokens in {s['tokens']['input']:,} (cached {s['tokens']['cached_input']:,}) out {s['tokens']['output']:,}; "
         f"cost ${s['cost_usd']:.2f}" + (f" of estimated ${s['estimate_usd']:.2f}" if s["estimate_usd"] else "")
         + f"; ETA {s['eta_s'] / 60:.0f} min",
     ]
     if s["by_status"]:
-        lines.append("by status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
+        lines.append("attempts by status: " + ", ".join(f"{k} {v}" for k, v in s["by_status"].items()))
     if s["by_category"]:
         lines.append("failed by category: " + ", ".join(f"{k} {v}" for k, v in s["by_category"].items()))
     if s["harness_errors"]:

@@ -221,3 +221,115 @@ def test_speedups_are_summarised_geometrically_with_the_share_faster(sqlite_url:
     assert overall["rerun_speedup_geomean"] == pytest.approx(geomean)
     assert overall["rerun_share_faster"] == pytest.approx(2 / 3)
     assert "geometric mean 1.14x, 67% faster than before" in " ".join(display.headline(result))
+
+
+def test_an_old_agent_arm_measures_what_a_rerun_fixes_without_the_fix(sqlite_url: str) -> None:
+    """30 failed commits drawn into two arms: 20 rerun with the fix (14 fixed), 10 with the old agent (3 fixed,
+    a rerun's luck and restored quota); 10 baseline successes as the control (1 flips). The fix's effect is
+    14/20 - 3/10 with Newcombe's interval, and the old agent's commits stay out of the per-repo figures."""
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+    from tests.support.campaign_builders import record_plan
+
+    later = "2025-12-20_10-00-00"
+    baseline = [Attempt("vllm", sha(i), "error", "tool_output_missing") for i in range(30)]
+    baseline += [Attempt("vllm", sha(100 + i), "success", "none") for i in range(10)]
+    fixed = set(range(14)) | {20, 21, 22}
+    rerun = [Attempt("vllm", sha(i), *(("success", "none") if i in fixed else ("error", "max_steps_exceeded")),
+                     timestamp=later) for i in range(30)]
+    rerun += [Attempt("vllm", sha(100 + i), *(("error", "timeout") if i == 0 else ("success", "none")),
+                      timestamp=later) for i in range(10)]
+    plan = [{"item_id": f"f{i}", "human": sha(i)} for i in range(20)]
+    plan += [{"item_id": f"o{i}", "human": sha(i), "arm": "old_agent"} for i in range(20, 30)]
+    plan += [{"item_id": f"c{i}", "human": sha(100 + i), "control": True} for i in range(10)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        record_plan(store, "rerun", None, items=plan)
+        result = compare(store, "orig", "rerun")
+    arms = result.control.set_index("arm")
+    assert arms.loc["failed", ["commits", "flips", "against"]].tolist() == [20, 14, "old_agent"]
+    assert arms.loc["old_agent", ["commits", "flips", "flip"]].tolist() == [10, 3, "fail -> pass"]
+    assert arms.loc["control", ["commits", "flips"]].tolist() == [10, 1]
+    assert (arms.loc["old_agent", "low"], arms.loc["old_agent", "high"]) == tuple(
+        pytest.approx(bound) for bound in proportion_confint(3, 10, method="wilson"))
+    newcombe = confint_proportions_2indep(14, 20, 3, 10, method="newcomb", compare="diff")
+    assert arms.loc["failed", "beyond_control"] == pytest.approx(0.7 - 0.3)
+    assert (arms.loc["failed", "beyond_low"], arms.loc["failed", "beyond_high"]) == (
+        pytest.approx(newcombe[0]), pytest.approx(newcombe[1]))
+    overall = result.overall()
+    assert (overall["fixed"], overall["still_failing"], overall["regressed"], overall["paired_commits"]) == (
+        14, 6, 1, 30)  # the old agent's 3 fixes are not the fix's
+    assert int(result.attribution["rerun"].sum()) == 20
+    by_commit = result.commits.set_index("commit")["arm"]
+    assert by_commit[sha(25)] == "old_agent" and by_commit[sha(5)] == "fix" and by_commit[sha(105)] == "control"
+    first = display.headline(result)[0]
+    assert first.startswith("With the fix, 14 of 20 failed commits succeeded")
+    assert "with the old agent, 3 of 10" in first
+    assert "the fix adds +40.0%" in first
+    assert any("old-agent arm ran the agent before its fix" in note for note in result.notes)
+
+
+def test_track_plan_moves_a_seeded_sample_of_failures_to_the_old_agent_arm(sqlite_url: str, tmp_path: Path) -> None:
+    import json
+
+    from tracker.rerun.planning import load_plan, make_plan
+
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(12)]
+    baseline += [Attempt("vllm", sha(100 + i), "success", "none") for i in range(10)]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, [])
+        alone = make_plan(store, "orig", tmp_path / "a", control=3, seed=5)
+        both = make_plan(store, "orig", tmp_path / "b", control=3, seed=5, old_agent=4)
+        again = make_plan(store, "orig", tmp_path / "c", control=3, seed=5, old_agent=4)
+    old = [i.commit for i in both.items if i.arm == "old_agent"]
+    assert len(old) == 4 and old == [i.commit for i in again.items if i.arm == "old_agent"]
+    assert set(old) <= {sha(i) for i in range(12)}  # only failed commits
+    assert [i.commit for i in both.items if i.control] == [i.commit for i in alone.items if i.control]
+    assert both.selection["old_agent"]["selected"] == 4
+    folder = tmp_path / "b"
+    failed_list = (folder / "trae_gpt-5_vllm_FAILED.txt").read_text().split()
+    assert len(failed_list) == 8 and not set(failed_list) & set(old)
+    old_plan = load_plan(folder / "trae_gpt-5_vllm_old_agent_plan.json")
+    assert sorted(i.commit for i in old_plan.items) == sorted(old) and {i.arm for i in old_plan.items} == {"old_agent"}
+    assert all("_oldagent_" in i.item_id for i in old_plan.items)  # never the fix arm's worktree
+    fix_plan = json.loads((folder / "trae_gpt-5_vllm_plan.json").read_text())
+    assert len(fix_plan["items"]) == 8 + 3 and not {i["human"] for i in fix_plan["items"]} & set(old)
+
+
+def test_a_plan_item_with_an_unknown_arm_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from tracker.rerun.planning import load_plan
+
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"repo": "vllm", "task_id": "vllm_core",
+                                "items": [{"item_id": "x", "human": sha(1), "arm": "placebo"}]}))
+    with pytest.raises(TrackerError, match="arm 'placebo'; expected one of fix, control, old_agent"):
+        load_plan(path)
+
+
+def test_one_meaning_of_success_in_campaigns_status_and_compare(sqlite_url: str) -> None:
+    """A commit that succeeded and then failed again, one that only failed, one stopped by a broken setup: every
+    view counts commits whose best attempt reached the level, and says so."""
+    from tracker.domain.outcomes import COMMIT_SUCCESS_RULE
+    from tracker.projections.read_model import queries
+    from tracker.rerun.status import campaign_status
+
+    baseline = [Attempt("vllm", sha(i), "error", "no_patch") for i in range(3)]
+    rerun = [Attempt("vllm", sha(0), "success", "none", timestamp="2025-12-20_10-00-00"),
+             Attempt("vllm", sha(0), "error", "timeout", timestamp="2025-12-20_11-00-00"),  # later, worse
+             Attempt("vllm", sha(1), "error", "timeout", timestamp="2025-12-20_10-00-00"),
+             Attempt("vllm", sha(2), "error", "harness_error", timestamp="2025-12-20_10-00-00")]
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, baseline, rerun)
+        result = compare(store, "orig", "rerun")
+        listed = {row["name"]: row for row in queries.list_campaigns(store)}
+        status = campaign_status(store, "rerun")
+    assert listed["rerun"]["commit_success"] == {"level": "agent", "commits": 2, "succeeded": 1,
+                                                 "rule": COMMIT_SUCCESS_RULE}
+    assert listed["rerun"]["funnel"]["agent_succeeded"] == 1 and listed["rerun"]["attempts"] == 4  # attempts
+    overall = result.overall()
+    assert (overall["rerun_successes"], overall["rerun_commits"]) == (1, 2)
+    assert status["succeeded"] == 1 and status["success_rule"] == COMMIT_SUCCESS_RULE
+    with EventStore.open(sqlite_url) as store:
+        assert queries.list_campaigns(store, "tests")[1]["commit_success"]["succeeded"] == 0  # none evaluated

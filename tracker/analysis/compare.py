@@ -42,6 +42,7 @@ from tracker.domain.vocabulary import HARNESS
 from tracker.errors import TrackerError, UnknownCampaign
 from tracker.eventstore.store import EventStore
 from tracker.projections.read_model import queries
+from tracker.rerun.planning import CONTROL_ARM, FIX_ARM, OLD_AGENT_ARM
 
 SUCCESS = "success"
 UNFINISHED = ("running", "abandoned", "interrupted")
@@ -57,7 +58,7 @@ COMMIT_SCHEMA: dict[str, str] = {
     "baseline_attempts": "int64", "rerun_attempts": "int64",
     "baseline_tokens": "Int64", "rerun_tokens": "Int64",
     "baseline_cost_usd": "Float64", "rerun_cost_usd": "Float64",
-    "baseline_speedup": "Float64", "rerun_speedup": "Float64",
+    "baseline_speedup": "Float64", "rerun_speedup": "Float64", "arm": "string",
 }
 _RATE = ("commits", "successes", "rate", "low", "high")
 SUMMARY_SCHEMA: dict[str, str] = {
@@ -91,6 +92,7 @@ ATTRIBUTION_SCHEMA: dict[str, str] = {
 CONTROL_SCHEMA: dict[str, str] = {
     "arm": "string", "commits": "int64", "flips": "int64", "flip": "string", "rate": "Float64", "low": "Float64",
     "high": "Float64", "beyond_control": "Float64", "beyond_low": "Float64", "beyond_high": "Float64",
+    "against": "string",
 }
 SCHEMAS: dict[str, dict[str, str]] = {
     "commits": COMMIT_SCHEMA, "summary": SUMMARY_SCHEMA, "transitions": TRANSITION_SCHEMA,
@@ -172,25 +174,29 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     base_frame = _model_attempts(attempt_outcomes(store, baseline, repo, prices, level), baseline, notes)
     rerun_frame = _model_attempts(attempt_outcomes(store, rerun, repo, prices, level), rerun, notes)
 
-    commits = commit_table(base_frame, rerun_frame)
+    planned, arms = planned_commits(store, rerun)
+    commits = with_arms(commit_table(base_frame, rerun_frame), arms)
     if repo is not None and commits.empty:
         notes.append(f"neither campaign has an attempt in repo {repo!r}")
     repos = sorted(set(commits["repo"]))
-    summary = with_speedups(with_attempt_rates(summary_table(commits, repos), base_frame, rerun_frame), commits)
+    arm = commits["arm"].fillna(FIX_ARM)  # a commit the plan does not name ran with the fix
+    with_fix = commits[arm != OLD_AGENT_ARM]  # the old agent's runs are no result of the fix
+    old_agent_ids = set(commits.loc[arm == OLD_AGENT_ARM, "commit"])
+    summary = with_speedups(with_attempt_rates(summary_table(with_fix, repos),
+                                               base_frame[~base_frame["commit"].isin(old_agent_ids)],
+                                               rerun_frame[~rerun_frame["commit"].isin(old_agent_ids)]), with_fix)
     estimate = recorded_estimate(store, rerun)
     if estimate is None:
         notes.append(f"no cost estimate recorded for {rerun!r} (a plan or an estimate recorded for it gives one)")
     cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
     notes += _unpriced_notes(cost, prices)
-    planned, arm = planned_commits(store, rerun)
-    criteria_frame = _criteria_frame(commits[~commits["commit"].isin(arm)], repos, criteria, notes, planned)
+    criteria_frame = _criteria_frame(with_fix[arm[with_fix.index] != CONTROL_ARM], repos, criteria, notes, planned)
     meta = _meta(store, repo, level, prices, criteria)
-    notes += _design_notes(summary)
-    control = control_table(commits, arm)
+    notes += _design_notes(summary) + _arm_notes(commits)
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
-                      transitions=transition_table(commits), criteria=criteria_frame, cost=cost,
-                      estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(commits),
-                      control=control)
+                      transitions=transition_table(with_fix), criteria=criteria_frame, cost=cost,
+                      estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(with_fix),
+                      control=control_table(commits))
 
 
 CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -225,36 +231,61 @@ def attribution_table(commits: pd.DataFrame) -> pd.DataFrame:
     return typed(pd.DataFrame(rows), ATTRIBUTION_SCHEMA)
 
 
-def planned_commits(store: EventStore, rerun: str) -> tuple[dict[str, set[str]], set[str]]:
-    """What the rerun's plan covered: its commits to rerun by repo (empty without a plan), and the
-    commits it marked as its control arm (baseline commits that had not failed)."""
+def planned_commits(store: EventStore, rerun: str) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """What the rerun's plan covered: its commits to rerun with the fix by repo (empty without a plan), and
+    the arm of every planned commit (`tracker.rerun.planning.ARMS`: the fix, the control, the old agent)."""
     items, _ = queries.campaign_plan(store, rerun)
     planned: dict[str, set[str]] = {}
+    arms: dict[str, str] = {}
     for item in items:
-        if item.get("control") is not True:
+        arm = CONTROL_ARM if item.get("control") is True else str(item.get("arm") or FIX_ARM)
+        arms[str(item["human"])] = arm
+        if arm == FIX_ARM:
             planned.setdefault(str(item.get("repo") or ""), set()).add(str(item["human"]))
-    return planned, {str(item["human"]) for item in items if item.get("control") is True}
+    return planned, arms
 
 
-def control_table(commits: pd.DataFrame, control: set[str]) -> pd.DataFrame:
-    """The failed arm's fix rate beside the control arm's flip rate (what a rerun changes by itself), each
-    with its Wilson interval, and the fix rate beyond the control's flips (Newcombe interval)."""
-    if not control:
+def with_arms(commits: pd.DataFrame, arms: dict[str, str]) -> pd.DataFrame:
+    """The commit table with each commit's arm in the rerun's plan (None: not planned, or no plan)."""
+    out = commits.copy()
+    out["arm"] = out["commit"].map(arms).astype("string")
+    return typed(out, COMMIT_SCHEMA)
+
+
+def control_table(commits: pd.DataFrame) -> pd.DataFrame:
+    """Each arm's flip rate with its Wilson interval: the fix arm's fail -> pass, the old agent's fail -> pass
+    (what a rerun fixes without the fix) and the control's pass -> fail (what a rerun breaks by itself). The fix
+    arm's rate beyond the old agent's (or, without that arm, beyond the control's flips) has a Newcombe interval."""
+    arm = commits["arm"].fillna(FIX_ARM)
+    failed = commits[(arm == FIX_ARM) & commits["transition"].isin(["fixed", "still_failing"])]
+    old = commits[(arm == OLD_AGENT_ARM) & commits["transition"].isin(["fixed", "still_failing"])]
+    steady = commits[(arm == CONTROL_ARM) & commits["transition"].isin(["still_ok", "regressed"])]
+    if old.empty and steady.empty:
         return typed(pd.DataFrame(), CONTROL_SCHEMA)
-    in_control = commits["commit"].isin(control)
-    failed = commits[~in_control & commits["transition"].isin(["fixed", "still_failing"])]
-    arm = commits[in_control & commits["transition"].isin(["still_ok", "regressed"])]
-    fixed, flipped = int((failed["transition"] == "fixed").sum()), int((arm["transition"] == "regressed").sum())
-    beyond = newcombe_interval(fixed, len(failed), flipped, len(arm))
-    rows = [
-        {"arm": "failed", "commits": len(failed), "flips": fixed, "flip": "fail -> pass",
-         **_rate_bounds(fixed, len(failed)),
-         "beyond_control": fixed / len(failed) - flipped / len(arm) if len(failed) and len(arm) else None,
-         "beyond_low": beyond.low, "beyond_high": beyond.high},
-        {"arm": "control", "commits": len(arm), "flips": flipped, "flip": "pass -> fail",
-         **_rate_bounds(flipped, len(arm))},
-    ]
+    fixed, old_fixed = int((failed["transition"] == "fixed").sum()), int((old["transition"] == "fixed").sum())
+    flipped = int((steady["transition"] == "regressed").sum())
+    against, k, n = (OLD_AGENT_ARM, old_fixed, len(old)) if len(old) else (CONTROL_ARM, flipped, len(steady))
+    beyond = newcombe_interval(fixed, len(failed), k, n)
+    rows = [{"arm": "failed", "commits": len(failed), "flips": fixed, "flip": "fail -> pass",
+             **_rate_bounds(fixed, len(failed)),
+             "beyond_control": fixed / len(failed) - k / n if len(failed) and n else None,
+             "beyond_low": beyond.low, "beyond_high": beyond.high, "against": against}]
+    if len(old):
+        rows.append({"arm": OLD_AGENT_ARM, "commits": len(old), "flips": old_fixed, "flip": "fail -> pass",
+                     **_rate_bounds(old_fixed, len(old))})
+    if len(steady):
+        rows.append({"arm": CONTROL_ARM, "commits": len(steady), "flips": flipped, "flip": "pass -> fail",
+                     **_rate_bounds(flipped, len(steady))})
     return typed(pd.DataFrame(rows), CONTROL_SCHEMA)
+
+
+def _arm_notes(commits: pd.DataFrame) -> list[str]:
+    """Say which planned commits the per-repo figures leave out, and why."""
+    old = int((commits["arm"].fillna(FIX_ARM) == OLD_AGENT_ARM).sum())
+    if not old:
+        return []
+    return [f"{old} commits of the old-agent arm ran the agent before its fix: they are left out of the summary, "
+            "transitions, attribution and criteria, and measured in table control"]
 
 
 def _rate_bounds(successes: int, trials: int) -> dict[str, float | None]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracker.analysis.compare import Comparison, compare
+from tracker.analysis.compare import CAUSE_GROUPS, Comparison, compare
 from tracker.analysis.criteria import example_path, load_criteria
 from tracker.demo.sample_tree import generate_tree
 from tracker.demo.standin_bench import lay_out_bench_root
@@ -29,7 +30,7 @@ from tracker.reports import html_report, markdown
 from tracker.reports.display import headline
 from tracker.rerun.estimate import estimate_plan
 from tracker.rerun.execution import RunConfig, RunProgress, run_campaign
-from tracker.rerun.planning import Plan, make_plan
+from tracker.rerun.planning import OLD_AGENT_ARM, Plan, make_plan
 from tracker.settings import resolve_tracking_uri
 
 ORIGINAL = "demo-original"
@@ -42,8 +43,11 @@ FIX_RATE = {
     "rate_limited": 0.8, "json_parse_error": 0.6, "context_length_exceeded": 0.4, "no_patch": 0.35,
     "max_steps_exceeded": 0.35, "timeout": 0.3, "other": 0.3,
 }
-"""Chance that the stand-in agent succeeds on a commit, by the commit's original failure category:
-infrastructure failures are mostly fixed by the agent fix, model-side failures mostly are not."""
+"""Chance that the stand-in agent, with its fix, succeeds on a commit, by the commit's original failure
+category: what the fix targets and infrastructure since restored mostly succeed, model-side failures mostly not."""
+
+OLD_AGENT_RATE = {category: 0.1 for category in CAUSE_GROUPS["agent_fix"]}
+"""The old agent on the failures its fix targets (the bug is still there); elsewhere it does as well as FIX_RATE."""
 
 STILL_FAILING = ["no_patch", "max_steps_exceeded", "other", "json_parse_error", "timeout"]
 """What a commit that is not fixed fails with in the rerun (never quota or key errors: those would
@@ -62,9 +66,11 @@ class DemoResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-CONTROL_ARM = 12
+CONTROL_ARM_SIZE = 12
 """Baseline successes the demo reruns alike, so its comparison can tell the fix from a rerun's own noise."""
 CONTROL_KEEP = 0.9
+OLD_AGENT_ARM_SIZE = 16
+"""Failed commits the demo runs with the old agent, so its comparison can tell the fix from what a rerun fixes alone."""
 
 
 def draw_outcomes(plan: Plan, seed: int) -> dict[str, str]:
@@ -75,7 +81,10 @@ def draw_outcomes(plan: Plan, seed: int) -> dict[str, str]:
         if item.control:  # a baseline success: a rerun keeps most, and flips a few by itself
             outcomes[item.commit] = "success" if rng.random() < CONTROL_KEEP else rng.choice(STILL_FAILING)
             continue
-        fixed = rng.random() < FIX_RATE.get(item.last_category, 0.3)
+        chance = FIX_RATE.get(item.last_category, 0.3)
+        if item.arm == OLD_AGENT_ARM:
+            chance = OLD_AGENT_RATE.get(item.last_category, chance)
+        fixed = rng.random() < chance
         outcomes[item.commit] = "success" if fixed else rng.choice(STILL_FAILING)
     return outcomes
 
@@ -113,9 +122,11 @@ def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025
     rerun_root = workdir / "ISO-Bench-rerun"  # a bench checkout laid out like the real one, with its repos
     checkouts = lay_out_bench_root(rerun_root)
     plan = make_plan(store, ORIGINAL, plans, repo_root=str(next(iter(checkouts.values())).parent),
-                     policy="never-succeeded", scope="all", control=CONTROL_ARM, seed=seed)
-    arm = sum(item.control for item in plan.items)
-    echo(f"3/7 planned the rerun of {len(plan.items) - arm} commits that never succeeded and a control arm of {arm} "
+                     policy="never-succeeded", scope="all", control=CONTROL_ARM_SIZE, seed=seed,
+                     old_agent=OLD_AGENT_ARM_SIZE)
+    arms = Counter(item.arm for item in plan.items)
+    echo(f"3/7 planned the rerun of {arms['fix'] + arms['old_agent']} commits that never succeeded "
+         f"({arms['old_agent']} of them drawn to run with the old agent) and a control arm of {arms['control']} "
          f"that did -> {plans}")
     estimate = estimate_plan(store, plan.items, ORIGINAL, workers=workers)
     echo(f"4/7 estimate: ${estimate['cost_usd']:,.2f} (+{estimate['buffer']:.0%} buffer = "

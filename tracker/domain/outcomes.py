@@ -99,6 +99,24 @@ def level_column(frame: pd.DataFrame, level: str) -> pd.Series:
                      dtype=object)
 
 
+COMMIT_SUCCESS_RULE = ("a commit succeeds when its best attempt reaches the level (any of its attempts does); "
+                       "attempts stopped by a broken bench setup give no verdict and are not counted")
+"""The one meaning of a commit's success: `campaigns`, `status`, `compare` and the MLflow summary runs use it."""
+
+
+def commit_success(rows: Sequence[Mapping[str, Any]], level: str = "agent") -> dict[str, Any]:
+    """Commits (repo, sha) with a verdict and how many succeeded at `level` (`COMMIT_SUCCESS_RULE`)."""
+    check_level(level)
+    verdicts: dict[tuple[Any, Any], bool] = {}
+    for row in rows:
+        if row.get("failure_category") == "harness_error":
+            continue
+        key = (row.get("repo"), row.get("commit"))
+        verdicts[key] = verdicts.get(key, False) or succeeded(row, level)
+    return {"level": level, "commits": len(verdicts), "succeeded": sum(verdicts.values()),
+            "rule": COMMIT_SUCCESS_RULE}
+
+
 def funnel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A campaign's funnel. Where evaluations exist, `no_patch`, `errors` and `tests_*` are the
     evaluation's (`basis: evaluation`); otherwise they are the agent's (`basis: agent`)."""

@@ -94,29 +94,53 @@ def attribution(c: Comparison) -> Table:
     return ATTRIBUTION_HEADERS, rows
 
 
-CONTROL_HEADERS = ["arm", "commits", "flips", "flip", "rate (95% Wilson)", "beyond the control (95% Newcombe)"]
+CONTROL_HEADERS = ["arm", "commits", "flips", "flip", "rate (95% Wilson)", "fix arm beyond (95% Newcombe)"]
+ARM_WORDS = {"failed": "with the fix", "old_agent": "with the old agent", "control": "baseline successes"}
 
 
 def control(c: Comparison) -> Table:
     rows = []
     for r in c.control.itertuples(index=False):
         beyond = "" if is_missing(r.beyond_control) else (
-            f"{r.beyond_control:+.1%} [{r.beyond_low:+.1%}, {r.beyond_high:+.1%}]")
+            f"{r.beyond_control:+.1%} [{r.beyond_low:+.1%}, {r.beyond_high:+.1%}] vs {r.against}")
         rows.append([r.arm, str(r.commits), str(r.flips), r.flip, rate(r.flips, r.commits, r.low, r.high), beyond])
     return CONTROL_HEADERS, rows
 
 
+def _arm_rate(row: Any) -> str:
+    return rate(row.flips, row.commits, row.low, row.high)
+
+
+def _fix_line(c: Comparison, o: dict[str, Any]) -> str:
+    """The first sentence: what the rerun did to the failures, and what the design lets that say."""
+    rows = {r.arm: r for r in c.control.itertuples(index=False)}
+    failed, old = rows.get("failed"), rows.get("old_agent")
+    if failed is not None and old is not None and failed.commits and old.commits:
+        return (f"With the fix, {failed.flips} of {failed.commits} failed commits succeeded ({_arm_rate(failed)}); "
+                f"with the old agent, {old.flips} of {old.commits} ({_arm_rate(old)}): the fix adds "
+                f"{failed.beyond_control:+.1%} [{failed.beyond_low:+.1%}, {failed.beyond_high:+.1%}] "
+                "(95% Newcombe, arms drawn at random).")
+    fixed_of = f"{o['fixed']} of {o['fixed'] + o['still_failing']} commits that had failed"
+    if is_missing(o["mcnemar_p"]):
+        return (f"The rerun fixed {fixed_of}; only failures were rerun, so none could regress and this is no test "
+                "of the fix (a rerun recovers failures by itself: quota back, a key renewed).")
+    return (f"The rerun fixed {fixed_of}, and {o['regressed']} of {o['still_ok'] + o['regressed']} that had "
+            f"succeeded regressed (exact McNemar p {_relation(p_value(o['mcnemar_p']))}).")
+
+
 def _control_line(c: Comparison) -> list[str]:
-    """The fix against a rerun's own noise, in one sentence, when the plan had a control arm."""
+    """A rerun's own pass -> fail flips, in one sentence, when the plan had a control arm."""
     rows = {r.arm: r for r in c.control.itertuples(index=False)}
     failed, arm = rows.get("failed"), rows.get("control")
-    if failed is None or arm is None or not arm.commits or not failed.commits:
+    if failed is None or arm is None or not arm.commits:
         return []
-    return [f"Control arm: {arm.flips} of {arm.commits} baseline successes failed on rerun "
-            f"({rate(arm.flips, arm.commits, arm.low, arm.high)}), a rerun's own flips; the rerun fixed "
-            f"{rate(failed.flips, failed.commits, failed.low, failed.high)} of the failures, "
-            f"{failed.beyond_control:+.1%} [{failed.beyond_low:+.1%}, {failed.beyond_high:+.1%}] beyond that "
-            "(95% Newcombe)."]
+    line = (f"Control arm: {arm.flips} of {arm.commits} baseline successes failed on rerun ({_arm_rate(arm)}), "
+            "a rerun's own flips")
+    if failed.against == "control" and failed.commits:
+        line += (f"; the fix arm's {_arm_rate(failed)} is {failed.beyond_control:+.1%} "
+                 f"[{failed.beyond_low:+.1%}, {failed.beyond_high:+.1%}] beyond that (95% Newcombe; no old-agent "
+                 "arm, so fixes a rerun makes by itself are not ruled out)")
+    return [line + "."]
 
 
 def _speedup_line(o: dict[str, Any]) -> list[str]:
@@ -189,11 +213,8 @@ def headline(c: Comparison) -> list[str]:
     o = c.overall()
     if not o:
         return ["No commit in either campaign."]
-    test = (f"exact McNemar p {_relation(p_value(o['mcnemar_p']))}" if not is_missing(o["mcnemar_p"]) else
-            "only failures were rerun, so none could regress: no test of fixed vs regressed applies")
     lines = [
-        f"{o['fixed']} of {o['paired_commits']} commits run in both campaigns are fixed, {o['regressed']} regressed, "
-        f"{o['still_failing']} still fail ({test}).",
+        _fix_line(c, o),
         *_control_line(c),
         *_attribution_line(c),
         *_speedup_line(o),

@@ -60,7 +60,9 @@ def render(c: Comparison, *, commits: bool = True) -> str:
     if len(c.control):
         parts += ["## Control arm", "", table(*display.control(c)), "",
                   "The control arm is a seeded sample of baseline successes rerun alike: its pass -> fail flips "
-                  "are what a rerun changes by itself; the fix is measured beyond them.", ""]
+                  "are what a rerun breaks by itself. The old-agent arm is a seeded sample of the failed commits "
+                  "run with the agent before its fix: its fail -> pass flips are what a rerun fixes without the "
+                  "fix, and the fix is measured beyond them.", ""]
     if len(c.attribution):
         parts += ["## Attribution", "", table(*display.attribution(c)), "",
                   "A fix is credited to the group of its baseline root cause: the agent fix (tool output or result "

@@ -12,6 +12,13 @@ after the evaluation are not part of it. The output is deterministic (sorted by 
 the plan's header names policy, level and scope, and the selection is recorded as a `plan.created`
 event. Bench plans follow the team's rerun convention (`<repo>_<tag>_rerun_<sha8>`, `pre` "" with
 `pre_parent_index` 1), so the bench never finds the original's worktree under a reused item id.
+
+Two arms tell the fix from what a rerun does by itself. The **control arm** (`control`) is a seeded
+sample of commits that did not fail, rerun alike: its pass -> fail flips are a rerun's own noise. The
+**old-agent arm** (`old_agent`) is a seeded sample of the failed commits, taken out of the fix arm and
+run with the agent before its fix (bench plans `<repo>_old_agent_plan.json`, for a bench root whose agent
+is the old one): its fail -> pass flips are what a rerun fixes without the fix (quota back, a key renewed,
+luck). Random assignment is what lets `compare` credit the difference to the fix.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,8 @@ POLICIES = {
     "never-succeeded": "commits with no successful attempt",
 }
 SCOPES = ("all", "evaluated")
+FIX_ARM, CONTROL_ARM, OLD_AGENT_ARM = "fix", "control", "old_agent"
+ARMS = (FIX_ARM, CONTROL_ARM, OLD_AGENT_ARM)
 
 
 @dataclass(frozen=True)
@@ -58,14 +67,21 @@ class PlanItem:
     repo_path: str = ""
     """The plan file's `repo` (a checkout path, or a name the bench resolves): kept for the bench."""
     task_id: str = ""
-    control: bool = False
-    """A commit that did not fail, rerun to measure what a rerun changes by itself (the control arm)."""
+    arm: str = FIX_ARM
+    """Which arm of the rerun the commit is in (`ARMS`): the fix, the control arm, or the old agent."""
+
+    @property
+    def control(self) -> bool:
+        """A commit that did not fail, rerun to measure what a rerun changes by itself (the control arm)."""
+        return self.arm == CONTROL_ARM
 
     def bench_item(self) -> JsonDict:
         """The bench's plan item in the team's rerun convention: the pre-commit is the human commit's
         parent, resolved by the bench (`pre` "", `pre_parent_index` 1); the recorded one is in the plan event."""
         item: JsonDict = {"item_id": self.item_id, "human": self.commit, "pre": "", "pre_parent_index": 1}
-        return {**item, "control": True} if self.control else item
+        if self.arm == CONTROL_ARM:
+            return {**item, "control": True}
+        return {**item, "arm": self.arm} if self.arm != FIX_ARM else item
 
 
 @dataclass
@@ -88,7 +104,8 @@ class Plan:
     def to_dict(self) -> JsonDict:
         return {"plan_id": self.plan_id, "from_campaign": self.from_campaign, "agent": self.agent,
                 "model": self.model, "selection": self.selection, "files": self.files,
-                "items": [{"repo": i.repo, **i.bench_item(), "control": i.control, "pre_commit": i.pre_commit,
+                "items": [{"repo": i.repo, **i.bench_item(), "control": i.control, "arm": i.arm,
+                           "pre_commit": i.pre_commit,
                            "last_category": i.last_category, "attempts": i.attempts} for i in self.items]}
 
 
@@ -207,9 +224,10 @@ def _selection(policy: str, level: str, scope: str, categories: list[str] | None
 
 def select_commits(store: EventStore, campaign: str, *, policy: str = "any-failed", level: str = "agent",
                    scope: str = "all", categories: list[str] | None = None, repos: list[str] | None = None,
-                   tag: str | None = None, control: int = 0, seed: int = 0) -> Plan:
+                   tag: str | None = None, control: int = 0, seed: int = 0, old_agent: int = 0) -> Plan:
     """The commits of `campaign` to rerun under `policy` at outcome `level` (see module docstring), plus a
-    control arm of `control` commits that did not fail, drawn with `seed`."""
+    control arm of `control` commits that did not fail and an old-agent arm of `old_agent` of the chosen
+    failed commits, both drawn with `seed`."""
     _check_selection(policy, scope, level, categories)
     info = campaign_row(store, campaign)
     frame = _scoped_attempts(store, campaign, scope, level)
@@ -221,7 +239,23 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     if control:
         selection["control"] = {"requested": control, "seed": seed, "selected": len(arm),
                                 "rule": "a seeded random sample of the commits that did not fail, rerun alike"}
+    chosen = _old_agent_arm(chosen, old_agent, seed)
+    if old_agent:
+        selection["old_agent"] = {
+            "requested": old_agent, "seed": seed, "selected": sum(i.arm == OLD_AGENT_ARM for i in chosen),
+            "rule": "a seeded random sample of the failed commits, run with the agent before its fix"}
     return Plan(campaign, str(info["agent"]), str(info["model"]), chosen + arm, selection, tag=tag)
+
+
+def _old_agent_arm(chosen: list[PlanItem], size: int, seed: int) -> list[PlanItem]:
+    """The chosen failed commits with `size` of them, drawn reproducibly, moved to the old-agent arm.
+
+    Drawn with its own stream of the seed (`seed`, `old_agent`), so adding it leaves the control arm's draw alone."""
+    if size <= 0:
+        return chosen
+    drawn = set(random.Random(f"{seed}:old_agent").sample(range(len(chosen)), min(size, len(chosen))))
+    return [replace(item, arm=OLD_AGENT_ARM, item_id=item.item_id.replace("_rerun_", "_oldagent_", 1))
+            if index in drawn else item for index, item in enumerate(chosen)]
 
 
 def _control_arm(frame: pd.DataFrame, failed: set[str], repos: list[str] | None, size: int, seed: int,
@@ -234,26 +268,38 @@ def _control_arm(frame: pd.DataFrame, failed: set[str], repos: list[str] | None,
                   if commit not in failed and (not repos or repo in repos)]
     drawn = random.Random(seed).sample(candidates, min(size, len(candidates)))
     return [PlanItem(repo, f"{repo}_{tag}_control_{commit[:8]}", commit, _last_pre_commit(runs), "none", len(runs),
-                     control=True) for repo, commit, runs in sorted(drawn, key=lambda c: (c[0], c[1]))]
+                     arm=CONTROL_ARM) for repo, commit, runs in sorted(drawn, key=lambda c: (c[0], c[1]))]
 
 
 def write_plan_files(plan: Plan, out_dir: Path, repo_root: str | None = None) -> list[str]:
     """Write `<AGENT>_<MODEL>_<REPO>_FAILED.txt`, the `_ALL_` list, and one bench plan per repo (control
-    commits are in the bench plans, marked, and in no FAILED list)."""
+    commits are in the bench plans, marked, and in no FAILED list); old-agent commits go to a bench plan of
+    their own per repo, `<AGENT>_<MODEL>_<REPO>_old_agent_plan.json`, to run with the old agent."""
     out_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"{plan.agent}_{plan.model}"
     files: list[str] = []
     for repo in sorted({i.repo for i in plan.items}):
-        items = [i for i in plan.items if i.repo == repo]
-        files += [_commit_list(out_dir / f"{prefix}_{repo}_FAILED.txt", items),
-                  _bench_plan(out_dir / f"{prefix}_{repo}_plan.json", plan, repo, items, repo_root)]
+        files += _repo_plan_files(plan, repo, out_dir / f"{prefix}_{repo}", repo_root)
     files.append(_commit_list(out_dir / f"{prefix}_ALL_FAILED.txt", plan.items))
     plan.files = files
     return files
 
 
+def _repo_plan_files(plan: Plan, repo: str, stem: Path, repo_root: str | None) -> list[str]:
+    """One repo's commit list and bench plan (fix and control arms), and its old-agent bench plan if any."""
+    items = [i for i in plan.items if i.repo == repo and i.arm != OLD_AGENT_ARM]
+    old = [i for i in plan.items if i.repo == repo and i.arm == OLD_AGENT_ARM]
+    files = []
+    if items:
+        files += [_commit_list(stem.with_name(f"{stem.name}_FAILED.txt"), items),
+                  _bench_plan(stem.with_name(f"{stem.name}_plan.json"), plan, repo, items, repo_root)]
+    if old:
+        files.append(_bench_plan(stem.with_name(f"{stem.name}_old_agent_plan.json"), plan, repo, old, repo_root))
+    return files
+
+
 def _commit_list(path: Path, items: list[PlanItem]) -> str:
-    path.write_text("".join(f"{i.commit}\n" for i in items if not i.control))
+    path.write_text("".join(f"{i.commit}\n" for i in items if i.arm == FIX_ARM))
     return str(path)
 
 
@@ -279,10 +325,10 @@ def record_plan(store: EventStore, plan: Plan, stream: str | None = None, estima
 def make_plan(store: EventStore, campaign: str, out_dir: Path, categories: list[str] | None = None,
               repos: list[str] | None = None, repo_root: str | None = None, *, policy: str = "any-failed",
               level: str = "agent", scope: str = "all", tag: str | None = None, control: int = 0,
-              seed: int = 0) -> Plan:
+              seed: int = 0, old_agent: int = 0) -> Plan:
     """`track plan`: select, write the files, record the selection."""
     plan = select_commits(store, campaign, policy=policy, level=level, scope=scope, categories=categories,
-                          repos=repos, tag=tag, control=control, seed=seed)
+                          repos=repos, tag=tag, control=control, seed=seed, old_agent=old_agent)
     write_plan_files(plan, out_dir, repo_root)
     record_plan(store, plan)
     return plan
@@ -315,7 +361,17 @@ def _loaded_item(path: Path, plan: LoadedPlan, index: int, raw: Any) -> PlanItem
     if not _is_sha(human):
         raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs a commit sha (8 to 40 hex) in 'human'")
     return PlanItem(plan.repo, raw["item_id"], human, raw.get("pre") or None, repo_path=plan.repo_path,
-                    task_id=plan.task_id, control=raw.get("control") is True)
+                    task_id=plan.task_id, arm=_arm_of(path, raw))
+
+
+def _arm_of(path: Path, raw: JsonDict) -> str:
+    """A plan item's arm: `control: true` (the bench's marker) or `arm`, one of `ARMS`; the fix by default."""
+    if raw.get("control") is True:
+        return CONTROL_ARM
+    arm = raw.get("arm", FIX_ARM)
+    if arm not in ARMS:
+        raise TrackerError(f"plan {path}: item {raw['item_id']!r} has arm {arm!r}; expected one of {', '.join(ARMS)}")
+    return str(arm)
 
 
 def load_plan(path: Path) -> LoadedPlan:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from tracker.domain.events import JsonDict, RecordedEvent, decode
+from tracker.domain.outcomes import COMMIT_SUCCESS_RULE
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.run_events import CampaignStopped
 from tracker.domain.streams import campaign_stream, claim_commit, claims_prefix
@@ -62,9 +63,9 @@ def _is_running(state: ClaimState, now: float) -> bool:
     return state.holder is not None and state.holder.lease_until >= now
 
 
-def _is_succeeded(state: ClaimState, latest: MeasuredAttempt | None) -> bool:
-    """Released as succeeded, or its latest attempt succeeded."""
-    return state.succeeded or (latest is not None and latest.status == "success")
+def _is_succeeded(state: ClaimState, any_success: bool) -> bool:
+    """Released as succeeded, or one of its attempts succeeded (its best attempt: `COMMIT_SUCCESS_RULE`)."""
+    return state.succeeded or any_success
 
 
 def _has_failed(latest: MeasuredAttempt | None) -> bool:
@@ -74,13 +75,19 @@ def _has_failed(latest: MeasuredAttempt | None) -> bool:
 
 
 def _split_items(commits: list[str], states: dict[str, ClaimState], latest: dict[str, MeasuredAttempt],
-                 now: float) -> _Items:
-    """Which items succeeded, failed (latest attempt failed, nobody holds it), run or wait."""
+                 ok: set[str], now: float) -> _Items:
+    """Which items succeeded (`ok`: an attempt succeeded), failed (latest attempt failed, nobody holds it),
+    run or wait."""
     running = [c for c, s in states.items() if _is_running(s, now)]
-    succeeded = [c for c in commits if _is_succeeded(states[c], latest.get(c))]
+    succeeded = [c for c in commits if _is_succeeded(states[c], c in ok)]
     failed = [c for c in commits if c not in succeeded and c not in running and _has_failed(latest.get(c))]
     pending = len(commits) - len(succeeded) - len(failed) - len(running)
     return _Items(succeeded, failed, running, pending)
+
+
+def _succeeded(attempts: list[MeasuredAttempt]) -> set[str]:
+    """Commits one of whose attempts succeeded."""
+    return {a.commit for a in attempts if a.status == "success"}
 
 
 def _tokens(attempts: list[MeasuredAttempt]) -> JsonDict:
@@ -119,11 +126,11 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
     now = store.now()  # leases are on the database's clock
     latest = _latest_attempts(attempts)
     commits = [i["human"] for i in plan_items] or sorted(latest)
-    items = _split_items(commits, {c: fold(claims.get(c, [])) for c in commits}, latest, now)
+    items = _split_items(commits, {c: fold(claims.get(c, [])) for c in commits}, latest, _succeeded(attempts), now)
     return {
         "campaign": campaign, "kind": info["kind"], "agent_fix_commit": info["agent_fix_commit"],
         "baseline_campaign": info["baseline_campaign"], "items": len(commits), "done": items.done,
-        "level": "agent",
+        "level": "agent", "success_rule": COMMIT_SUCCESS_RULE,
         "succeeded": len(items.succeeded), "failed": len(items.failed), "running": len(items.running),
         "pending": items.pending,
         "attempts": len(attempts),

@@ -71,20 +71,22 @@ def campaign_summaries(store: EventStore) -> list[dict[str, Any]]:
     return rows
 
 
-def list_campaigns(store: EventStore) -> list[dict[str, Any]]:
-    """Every campaign with its counts, its outcome funnel (`tracker.domain.outcomes`), and the team's own
+def list_campaigns(store: EventStore, level: str = "agent") -> list[dict[str, Any]]:
+    """Every campaign with its counts, its outcome funnel over attempts (`tracker.domain.outcomes`), its
+    commits succeeded at `level` (`outcomes.commit_success`, as compare counts them), and the team's own
     evaluation report beside the recount where the campaign has one."""
     rows = campaign_summaries(store)
     attempt_rows = [dict(r) for r in _mappings(store, select(
-        attempts.c.campaign, attempts.c.status, attempts.c.patch_sha256, attempts.c.patch_bytes,
-        attempts.c.patch_generated, attempts.c.eval_status, attempts.c.improvement, attempts.c.speedup,
-        attempts.c.model_raw))]
+        attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.status, attempts.c.failure_category,
+        attempts.c.patch_sha256, attempts.c.patch_bytes, attempts.c.patch_generated, attempts.c.eval_status,
+        attempts.c.improvement, attempts.c.speedup, attempts.c.model_raw))]
     by_campaign: dict[str, list[dict[str, Any]]] = {}
     for attempt in attempt_rows:
         by_campaign.setdefault(attempt["campaign"], []).append(attempt)
     for row in rows:
         mine = by_campaign.get(row["name"], [])
         row["funnel"] = outcomes.funnel(mine)
+        row["commit_success"] = outcomes.commit_success(mine, level)
         folders = sorted({a["model_raw"] for a in mine if a["model_raw"]})
         if len(folders) > 1:
             row["funnel_by_model_folder"] = {
