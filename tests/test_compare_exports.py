@@ -314,3 +314,36 @@ def test_cli_html_and_markdown_files_bring_their_figures(db: str, tmp_path: Path
     assert code == 2 and "not an http(s) address" in err
     code, out, err = _cli(db, "--format", "html", "--mlflow-url", "http://127.0.0.1:9", cwd=tmp_path)
     assert code == 0 and "warning: no MLflow links" in err and ' href="' not in out  # server down: no broken links
+
+
+def test_meta_names_the_rerun_hosts_and_the_bench_commit(sqlite_url: str) -> None:
+    from tests.support.campaign_builders import create_campaign
+    from tracker.domain.events import deterministic_event_id
+    from tracker.domain.import_events import PlanCreated
+    from tracker.domain.run_events import AttemptStarted
+    from tracker.domain.streams import attempt_stream, campaign_stream
+    from tracker.projections.read_model import fold
+
+    def started(store: EventStore, campaign: str, commit: str, host: str) -> None:
+        stream = attempt_stream(campaign, "vllm", commit, "2026-01-01_00-00-00")
+        event = AttemptStarted(campaign=campaign, repo="vllm", agent="trae", model="gpt-5", item_id="i", commit=commit,
+                               pre_commit=None, run_timestamp="2026-01-01_00-00-00", attempt_number=1, host=host,
+                               command=["python"], log_file="x.log", claim_token="t")
+        store.append(stream, [event.to_new_event(deterministic_event_id(stream, 1, event.TYPE), {})])
+
+    with EventStore.open(sqlite_url) as store:
+        build_pair(store, BASELINE, RERUN, estimate=ESTIMATE)
+        create_campaign(store, "rerun2", "rerun", baseline="orig")
+        for campaign, commit, host in (("rerun", "c" * 40, "gpu-b"), ("rerun", "d" * 40, "gpu-a"),
+                                       ("rerun", "e" * 40, "gpu-a"), ("orig", "f" * 40, "laptop"),
+                                       ("rerun2", "a" * 40, "elsewhere")):
+            started(store, campaign, commit, host)
+        stream = campaign_stream("rerun")
+        plan = PlanCreated(plan_id="p2", from_campaign="orig", selection={"bench_commit": "0badc0de"}, items=[])
+        store.append(stream, [plan.to_new_event(deterministic_event_id(stream, 99, plan.TYPE), {})])
+        fold.catch_up(store)
+        result = compare(store, "orig", "rerun")
+    assert result.meta["hosts"] == ["gpu-a", "gpu-b"]  # the rerun's own runners, not the baseline's or rerun2's
+    assert result.meta["bench_commit"] == "0badc0de"
+    facts = dict(display.run_metadata(result))
+    assert facts["rerun hosts"] == "gpu-a, gpu-b" and facts["bench commit"] == "0badc0de"

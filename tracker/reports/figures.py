@@ -195,6 +195,7 @@ def _colour_bar(fig: Figure, ax: Any, image: Any) -> None:
     bar.update_ticks()
     if bar.solids is not None:
         bar.solids.set_rasterized(False)  # matplotlib rasterizes long colour bars: keep the SVG all vector
+        bar.solids.set_edgecolor("face")  # and without seams between its bands
     bar.set_label("commits", fontsize=8)
     bar.ax.tick_params(labelsize=7.5)
 
@@ -308,7 +309,8 @@ def speedups(commits: pd.DataFrame, level: str = "agent") -> Figure | None:
             fontsize=7.5, va="top")
     ax.set_xlabel(f"speedup of the rerun's best attempt (outcome level {level})")
     ax.set_ylabel("commits")
-    ax.legend(loc="upper right", fontsize=7.5)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # headroom for the geometric mean's label
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(repos), fontsize=9)
     return fig
 
 
