@@ -14,7 +14,7 @@ from tracker.analysis.criteria import BELOW
 from tracker.errors import TrackerError
 from tracker.projections.mlflow.comparison import ComparisonNotLogged, log_comparison
 from tracker.projections.read_model import queries
-from tracker.reports import display
+from tracker.reports import display, mlflow_links
 from tracker.reports.export import FORMATS, export
 
 EXIT_PROBLEM = 1
@@ -28,16 +28,20 @@ EXIT_PROBLEM = 1
 @repo_option(help="Compare one repo only.")
 @level_option
 @click.option("--format", "fmt", type=click.Choice([f for f in FORMATS if f != "json"]), default="table",
-              show_default=True, help="table (terminal), csv, md, html (self-contained), parquet; JSON: --json.")
+              show_default=True,
+              help="table (terminal), csv, md, html (self-contained), tex (booktabs tables), parquet; JSON: --json.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="File to write (json/md/html/table); for csv/parquet a folder (one file per table) "
                    "or a file name ending in .csv/.parquet (the per-commit table).")
 @mlflow_options("log the comparison (tables, HTML report) as an MLflow run")
+@click.option("--mlflow-url", default=None, metavar="URL",
+              help="MLflow UI the HTML report's commit rows link to (default: --mlflow-uri or "
+                   "$MLFLOW_TRACKING_URI when it is an http(s) server; else no links).")
 @json_option
 @pass_app
 def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: Path | None, repo: str | None,
                     level: str, fmt: str, out: Path | None, to_mlflow: bool, mlflow_uri: str | None,
-                    as_json: bool) -> None:
+                    mlflow_url: str | None, as_json: bool) -> None:
     """Compare campaign RERUN with campaign BASELINE, commit by commit.
 
     Shows which commits are fixed, still failing (and why) or regressed, success rates with 95%
@@ -45,13 +49,17 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
     reached and the cost against the plan's estimate. Exit code 0; 1 when a repo (or the combined
     figure) is below the criteria's minimum, or the MLflow run could not be logged; 2 on a usage error.
 
+    An HTML or Markdown report written with --out gets its figures beside it, as PNG and PDF files in
+    `<name>_figures/`; --format tex writes booktabs tables to \\input into a paper.
+
     Example: track compare trae-gpt5-original trae-gpt5-rerun --criteria criteria.yaml --format html --out report.html
     """
     fmt = "json" if as_json else fmt
     if fmt == "parquet" and out is None:  # before the comparison is computed
         raise TrackerError("--format parquet needs --out (a folder, or a file name ending in .parquet)")
+    ui = mlflow_links.ui_address(mlflow_url, mlflow_uri)  # a bad --mlflow-url fails before the comparison
     result = compare(app.current_store(), baseline, rerun, criteria=criteria_path, repo=repo, level=level)
-    _write(result, fmt, out)
+    _write(result, fmt, out, _links(result, ui, fmt))
     not_logged = to_mlflow and not _logged(result, mlflow_uri)
     below = [scope for scope, level in _levels(result).items() if level == BELOW]
     if below:
@@ -60,7 +68,18 @@ def compare_command(app: AppContext, baseline: str, rerun: str, criteria_path: P
         raise click.exceptions.Exit(EXIT_PROBLEM)
 
 
-def _write(result: Comparison, fmt: str, out: Path | None) -> None:
+def _links(result: Comparison, ui: str | None, fmt: str) -> mlflow_links.RunLinks | None:
+    """The HTML report's MLflow links, or None (after a warning) when the server could not say where the runs are."""
+    if ui is None or fmt != "html":
+        return None
+    try:
+        return mlflow_links.resolve(result.baseline, result.rerun, ui)
+    except mlflow_links.LinksUnavailable as exc:
+        click.echo(f"warning: {exc}", err=True)
+        return None
+
+
+def _write(result: Comparison, fmt: str, out: Path | None, links: mlflow_links.RunLinks | None = None) -> None:
     """The comparison on stdout or in files, in the asked format (paths written are said on stderr)."""
     if fmt == "table":
         text = _terminal(result)
@@ -71,7 +90,7 @@ def _write(result: Comparison, fmt: str, out: Path | None) -> None:
         out.write_text(text + "\n", encoding="utf-8")
         click.echo(f"wrote {out}", err=True)
         return
-    exported = export(result, fmt, out)
+    exported = export(result, fmt, out, links=links)
     if exported.text is not None:
         click.echo(exported.text, nl=not exported.text.endswith("\n"))
     for path in exported.paths:

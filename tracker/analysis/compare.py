@@ -36,6 +36,7 @@ import pandas as pd
 
 from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
 from tracker.analysis.stats import mcnemar_exact, newcombe_interval, wilson_interval
+from tracker.classify.rules import default_rule_table
 from tracker.domain import outcomes
 from tracker.domain.pricing import PriceTable, billed_model, load_price_table
 from tracker.domain.vocabulary import HARNESS
@@ -191,7 +192,7 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     cost = cost_table(base_frame, rerun_frame, commits, repos, estimate)
     notes += _unpriced_notes(cost, prices)
     criteria_frame = _criteria_frame(with_fix[arm[with_fix.index] != CONTROL_ARM], repos, criteria, notes, planned)
-    meta = _meta(store, repo, level, prices, criteria)
+    meta = {**_meta(store, repo, level, prices, criteria), **run_metadata(store, baseline, rerun, rerun_info)}
     notes += _design_notes(summary) + _arm_notes(commits)
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(with_fix), criteria=criteria_frame, cost=cost,
@@ -372,6 +373,17 @@ def _meta(store: EventStore, repo: str | None, level: str, prices: PriceTable,
         "criteria": None if criteria is None else {"name": criteria.name, "source": criteria.source,
                                                    "measure": criteria.measure, "levels": criteria.levels},
         "store_position": store.last_position(), "store_head": _head_hash(store), "confidence": 0.95,
+    }
+
+
+def run_metadata(store: EventStore, baseline: str, rerun: str, rerun_info: dict[str, Any]) -> dict[str, Any]:
+    """Who and what made the campaigns' results, for a report's header: the rule tables that classified
+    them (and today's), the agent fix, the bench commit when a plan recorded one, the rerun's hosts."""
+    return {
+        "rules_versions": {"baseline": queries.rules_versions(store, baseline),
+                           "rerun": queries.rules_versions(store, rerun)},
+        "rule_table": default_rule_table().version, "agent_fix_commit": rerun_info.get("agent_fix_commit"),
+        "bench_commit": queries.bench_commit(store, rerun), "hosts": queries.campaign_hosts(store, rerun),
     }
 
 

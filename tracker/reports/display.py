@@ -231,3 +231,25 @@ def headline(c: Comparison) -> list[str]:
         reached = dict(zip(c.criteria["scope"], c.criteria["level_reached"], strict=True))
         lines.append("Criteria: " + ", ".join(f"{k} {v.replace('_', ' ')}" for k, v in reached.items()) + ".")
     return lines
+
+
+def _listed(values: object) -> str:
+    items = [str(v) for v in values] if isinstance(values, list | tuple) else []
+    return ", ".join(items) if items else "not recorded"
+
+
+def run_metadata(c: Comparison) -> list[tuple[str, str]]:
+    """The report header's facts: what made the results and by which rules (shared with Markdown and LaTeX)."""
+    meta = c.meta
+    versions = meta.get("rules_versions") or {}
+    return [
+        ("agent / model", f"{c.rerun.get('agent')} / {c.rerun.get('model')}"),
+        ("agent fix commit", str(meta.get("agent_fix_commit") or c.rerun.get("agent_fix_commit") or "none")),
+        ("bench commit", str(meta.get("bench_commit") or "not recorded")),
+        ("outcome level", f"{meta.get('level')} ({meta.get('success_rule')})"),
+        ("rule table", f"{meta.get('rule_table') or 'unknown'} today; classified by baseline "
+                       f"{_listed(versions.get('baseline'))}, rerun {_listed(versions.get('rerun'))}"),
+        ("price table", str(meta.get("price_table"))),
+        ("rerun hosts", _listed(meta.get("hosts")) if meta.get("hosts") else "not recorded (imported from files)"),
+        ("generated", f"{meta.get('generated_at')} (event store position {meta.get('store_position')})"),
+    ]

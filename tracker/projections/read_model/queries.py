@@ -23,10 +23,11 @@ from tracker.domain import outcomes
 from tracker.domain.events import RecordedEvent, decode
 from tracker.domain.import_events import EvaluationReportObserved, FolderIdentified, FolderUnidentified, PlanCreated
 from tracker.domain.pricing import PriceTable, billed_model, load_price_table
-from tracker.domain.streams import campaign_stream
+from tracker.domain.run_events import AttemptStarted
+from tracker.domain.streams import attempts_prefix, campaign_stream
 from tracker.errors import TrackerError, UnknownCampaign
 from tracker.eventstore.database import translate_errors
-from tracker.eventstore.schema import attempts, campaigns
+from tracker.eventstore.schema import attempts, campaigns, events
 from tracker.eventstore.store import EventStore
 
 ATTEMPT_COLUMNS = [
@@ -294,3 +295,33 @@ def _resummed(latest: dict[str, Any], items: dict[str, dict[str, Any]],
     return {**latest, "items": len(costs), "cost_usd": total, "buffer_usd": round(total * buffer, 4),
             "cost_usd_with_buffer": round(total * (1 + buffer), 4), "per_repo": per_repo,
             "per_item": {commit: per_item[commit] for commit in costs}}
+
+
+def rules_versions(store: EventStore, campaign: str) -> list[str]:
+    """The rule-table versions that classified the campaign's attempts (imports made at different times
+    can differ), sorted; an attempt not classified yet adds none."""
+    query = (select(attempts.c.rules_version).where(attempts.c.campaign == campaign)
+             .where(attempts.c.rules_version.is_not(None)).distinct())
+    return sorted(str(row[0]) for row in _tuples(store, query))
+
+
+def campaign_hosts(store: EventStore, campaign: str) -> list[str]:
+    """The hosts that ran the campaign's attempts (`attempt.started` names its runner's host), sorted; empty
+    for a campaign imported from files, whose runs the log did not see start."""
+    prefix = attempts_prefix(campaign)
+    query = (select(events.c.payload).where(events.c.stream_id >= prefix)
+             .where(events.c.stream_id < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+             .where(events.c.event_type == AttemptStarted.TYPE))
+    hosts = {json.loads(row[0]).get("host") for row in _tuples(store, query)}
+    return sorted(str(host) for host in hosts if host)
+
+
+def bench_commit(store: EventStore, campaign: str) -> str | None:
+    """The bench checkout's commit, when a plan of the campaign recorded one in its selection (else None)."""
+    found = None
+    for event in store.read_stream(campaign_stream(campaign)):
+        if event.event_type == PlanCreated.TYPE:
+            plan = decode(event)
+            assert isinstance(plan, PlanCreated)
+            found = plan.selection.get("bench_commit") or found
+    return str(found) if found else None
