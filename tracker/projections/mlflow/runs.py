@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracker.classify.redaction import redact
 from tracker.domain.events import RecordedEvent
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
@@ -289,6 +290,8 @@ class _Projection:
         from mlflow.entities import Metric, Param, RunTag
 
         data = run.data
+        # the one place values leave for the tracking server: whatever a mapping forgot, no key goes
+        params, tags = {k: redact(v) for k, v in params.items()}, {k: redact(v) for k, v in tags.items()}
         new_params = [Param(k, v) for k, v in params.items() if k not in data.params]
         new_metrics = [Metric(k, v, timestamp_ms, 0) for k, v in metrics.items() if data.metrics.get(k) != v]
         new_tags = [RunTag(k, v) for k, v in tags.items() if data.tags.get(k) != v]
