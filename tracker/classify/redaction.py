@@ -43,8 +43,10 @@ _BOUNDARY = re.compile(r"\{B(X?):([^{}]+)\}")
 """`{B:lit}` placed after a literal: the literal starts a word, or follows a JSON escape (`\\n`, `\\t`, `\\r`)."""
 _ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_WRAP_TAIL = re.compile(r"(?=[A-Za-z0-9_\-+/=.]*\d)(?!\d{4}-\d\d-\d\d)[A-Za-z0-9_\-+/=.]+(?=[\s\"',;}\]\\]|$)")
-"""The remainder of a wrapped token at the start of the next line: key characters, at least one digit."""
+_WRAP_TAIL = re.compile(r"(?:[+\- ]?(?:#|//) ?|[+\- ])?(?P<tail>(?=[A-Za-z0-9_\-+/=.]*\d)(?!\d{4}-\d\d-\d\d)"
+                        r"[A-Za-z0-9_\-+/=.]+)(?=[\s\"',;}\]\\]|$)")
+"""The remainder of a wrapped token at the start of the next line (after a diff or comment marker, as in a
+patch): key characters, at least one digit, not a log line's timestamp."""
 _PEM_END = re.compile(r"-----end [a-z0-9 ]{0,40}private key")
 _ALREADY = MARK.lower()[:-1]  # value charsets stop at "]"
 
@@ -196,14 +198,16 @@ def _span(v: _Views, rule: Rule, m: re.Match[str]) -> _Span | None:
 
 
 def _wrapped_tail(v: _Views, rule: Rule, m: re.Match[str]) -> list[_Span]:
-    """The next line's start when a token-shaped secret runs to the end of its line (a wrapped key)."""
+    """The next lines' starts while a token-shaped secret runs to the end of its line (a wrapped key)."""
+    spans: list[_Span] = []
     end = m.end()
-    if not rule.wraps or v.view[end:end + 1] not in ("\n", "\r"):
-        return []
-    tail = _WRAP_TAIL.match(v.view, end + (2 if v.view.startswith("\r\n", end) else 1))
-    if tail is None:
-        return []
-    return [_Span(v.original(tail.start()), v.original(tail.end()), MARK, True)]
+    while rule.wraps and v.view[end:end + 1] in ("\n", "\r"):
+        tail = _WRAP_TAIL.match(v.view, end + (2 if v.view.startswith("\r\n", end) else 1))
+        if tail is None:
+            break
+        spans.append(_Span(v.original(tail.start("tail")), v.original(tail.end()), MARK, True))
+        end = tail.end()
+    return spans
 
 
 def _splice(text: str, spans: list[_Span]) -> str:
@@ -259,7 +263,7 @@ class LineRedactor:
             tail = _WRAP_TAIL.match(line)
             if tail is not None:
                 self._wrap = tail.end() == len(line.rstrip("\r\n"))
-                return MARK, line[tail.end():]
+                return line[:tail.start("tail")] + MARK, line[tail.end():]
         return "", line
 
 

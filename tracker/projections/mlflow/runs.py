@@ -97,6 +97,11 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     return summary
 
 
+def _redacted(values: dict[str, str]) -> dict[str, str]:
+    """Params and tags as they leave for the tracking server: whatever a mapping forgot, no key goes."""
+    return {k: redact(v) for k, v in values.items()}
+
+
 class _Projection:
     """One sync: which runs to write, the experiments' run indexes, the client calls and the checkpoints.
 
@@ -290,11 +295,9 @@ class _Projection:
         from mlflow.entities import Metric, Param, RunTag
 
         data = run.data
-        # the one place values leave for the tracking server: whatever a mapping forgot, no key goes
-        params, tags = {k: redact(v) for k, v in params.items()}, {k: redact(v) for k, v in tags.items()}
-        new_params = [Param(k, v) for k, v in params.items() if k not in data.params]
+        new_params = [Param(k, v) for k, v in _redacted(params).items() if k not in data.params]
         new_metrics = [Metric(k, v, timestamp_ms, 0) for k, v in metrics.items() if data.metrics.get(k) != v]
-        new_tags = [RunTag(k, v) for k, v in tags.items() if data.tags.get(k) != v]
+        new_tags = [RunTag(k, v) for k, v in _redacted(tags).items() if data.tags.get(k) != v]
         if not (new_params or new_metrics or new_tags):
             return False
         # The synced-position tag goes last of all writes: it says the artifacts and values are complete.
