@@ -29,10 +29,15 @@ from tracker.demo.sample_tree import RunSpec, generate_tree, write_run_folder  #
 BASELINE: Path | None = None
 
 
+CPU_SECONDS: list[float] = []
+"""The child's user+system CPU time of each import, in order: on a shared, loaded machine wall time swings by 2x
+between identical runs, CPU time by a few per cent, so the side-by-side comparison prints both."""
+
+
 def timed_import(tree: Path, db: Path, campaign: str, code: Path | None = None,
                  ) -> tuple[float, float, dict]:  # type: ignore[type-arg]
     """Run the real CLI in a child process (of checkout `code`, default this one); return
-    (seconds, peak RSS MB, summary JSON)."""
+    (seconds, peak RSS MB, summary JSON); the child's CPU seconds go to CPU_SECONDS."""
     start = time.perf_counter()
     # `python -m` puts the working directory first on sys.path: run in the checkout whose code is measured
     code = code or Path(__file__).resolve().parent.parent
@@ -44,6 +49,7 @@ def timed_import(tree: Path, db: Path, campaign: str, code: Path | None = None,
         )
         _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the max of all children
         child.returncode = os.waitstatus_to_exitcode(status)
+        CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
         seconds = time.perf_counter() - start
         if child.returncode != 0:
             raise SystemExit(f"track import exited {child.returncode}")
@@ -63,9 +69,11 @@ def bench_tree(workdir: Path, runs: int) -> None:
         db = workdir / f"events-{runs}-{label}.db"
         seconds, peak, summary = timed_import(tree, db, f"bench-{runs}", code)
         print(f"[{label}] import {summary['runs']:,} runs: {seconds:.1f}s ({summary['runs'] / seconds:,.0f} runs/s), "
-              f"peak RSS {peak:,.0f} MB, {summary['events_appended']:,} events, {summary['problems']} problems")
+              f"CPU {CPU_SECONDS[-1]:.1f}s, peak RSS {peak:,.0f} MB, {summary['events_appended']:,} events, "
+              f"{summary['problems']} problems")
         seconds, peak, summary = timed_import(tree, db, f"bench-{runs}", code)
-        print(f"[{label}] re-import (nothing new): {seconds:.1f}s, {summary['events_appended']} events appended")
+        print(f"[{label}] re-import (nothing new): {seconds:.1f}s, CPU {CPU_SECONDS[-1]:.1f}s, "
+              f"{summary['events_appended']} events appended")
 
 
 def bench_big_trajectory(workdir: Path, megabytes: int) -> None:

@@ -17,6 +17,7 @@ from runners.config_file import config_path, load_config
 from runners.context import AppContext
 from runners.renamed import rewrite
 from tracker import __version__
+from tracker.classify.redaction import redact
 from tracker.errors import BenchNotFound, SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
 from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnavailable
 
@@ -34,7 +35,7 @@ HINTS: dict[type[TrackerError], str] = {
 
 def error_line(exc: TrackerError) -> str:
     hint = next((text for kind, text in HINTS.items() if isinstance(exc, kind)), None)
-    return f"error: {exc}" + (f": {hint}" if hint else "")
+    return redact(f"error: {exc}" + (f": {hint}" if hint else ""))  # a --db URL may hold a password
 
 
 COMMANDS = {
@@ -121,7 +122,8 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line; TRACK_DEBUG=1 shows the traceback
         if os.environ.get("TRACK_DEBUG"):
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with TRACK_DEBUG=1 for details)", err=True)
+        click.echo(redact(f"internal error: {type(exc).__name__}: {exc} (rerun with TRACK_DEBUG=1 for details)"),
+                   err=True)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
 

@@ -28,7 +28,10 @@ from tracker.isobench.common import (
 
 MAX_EVIDENCE_PER_FILE = 300
 READ_LIMIT = 64 * 1024
-"""A longer physical line is scanned in pieces of this many characters (same line number)."""
+"""A longer physical line is scanned in pieces of at most this many characters (same line number)."""
+CUT_BACK = 4096
+"""How far back from a piece's end a separator is looked for: a piece never ends inside a token shorter than this."""
+_SEPARATORS = (" ", "\t", '"', "'", ",", ";")
 
 # Matched against the lowercased line: case-sensitive alternations are much faster in CPython.
 ERROR_SIGNATURE = re.compile(
@@ -136,15 +139,32 @@ def scan_text(path: Path, rel: str, source: str) -> TextScan:
 
 
 def iter_lines(fh: TextIO) -> Iterator[tuple[int, str]]:
-    """(line number, text) pairs; a line longer than READ_LIMIT comes as several pieces."""
+    """(line number, text) pairs; a line longer than READ_LIMIT comes as several pieces, each cut at a
+    separator so that no token (a key) is split between two pieces: each piece is redacted on its own."""
     line_no = 1
+    carry = ""
     while True:
-        chunk = fh.readline(READ_LIMIT)
+        chunk = carry + fh.readline(READ_LIMIT - len(carry))
+        carry = ""
         if not chunk:
             return
+        if len(chunk) >= READ_LIMIT and not chunk.endswith("\n"):
+            cut = safe_cut(chunk)
+            chunk, carry = chunk[:cut], chunk[cut:]
         yield line_no, chunk
         if chunk.endswith("\n"):
             line_no += 1
+
+
+def safe_cut(piece: str) -> int:
+    """Where to end a piece of a long line: after the last separator (space, quote, comma) or before the last
+    JSON escape within CUT_BACK characters of the end; the end itself when there is none (no token that long
+    is a key)."""
+    low = len(piece) - CUT_BACK
+    after = max(piece.rfind(c, low) for c in _SEPARATORS) + 1
+    before_escape = piece.rfind("\\", low)
+    cut = max(after, before_escape)
+    return cut if cut > low else len(piece)
 
 
 def _token_pair(line: str) -> tuple[int, int] | None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracker.classify.redaction import redact
+from tracker.classify.redaction import LineRedactor
 from tracker.isobench.textlog import TOKEN_LINE
 
 SUPERVISOR = str(Path(__file__).with_name("supervise.py"))
@@ -135,6 +135,7 @@ class AgentProcess:
                 self.on_start(proc.pid)
             assert proc.stdout is not None
             feed, write, echo = self.parser.feed, log.write, self.echo
+            redact = LineRedactor()  # a PEM block or a wrapped key spans lines of the output
             for raw in proc.stdout:
                 line = redact(raw.decode("utf-8", "replace"))
                 write(line)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from tracker.classify.redaction import redact
+from tracker.classify.redaction import LineRedactor, redact
 from tracker.domain.events import RecordedEvent, decode
 from tracker.domain.import_events import FailureClassified
 
@@ -46,11 +46,12 @@ def run_folder(source: str | None, row: dict[str, Any]) -> Path | None:
 
 
 def copy_redacted(source: Path, target: Path) -> None:
-    """Copy a text file line by line through `redact` (binary garbage is decoded with replacement)."""
+    """Copy a text file line by line through a `LineRedactor` (a PEM block's body lines and a wrapped key's
+    tail line go too; binary garbage is decoded with replacement)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with source.open("r", encoding="utf-8", errors="replace", newline="") as src, \
             target.open("w", encoding="utf-8", newline="") as dst:
-        dst.writelines(redact(line) for line in src)
+        dst.writelines(map(LineRedactor(), src))
 
 
 def failure_history(events: Iterable[RecordedEvent]) -> list[dict[str, Any]]:

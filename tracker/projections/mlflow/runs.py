@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracker.classify.redaction import redact
 from tracker.domain.events import RecordedEvent
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
@@ -94,6 +95,11 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     projection.run(start, end, chunk_size, progress)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _redacted(values: dict[str, str]) -> dict[str, str]:
+    """Params and tags as they leave for the tracking server: whatever a mapping forgot, no key goes."""
+    return {k: redact(v) for k, v in values.items()}
 
 
 class _Projection:
@@ -289,9 +295,9 @@ class _Projection:
         from mlflow.entities import Metric, Param, RunTag
 
         data = run.data
-        new_params = [Param(k, v) for k, v in params.items() if k not in data.params]
+        new_params = [Param(k, v) for k, v in _redacted(params).items() if k not in data.params]
         new_metrics = [Metric(k, v, timestamp_ms, 0) for k, v in metrics.items() if data.metrics.get(k) != v]
-        new_tags = [RunTag(k, v) for k, v in tags.items() if data.tags.get(k) != v]
+        new_tags = [RunTag(k, v) for k, v in _redacted(tags).items() if data.tags.get(k) != v]
         if not (new_params or new_metrics or new_tags):
             return False
         # The synced-position tag goes last of all writes: it says the artifacts and values are complete.
