@@ -80,11 +80,14 @@ def db_rebuild(app: AppContext, as_json: bool) -> None:
     """
     store = app.store()
     replayed = fold.rebuild(store)
-    info = {"events_replayed": replayed, "checkpoint": store.checkpoint(fold.NAME)}
+    reset = fold.reset_out_of_step(store)
+    info = {"events_replayed": replayed, "checkpoint": store.checkpoint(fold.NAME), "projections_reset": reset}
     if as_json:
         emit_json(info)
-    else:
-        click.echo(f"read model rebuilt: {replayed} events replayed, checkpoint at position {info['checkpoint']}")
+        return
+    click.echo(f"read model rebuilt: {replayed} events replayed, checkpoint at position {info['checkpoint']}")
+    for name in reset:
+        click.echo(f"projection {name}: its checkpoint was not in the log; it starts again from position 0")
 
 
 @db_group.command("current")

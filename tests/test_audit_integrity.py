@@ -198,6 +198,7 @@ def test_rebuild_restores_a_wiped_read_model(store: EventStore, store_url: str, 
 def test_a_checkpoint_ahead_of_the_log_is_an_error(store: EventStore, store_url: str) -> None:
     _filled(store)
     fold.catch_up(store)
+    store.save_checkpoint("mlflow:elsewhere", 6)
     _raw(store, "DELETE FROM events WHERE position > 4")
     with pytest.raises(ProjectionOutOfStep, match=r"events 5\.\.6"):
         fold.catch_up(store)
@@ -209,8 +210,9 @@ def test_a_checkpoint_ahead_of_the_log_is_an_error(store: EventStore, store_url:
     store.append("s7", [ev(70), ev(71)])  # new events reuse positions 5 and 6: still refused, never skipped
     with pytest.raises(ProjectionOutOfStep, match="rewritten under it"):
         fold.catch_up(store)
-    assert run_track("--db", store_url, "db", "rebuild").returncode == 0
-    assert fold.catch_up(store) == 0
+    rebuilt = run_track("--db", store_url, "db", "rebuild", "--json")
+    assert rebuilt.returncode == 0 and json.loads(rebuilt.stdout)["projections_reset"] == ["mlflow:elsewhere"]
+    assert fold.catch_up(store) == 0 and store.checkpoint("mlflow:elsewhere") == 0
 
 
 def test_writes_that_are_not_appends_are_refused(store: EventStore) -> None:

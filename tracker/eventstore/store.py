@@ -345,6 +345,10 @@ class EventStore:
         ).first()
         return (0, None) if row is None else (int(row[0]), row[1])
 
+    def checkpoint_names(self) -> list[str]:
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return sorted(connection.execute(select(projection_checkpoints.c.name)).scalars())
+
     def hash_at(self, position: int, connection: Connection | None = None) -> str | None:
         """The stored hash of the event at `position` (None if there is none)."""
         if connection is None:

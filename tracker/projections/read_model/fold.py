@@ -174,6 +174,21 @@ def rebuild(store: EventStore) -> int:
     return catch_up(store)
 
 
+def reset_out_of_step(store: EventStore) -> list[str]:
+    """Send every other projection whose checkpoint is not in the log back to the start (they are
+    idempotent: MLflow runs are found again by tag); returns their names."""
+    reset = []
+    for name in store.checkpoint_names():
+        if name == NAME:
+            continue
+        try:
+            check_checkpoint(store, name)
+        except ProjectionOutOfStep:
+            store.save_checkpoint(name, 0)
+            reset.append(name)
+    return reset
+
+
 def apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:
     """Fold a batch of events into the `campaigns` and `attempts` tables this connection sees."""
     touched: dict[str, list[RecordedEvent]] = {}
