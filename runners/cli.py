@@ -1,7 +1,8 @@
 """`track`: the command line. Each command parses, calls one `tracker` function, and prints.
 
 Exit codes: 0 done; 1 done but found a problem (a broken chain, a tree with no runs, a failed check);
-2 usage or configuration error (bad flag, bad or unreachable database, outdated schema).
+2 usage or configuration error (bad flag, bad or unreachable database, outdated schema); 3 `verify`:
+the log is intact but the read model differs from it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from runners.context import AppContext
 from runners.renamed import rewrite
 from tracker import __version__
 from tracker.classify.redaction import redact
-from tracker.errors import BenchNotFound, SchemaOutdated, StoreConfigError, TrackerError, UnknownCampaign
+from tracker.errors import (
+    BenchNotFound,
+    LogWouldBeLost,
+    ProjectionOutOfStep,
+    SchemaOutdated,
+    StoreConfigError,
+    TrackerError,
+    UnknownCampaign,
+)
 from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnavailable
 
 EXIT_USAGE = 2
@@ -29,6 +38,8 @@ HINTS: dict[type[TrackerError], str] = {
     MlflowUnavailable: "run `track sync` again when it is reachable",
     StoreConfigError: "check --db (or TRACK_DB_URL)",
     BenchNotFound: "pass --bench-root",
+    ProjectionOutOfStep: "run `track verify`, then `track db rebuild`",
+    LogWouldBeLost: "to do it anyway pass --i-understand-this-deletes-the-log (the events are exported first)",
 }
 """What to type about a library error: the CLI's words, added to the library's message here only."""
 

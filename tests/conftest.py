@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,8 @@ from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS
 
 for _key, _value in MLFLOW_QUIET_DEFAULTS.items():  # as the CLI sets them for its process
     os.environ.setdefault(_key, _value)
+# PostgreSQL stores keep their anchors under the state folder: the tests' own, not the user's.
+os.environ.setdefault("TRACK_STATE_DIR", tempfile.mkdtemp(prefix="track-test-state-"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("TRACK_FIXTURES", REPO_ROOT / "tests" / "fixtures"))

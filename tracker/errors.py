@@ -44,3 +44,11 @@ class ConcurrencyError(TrackerError):
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
+
+
+class ProjectionOutOfStep(TrackerError):
+    """A projection's checkpoint is ahead of the log, or points at an event the log no longer holds."""
+
+
+class LogWouldBeLost(TrackerError):
+    """A schema change would drop the event table of a store that holds events."""

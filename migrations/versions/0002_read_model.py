@@ -65,9 +65,12 @@ def upgrade() -> None:
         sa.Column("last_position", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_attempts_campaign_commit", "attempts", ["campaign", "commit"])
+    # The tables are new and empty: a checkpoint left by an earlier downgrade would say they are full.
+    op.execute("DELETE FROM projection_checkpoints WHERE name = 'read_model'")
 
 
 def downgrade() -> None:
     op.drop_index("ix_attempts_campaign_commit", "attempts")
     op.drop_table("attempts")
     op.drop_table("campaigns")
+    op.execute("DELETE FROM projection_checkpoints WHERE name = 'read_model'")

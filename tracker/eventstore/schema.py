@@ -31,6 +31,14 @@ projection_checkpoints = Table(
     Column("name", String(100), primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", String(32), nullable=False),
+    Column("hash", String(64)),  # migration 0004: the hash of the event at `position`
+)
+
+store_identity = Table(  # migration 0004: one row, fixed; the anchors outside the database name it
+    "store_identity",
+    metadata,
+    Column("store_id", String(36), primary_key=True),
+    Column("created_at", String(32), nullable=False),
 )
 
 # The SQL read model (migration 0002): a projection of the events, rebuildable at any time.

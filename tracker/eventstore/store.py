@@ -7,7 +7,9 @@ Guarantees (tested once, run on both backends in `tests/test_store.py`):
 - positions in commit order, gapless: appends are serialised (PostgreSQL: a transaction-scoped
   advisory lock; SQLite: `BEGIN IMMEDIATE`), and each takes `last position + 1`, so a reader tailing
   by position can never skip an event that commits late;
-- tamper evidence: a global SHA-256 hash chain (see `hashing.py`), checked by `verify`.
+- tamper evidence: a global SHA-256 hash chain (see `hashing.py`), checked by `verify`, and the head of
+  the log anchored outside the database after every append (see `anchors.py`), so a cut tail or a
+  swapped store is seen too.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from tracker.domain.events import NewEvent, RecordedEvent
 from tracker.errors import ConcurrencyError, SchemaOutdated, StoreUnavailable
-from tracker.eventstore import migrate
+from tracker.eventstore import anchors, migrate
+from tracker.eventstore.anchors import Anchor, AnchorProblem, AnchorSet, AnchorTally, AnchorWriter
 from tracker.eventstore.database import create_store_engine, safe_url, translate_errors
 from tracker.eventstore.hashing import GENESIS_HASH, canonical_json, event_hash
-from tracker.eventstore.schema import events, projection_checkpoints
+from tracker.eventstore.schema import events, projection_checkpoints, store_identity
 from tracker.settings import resolve_db_url
 
 
@@ -55,6 +58,8 @@ class AppendResult:
     stream_version: int
     positions: list[int]
     """Positions of the events this call wrote (empty when every event was already stored)."""
+    last_hash: str | None = None
+    """The hash of the last event this call wrote: with its position, the head it anchored."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,19 @@ class VerifyReport:
     events_checked: int
     last_position: int
     first_break: ChainBreak | None
+    anchor_file: str | None = None
+    """The anchor file the chain was held against (None: there was none to read)."""
+    anchors_read: int = 0
+    anchor_problems: tuple[AnchorProblem, ...] = ()
+    store_id: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.first_break is None
+        return self.first_break is None and not self.anchor_problems
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchors_read > 0
 
 
 def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
@@ -114,6 +128,9 @@ class EventStore:
         self.engine = engine
         self.url = safe_url(engine.url)
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.anchor_path = anchors.anchor_path(engine.url)
+        self._anchor_writer = AnchorWriter(self.anchor_path) if self.anchor_path is not None else None
+        self._store_id: str | None = None
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -136,7 +153,25 @@ class EventStore:
         return cls(engine)
 
     def close(self) -> None:
+        if self._anchor_writer is not None:
+            self._anchor_writer.close()
         self.engine.dispose()
+
+    def store_id(self) -> str | None:
+        """The random identity made with the schema (None on a schema older than 0004)."""
+        if self._store_id is None:
+            try:
+                with self.engine.connect() as connection:
+                    self._store_id = connection.execute(select(store_identity.c.store_id)).scalar()
+            except SQLAlchemyError:
+                return None
+        return self._store_id
+
+    def _anchored(self, result: AppendResult) -> AppendResult:
+        """After the commit: write the new head outside the database."""
+        if result.positions and result.last_hash and self._anchor_writer is not None:
+            self._anchor_writer.write(Anchor(self.store_id(), result.positions[-1], result.last_hash, utc_now()))
+        return result
 
     def __enter__(self) -> EventStore:
         return self
@@ -172,7 +207,8 @@ class EventStore:
         try:
             # Fast path: assume the ids are new; the unique index tells us when they are not.
             with self._write_transaction() as connection:
-                return self._append_locked(connection, stream_id, new_events, expected_version, None)
+                result = self._append_locked(connection, stream_id, new_events, expected_version, None)
+            return self._anchored(result)
         except (IntegrityError, _RetryWithIdCheck):
             pass
         with self._write_transaction() as connection:
@@ -183,7 +219,8 @@ class EventStore:
             if foreign:
                 eid, sid = next(iter(foreign.items()))
                 raise ValueError(f"event {eid} is already stored in another stream ({sid})")
-            return self._append_locked(connection, stream_id, new_events, expected_version, stored)
+            result = self._append_locked(connection, stream_id, new_events, expected_version, stored)
+        return self._anchored(result)
 
     def _write_transaction(self) -> Any:
         return self.transaction(lock_key=APPEND_LOCK_KEY)
@@ -213,7 +250,7 @@ class EventStore:
         connection.exec_driver_sql(
             f"INSERT INTO events ({_COLUMN_LIST}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
         )
-        return AppendResult(current + len(rows), [row[0] for row in rows])
+        return AppendResult(current + len(rows), [row[0] for row in rows], rows[-1][10])
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -295,47 +332,64 @@ class EventStore:
 
     def checkpoint(self, name: str, connection: Connection | None = None) -> int:
         """How far a projection got (read inside the caller's transaction when one is given)."""
+        return self.checkpoint_state(name, connection)[0]
+
+    def checkpoint_state(self, name: str, connection: Connection | None = None) -> tuple[int, str | None]:
+        """How far a projection got, and the hash of the event it got to (None if not recorded)."""
         if connection is None:
             with translate_errors(self.engine.url), self.engine.connect() as own:
-                return self.checkpoint(name, own)
-        value = connection.execute(
-            select(projection_checkpoints.c.position).where(projection_checkpoints.c.name == name)
-        ).scalar()
-        return int(value or 0)
+                return self.checkpoint_state(name, own)
+        row = connection.execute(
+            select(projection_checkpoints.c.position, projection_checkpoints.c.hash)
+            .where(projection_checkpoints.c.name == name)
+        ).first()
+        return (0, None) if row is None else (int(row[0]), row[1])
+
+    def checkpoint_names(self) -> list[str]:
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return sorted(connection.execute(select(projection_checkpoints.c.name)).scalars())
+
+    def hash_at(self, position: int, connection: Connection | None = None) -> str | None:
+        """The stored hash of the event at `position` (None if there is none)."""
+        if connection is None:
+            with translate_errors(self.engine.url), self.engine.connect() as own:
+                return self.hash_at(position, own)
+        value = connection.execute(select(events.c.hash).where(events.c.position == position)).scalar()
+        return None if value is None else str(value)
 
     def save_checkpoint(self, name: str, position: int, connection: Connection | None = None) -> None:
-        """Record how far a projection got (inside the caller's transaction when one is given)."""
+        """Record how far a projection got, with the hash of that event, so a log that changes under the
+        projection is noticed (inside the caller's transaction when one is given)."""
         if connection is None:
             with translate_errors(self.engine.url), self.engine.begin() as own:
                 self.save_checkpoint(name, position, own)
             return
+        values = {"position": position, "updated_at": utc_now(),
+                  "hash": self.hash_at(position, connection) if position else None}
         updated = connection.execute(
-            projection_checkpoints.update().where(projection_checkpoints.c.name == name)
-            .values(position=position, updated_at=utc_now())
+            projection_checkpoints.update().where(projection_checkpoints.c.name == name).values(**values)
         ).rowcount
         if not updated:
-            connection.execute(
-                insert(projection_checkpoints).values(name=name, position=position, updated_at=utc_now())
-            )
+            connection.execute(insert(projection_checkpoints).values(name=name, **values))
 
     # -- tamper evidence ----------------------------------------------------------------------
 
-    def verify(self, batch_size: int = 10_000) -> VerifyReport:
-        """Recompute the hash chain from the first event; report the first event that breaks it."""
-        prev_hash, expected_position, checked = GENESIS_HASH, 1, 0
+    def verify(self, batch_size: int = 10_000, anchor_set: AnchorSet | None = None) -> VerifyReport:
+        """Recompute the hash chain from the first event, and hold it against the anchors (by default the
+        store's own anchor file, when there is one): report the first broken event, and a cut tail, a
+        rewritten prefix or a swapped store, with the positions missing."""
+        if anchor_set is None and self.anchor_path is not None and self.anchor_path.is_file():
+            anchor_set = anchors.read_anchors(self.anchor_path)
+        walk = _ChainWalk(anchor_set)
         query = f"SELECT {_COLUMN_LIST} FROM events WHERE position > :p ORDER BY position LIMIT :n"
         position = 0
         while True:
             with translate_errors(self.engine.url), self.engine.connect() as connection:
                 rows = connection.execute(text(query), {"p": position, "n": batch_size}).all()
-            for row in rows:
-                brk = _check_row(row, prev_hash, expected_position)
-                if brk:
-                    return VerifyReport(checked, row[0], brk)
-                prev_hash, expected_position, checked = row[10], row[0] + 1, checked + 1
-            if len(rows) < batch_size:
-                return VerifyReport(checked, expected_position - 1, None)
+            if not walk.feed(rows) or len(rows) < batch_size:
+                break
             position = rows[-1][0]
+        return walk.report(self.store_id(), self.last_position() if walk.first_break else walk.last)
 
 
 def _check_expected(stream_id: str, expected_version: Any, current: int, ids_checked: bool) -> None:
@@ -368,11 +422,42 @@ def _chained_rows(stream_id: str, pending: Sequence[NewEvent], version: int, pos
     return rows
 
 
+class _ChainWalk:
+    """The chain recomputed batch by batch, each stored hash also held against the anchors at its position."""
+
+    def __init__(self, anchor_set: AnchorSet | None) -> None:
+        self.anchor_set = anchor_set
+        self.tallies: dict[str | None, AnchorTally] = anchors.tallies(anchor_set) if anchor_set else {}
+        self.at_position = anchor_set.by_position() if anchor_set else {}
+        self.prev_hash, self.last, self.checked = GENESIS_HASH, 0, 0
+        self.first_break: ChainBreak | None = None
+
+    def feed(self, rows: Sequence[Sequence[Any]]) -> bool:
+        """Check these rows; False once the chain is broken (nothing after a break can be trusted)."""
+        for row in rows:
+            brk = _check_row(row, self.prev_hash, self.last + 1)
+            if brk:
+                self.first_break = brk
+                return False
+            for anchor in self.at_position.get(row[0], ()):
+                self.tallies[anchor.store_id].see(anchor, row[10])
+            self.prev_hash, self.last, self.checked = row[10], row[0], self.checked + 1
+        return True
+
+    def report(self, store_id: str | None, last_position: int) -> VerifyReport:
+        problems = anchors.judge(self.tallies, store_id, last_position)
+        return VerifyReport(
+            self.checked, self.first_break.position if self.first_break else self.last, self.first_break,
+            str(self.anchor_set.path) if self.anchor_set else None,
+            len(self.anchor_set.anchors) if self.anchor_set else 0, tuple(problems), store_id)
+
+
 def _check_row(row: Sequence[Any], prev_hash: str, expected_position: int) -> ChainBreak | None:
     (position, stream_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at,
      stored_prev, stored_hash) = row
     if position != expected_position:
-        reason = f"missing event(s): expected position {expected_position}, found {position}"
+        reason = (f"missing event(s): expected position {expected_position}, found {position} "
+                  f"(positions {expected_position}..{position - 1} are missing)")
         return ChainBreak(position, event_id, stream_id, reason)
     if stored_prev != prev_hash:
         return ChainBreak(position, event_id, stream_id, "prev_hash does not match the previous event's hash")

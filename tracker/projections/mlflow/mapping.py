@@ -31,6 +31,8 @@ SUMMARY_TAG = "track.campaign_summary"
 SYNCED_TAG = "track.synced_position"
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"
+LOG_HEAD_TAG = "track.log_head"  # `POSITION:HASH` of the log when the summary was written: an anchor
+STORE_ID_TAG = "track.store_id"
 MAX_TAG = 5000  # MLflow refuses tag values over 8000 characters
 
 RUN_STATUS = {"success": "FINISHED", "running": "RUNNING", "abandoned": "KILLED", "interrupted": "KILLED"}

@@ -84,7 +84,7 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     uri = resolve_tracking_uri(tracking_uri)
     name = checkpoint_name(uri)
     fold.catch_up(store)
-    start = store.checkpoint(name)
+    start, _ = fold.check_checkpoint(store, name)  # ahead of the log: new events would go unseen
     end = store.checkpoint(fold.NAME)
     prices = prices or load_price_table()
     summary = SyncSummary(safe_uri(uri), name, start, max(start, end), price_table_version=prices.version)
@@ -118,10 +118,17 @@ class _Projection:
         self.rows: dict[str, dict[str, Any]] = {}
         self.experiment_ids: dict[str, str] = {}
         self.index: dict[str, Run] = {}  # stream id -> run, for every experiment loaded
+        self.anchor_tags: dict[str, str] = {}  # the log's head, carried by every summary run written
 
     # -- planning -------------------------------------------------------------------------------
 
+    def _anchor(self, end: int) -> None:
+        """The summary runs carry the log's head: an anchor kept outside the store (`track verify --anchor`)."""
+        self.anchor_tags = {mapping.LOG_HEAD_TAG: f"{end}:{self.store.hash_at(end)}",
+                            mapping.STORE_ID_TAG: self.store.store_id() or "unknown"}
+
     def run(self, start: int, end: int, chunk_size: int, progress: Progress | None) -> None:
+        self._anchor(end)
         work, touched_campaigns = self._plan(start, end)
         for campaign in touched_campaigns:
             self._experiment(self.campaigns[campaign])
@@ -315,7 +322,7 @@ class _Projection:
         rows = [r for r in self.rows.values() if r["campaign"] == name]
         metrics = mapping.campaign_metrics(rows, self.prices)
         params = mapping.summary_params(name, campaign)
-        tags = mapping.summary_tags(name, campaign, metrics, self.prices.version)
+        tags = {**mapping.summary_tags(name, campaign, metrics, self.prices.version), **self.anchor_tags}
         run = self.index.get(stream_id)
         if run is None:
             run = self._create_summary_run(experiment_id, stream_id, name, campaign)

@@ -2,7 +2,9 @@
 
 It is a pure function of the log: `catch_up` applies the events after its checkpoint and moves the
 checkpoint in the same transaction, so a crash leaves it consistent and a rerun continues where
-it stopped; `rebuild` replays everything (e.g. after a projection bug fix).
+it stopped; `rebuild` replays everything (e.g. after a projection bug fix). A checkpoint ahead of
+the log, or at an event whose hash changed, is an error: skipping on would hide the events that later
+take those positions (a cut tail refilled by new imports).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tracker.domain.import_events import (
 )
 from tracker.domain.run_events import AttemptAbandoned, AttemptInterrupted, AttemptStarted
 from tracker.domain.streams import ATTEMPT_PREFIX, attempt_parts
+from tracker.errors import ProjectionOutOfStep
 from tracker.eventstore.schema import attempts, campaigns
 from tracker.eventstore.store import EventStore
 
@@ -122,15 +125,32 @@ def _campaign_row(event: RecordedEvent) -> dict[str, Any]:
             "created_at": event.recorded_at}
 
 
+def check_checkpoint(store: EventStore, name: str = NAME) -> tuple[int, int]:
+    """The projection's checkpoint and the log's last position, refused if the checkpoint is not in the log."""
+    position, recorded = store.checkpoint_state(name)
+    last = store.last_position()
+    if position > last:
+        raise ProjectionOutOfStep(
+            f"projection {name!r} is at position {position}, but the log ends at position {last}: events "
+            f"{last + 1}..{position} it had seen are gone from the log (a cut tail or a swapped store); "
+            "new events would reuse those positions unseen. Check the log, then replay the projection")
+    if position and recorded and store.hash_at(position) != recorded:
+        raise ProjectionOutOfStep(
+            f"projection {name!r} is at position {position}, but the event there is not the one it saw "
+            f"(hash {recorded[:12]}…): the log was rewritten under it. Check the log, then replay the projection")
+    return position, last
+
+
 def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
     """Apply every event after the checkpoint; returns how many were applied."""
-    if store.checkpoint(NAME) >= store.last_position():
+    position, last = check_checkpoint(store)
+    if position >= last:
         return 0  # up to date: no write lock for read-only commands
     applied = 0
     with store.transaction(lock_key=LOCK_KEY) as connection:
         position = store.checkpoint(NAME, connection)
         for batch in store.read_batches(position, batch_size):
-            _apply_batch(connection, batch)
+            apply_batch(connection, batch)
             applied += len(batch)
             position = batch[-1].position
         if applied:
@@ -146,7 +166,7 @@ def open_current(url: str | None = None) -> EventStore:
 
 
 def rebuild(store: EventStore) -> int:
-    """Forget the read model and replay the whole log into it."""
+    """Forget the read model and replay the whole log into it (returns the events replayed)."""
     with store.transaction(lock_key=LOCK_KEY) as connection:
         connection.execute(delete(attempts))
         connection.execute(delete(campaigns))
@@ -154,7 +174,23 @@ def rebuild(store: EventStore) -> int:
     return catch_up(store)
 
 
-def _apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:
+def reset_out_of_step(store: EventStore) -> list[str]:
+    """Send every other projection whose checkpoint is not in the log back to the start (they are
+    idempotent: MLflow runs are found again by tag); returns their names."""
+    reset = []
+    for name in store.checkpoint_names():
+        if name == NAME:
+            continue
+        try:
+            check_checkpoint(store, name)
+        except ProjectionOutOfStep:
+            store.save_checkpoint(name, 0)
+            reset.append(name)
+    return reset
+
+
+def apply_batch(connection: Connection, batch: Iterable[RecordedEvent]) -> None:
+    """Fold a batch of events into the `campaigns` and `attempts` tables this connection sees."""
     touched: dict[str, list[RecordedEvent]] = {}
     for event in batch:
         if event.stream_id.startswith(ATTEMPT_PREFIX):
