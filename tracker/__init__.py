@@ -42,6 +42,7 @@ _PUBLIC = {
     "campaign_status": "tracker.rerun.status",
     "sync": "tracker.projections.mlflow.runs",
     "compare_campaigns": "tracker.analysis.compare:compare",  # not `compare`: that is the name of the module
+    "compare_many": "tracker.analysis.side_by_side",
     "load_price_table": "tracker.domain.pricing",
     "load_rule_table": "tracker.classify.rules",
 }

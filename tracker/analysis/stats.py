@@ -11,7 +11,11 @@
 - `newcombe_interval`: the 95% interval of a difference of two independent rates (Newcombe's hybrid score
   method, built from the two Wilson intervals), for the fix rate against a control arm's flip rate.
 
-All are checked against scipy / statsmodels in tests/test_compare_stats.py.
+- `cluster_bootstrap_differences`: 95% percentile intervals of paired differences (success per commit, pass@1
+  per attempt) from a bootstrap that resamples commits, so a commit's attempts stay together; numpy only.
+- `holm_adjust`: Holm's step-down adjustment of p-values for several pairs tested at once.
+
+All are checked against scipy / statsmodels in tests/test_compare_stats.py (and test_compare_many.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 from typing import NamedTuple
+
+import numpy as np
 
 
 class Interval(NamedTuple):
@@ -72,3 +78,47 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.
     diff = p1 - p2
     return Interval(diff - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
                     diff + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
+
+
+def cluster_bootstrap_differences(per_commit: np.ndarray, attempts: np.ndarray, *, resamples: int = 2000,
+                                  seed: int = 0, confidence: float = 0.95) -> tuple[Interval, Interval]:
+    """Percentile intervals of mean(a) - mean(b) and of pass@1(a) - pass@1(b), resampling commits.
+
+    `per_commit` is 2 x n (a commit's success in campaign a and b, 0/1); `attempts` is 4 x n (successful
+    attempts in a, in b, finished attempts in a, in b). Each resample draws n commits with replacement and
+    takes all of their attempts, the clustering a per-attempt rate needs. (nan, nan) for no commits, or for
+    pass@1 when a resample has no finished attempt on one side.
+    """
+    n = per_commit.shape[1]
+    if n == 0:
+        return Interval(math.nan, math.nan), Interval(math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    rate_diffs, pass_diffs = [], []
+    chunk = max(1, min(resamples, 2_000_000 // n))
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        sums = per_commit[:, idx].sum(axis=-1)
+        rate_diffs.append((sums[0] - sums[1]) / n)
+        counts = attempts[:, idx].sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pass_diffs.append(counts[0] / counts[2] - counts[1] / counts[3])
+    return _percentile(np.concatenate(rate_diffs), confidence), _percentile(np.concatenate(pass_diffs), confidence)
+
+
+def _percentile(values: np.ndarray, confidence: float) -> Interval:
+    if np.isnan(values).any():
+        return Interval(math.nan, math.nan)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the given order (nan stays nan and is not counted)."""
+    known = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [math.nan] * len(p_values)
+    running, m = 0.0, len(known)
+    for rank, (p, i) in enumerate(known):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
