@@ -24,10 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.campaign_builders import add_attempts, create_campaign, record_plan, seed_like  # noqa: E402
 from tracker.analysis.compare import compare  # noqa: E402
 from tracker.analysis.criteria import example_path  # noqa: E402
+from tracker.analysis.side_by_side import compare_many  # noqa: E402
 from tracker.eventstore.store import EventStore  # noqa: E402
 from tracker.projections.read_model import fold  # noqa: E402
 from tracker.projections.read_model.queries import campaign_exists  # noqa: E402
 from tracker.reports import figures, html_report, markdown  # noqa: E402
+from tracker.reports import side_by_side as side_report  # noqa: E402
 from tracker.reports.export import export  # noqa: E402
 
 BASELINE, RERUN = "bench-original", "bench-rerun"
@@ -92,6 +94,10 @@ def main() -> None:
         timed("CSV tables", lambda: export(result, "csv", folder / "csv"), args.repeat)
         timed("Parquet tables", lambda: export(result, "parquet", folder / "parquet"), args.repeat)
         timed("JSON document", lambda: export(result, "json", folder / "comparison.json"), args.repeat)
+        side = timed("side by side (2 campaigns, bootstrap)", lambda: compare_many(store, [BASELINE, RERUN]),
+                     args.repeat)
+        print(f"  {len(side.commits) // 2:,} shared commits")
+        timed("side by side HTML", lambda: side_report.render_html(side), args.repeat)
 
 
 if __name__ == "__main__":

@@ -132,21 +132,22 @@ def _commit_rows(frame: pd.DataFrame) -> pd.DataFrame:
     finished = frame[~frame["status"].isin(UNFINISHED)]
     wins = (finished["status"] == SUCCESS).groupby([finished["repo"], finished["commit"]]).agg(["sum", "size"])
     wins.columns = ["attempt_successes", "finished_attempts"]
-    return best.merge(wins.reset_index(), on=["repo", "commit"], how="left")
+    out = best.merge(wins.reset_index(), on=["repo", "commit"], how="left")
+    return out.assign(key=out["repo"].astype(str) + "/" + out["commit"].astype(str))
 
 
-def _shared_keys(per_commit: dict[str, pd.DataFrame]) -> set[tuple[str, str]]:
-    keys = [set(zip(frame["repo"], frame["commit"], strict=True)) for frame in per_commit.values()]
+def _shared_keys(per_commit: dict[str, pd.DataFrame]) -> set[str]:
+    """The `repo/commit` keys every campaign ran."""
+    keys = [set(frame["key"]) for frame in per_commit.values()]
     return set.intersection(*keys) if keys else set()
 
 
-def _long_commits(per_commit: dict[str, pd.DataFrame], shared: set[tuple[str, str]], names: list[str]) -> pd.DataFrame:
+def _long_commits(per_commit: dict[str, pd.DataFrame], shared: set[str], names: list[str]) -> pd.DataFrame:
     """The shared commits, one row per commit and campaign, in the campaigns' order."""
     parts = []
     for name in names:
         frame = per_commit[name]
-        keep = [key in shared for key in zip(frame["repo"], frame["commit"], strict=True)]
-        part = frame[keep]
+        part = frame[frame["key"].isin(shared)]
         parts.append(pd.DataFrame({
             "repo": part["repo"], "commit": part["commit"], "campaign": name, "status": part["status"],
             "category": part["category"], "success": part["status"] == SUCCESS,
@@ -164,7 +165,7 @@ def _scoped(frame: pd.DataFrame, scope: str) -> pd.DataFrame:
     return frame if scope == COMBINED else frame[frame["repo"] == scope]
 
 
-def summary_table(commits: pd.DataFrame, per_commit: dict[str, pd.DataFrame], shared: set[tuple[str, str]],
+def summary_table(commits: pd.DataFrame, per_commit: dict[str, pd.DataFrame], shared: set[str],
                   names: list[str], repos: list[str]) -> pd.DataFrame:
     """Per repo (and `all`) and campaign: success on the shared commits with its Wilson interval, pass@1
     over their finished attempts, cost per success, the speedups' geometric mean, and what was not shared."""
@@ -177,14 +178,14 @@ def summary_table(commits: pd.DataFrame, per_commit: dict[str, pd.DataFrame], sh
 
 
 def _summary_row(scope: str, name: str, part: pd.DataFrame, own: pd.DataFrame,
-                 shared: set[tuple[str, str]]) -> dict[str, Any]:
+                 shared: set[str]) -> dict[str, Any]:
     successes, n = int(part["success"].sum()), len(part)
     low, high = wilson_interval(successes, n)
     tries, wins = int(part["attempts"].sum()), int(part["attempt_successes"].sum())
     cost = part["cost_usd"].astype("float64").sum(min_count=1)
     speedups = part["speedup"].astype("float64")
     speedups = speedups[speedups > 0]
-    not_shared = sum(key not in shared for key in zip(own["repo"], own["commit"], strict=True))
+    not_shared = int((~own["key"].isin(shared)).sum())
     return {"repo": scope, "campaign": name, "commits": n, "successes": successes,
             "rate": successes / n if n else np.nan, "low": low, "high": high, "attempts": tries,
             "attempt_successes": wins, "pass_at_1": wins / tries if tries else np.nan, "cost_usd": cost,
@@ -232,11 +233,11 @@ def _share(wins: np.ndarray, tries: np.ndarray) -> float:
     return float(wins.sum()) / total if total else float("nan")
 
 
-def _not_shared_notes(per_commit: dict[str, pd.DataFrame], shared: set[tuple[str, str]]) -> list[str]:
+def _not_shared_notes(per_commit: dict[str, pd.DataFrame], shared: set[str]) -> list[str]:
     """Say, per campaign, how many of its commits the others did not run (they are left out of every figure)."""
     notes = []
     for name, frame in per_commit.items():
-        extra = sum(key not in shared for key in zip(frame["repo"], frame["commit"], strict=True))
+        extra = int((~frame["key"].isin(shared)).sum())
         if extra:
             notes.append(f"{extra} of {len(frame)} commits of {name!r} were not run by every campaign and are "
                          "left out (column not_shared)")

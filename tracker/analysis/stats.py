@@ -93,16 +93,19 @@ def cluster_bootstrap_differences(per_commit: np.ndarray, attempts: np.ndarray, 
     if n == 0:
         return Interval(math.nan, math.nan), Interval(math.nan, math.nan)
     rng = np.random.default_rng(seed)
-    rate_diffs, pass_diffs = [], []
+    values = np.vstack([per_commit, attempts]).T.astype("float64")  # n x 6
+    sums = []
     chunk = max(1, min(resamples, 2_000_000 // n))
     for start in range(0, resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
-        sums = per_commit[:, idx].sum(axis=-1)
-        rate_diffs.append((sums[0] - sums[1]) / n)
-        counts = attempts[:, idx].sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pass_diffs.append(counts[0] / counts[2] - counts[1] / counts[3])
-    return _percentile(np.concatenate(rate_diffs), confidence), _percentile(np.concatenate(pass_diffs), confidence)
+        rows = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        # how often each commit was drawn in each resample; the sums are then one matrix product
+        weights = np.bincount((np.arange(rows)[:, None] * n + idx).ravel(), minlength=rows * n).reshape(rows, n)
+        sums.append(weights @ values)
+    totals = np.concatenate(sums)  # resamples x 6
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pass_diffs = totals[:, 2] / totals[:, 4] - totals[:, 3] / totals[:, 5]
+    return _percentile((totals[:, 0] - totals[:, 1]) / n, confidence), _percentile(pass_diffs, confidence)
 
 
 def _percentile(values: np.ndarray, confidence: float) -> Interval:
