@@ -27,7 +27,10 @@ def rate(k: Any, n: Any, low: Any, high: Any) -> str:
 
 
 def usd(value: Any, digits: int = 2) -> str:
-    return "–" if is_missing(value) else f"${float(value):,.{digits}f}"
+    if is_missing(value):
+        return "–"
+    amount = float(value)
+    return f"{'−' if amount < 0 else ''}${abs(amount):,.{digits}f}"
 
 
 def number(value: Any, digits: int = 0) -> str:

@@ -228,7 +228,9 @@ def _criteria_row(ax: Any, part: pd.DataFrame, scope: str) -> None:
     for j, (level, threshold) in enumerate(zip(part["level"], part["threshold"], strict=True)):
         height = 0.38 + 0.42 * (j % 2)  # staggered: neighbouring thresholds' labels would overlap
         ax.plot([int(threshold)] * 2, [-0.36, height], color="#212529", linestyle="--", linewidth=0.8)
-        ax.text(int(threshold), height, f"{level} {int(threshold)}", ha="center", va="bottom", fontsize=7.5)
+        # near the right edge the label ends at its line, clear of the level text beside the axis
+        align = "right" if int(threshold) >= 0.8 * peak else "center"
+        ax.text(int(threshold), height, f"{level} {int(threshold)}", ha=align, va="bottom", fontsize=7.5)
     of_text = "" if scale is None else f" of {scale}"
     ax.text(1.01, 0.5, f"{count}{of_text}\n{reached.replace('_', ' ')}", transform=ax.transAxes, va="center",
             fontsize=7.5)
