@@ -10,6 +10,7 @@ proxy asks for it, and drops the extra usage-only chunk when the client had not 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,10 +105,8 @@ def read_document(doc: Any, found: Metered, source: str) -> None:
 def read_body(body: bytes) -> Metered:
     """The model, usage and error of a whole JSON answer (nothing when it is no JSON)."""
     found = Metered()
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         read_document(orjson.loads(body), found, "body")
-    except orjson.JSONDecodeError:
-        pass
     return found
 
 
