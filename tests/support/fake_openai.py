@@ -127,6 +127,8 @@ class FakeOpenAI:
         self.bodies: list[dict[str, Any]] = []
         """Every request body received, parsed (a test sees what the proxy forwarded)."""
         self.auth_headers: list[str] = []
+        self.log: list[tuple[str, str, float, float]] = []
+        """(route, answer, received at, answered at) per request, on `time.monotonic()`."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -169,7 +171,15 @@ class FakeOpenAI:
                 request = json.loads(self.rfile.read(length) or b"{}") if length else {}
                 with fake._lock:
                     fake.bodies.append(request)
+                received = time.monotonic()
                 answer = fake._next(route)
+                try:
+                    self._give(route, answer, request, ok_body)
+                finally:
+                    with fake._lock:
+                        fake.log.append((route, answer, received, time.monotonic()))
+
+            def _give(self, route: str, answer: str, request: dict[str, Any], ok_body: dict[str, Any]) -> None:
                 if answer == "hang":
                     time.sleep(fake.hang_s)
                     return

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracker.analysis.cost_check import cost_check
+from tracker.analysis.cost_check import cost_check, cost_summary
 from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
 from tracker.analysis.stats import mcnemar_exact, newcombe_interval, wilson_interval
 from tracker.classify.rules import default_rule_table
@@ -214,11 +214,6 @@ CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
 """What a baseline root cause says a fix came from: the agent fix (the failure it targets), infrastructure
 restored (quota, key, SSO, connection, the harness), or the model's own limits; anything else is `unknown`."""
 _GROUP_OF = {category: group for group, categories in CAUSE_GROUPS.items() for category in categories}
-
-
-def cost_summary(check: dict[str, Any]) -> dict[str, Any]:
-    """The three-way cost without the per-attempt list (the disagreements stay, each named)."""
-    return {key: value for key, value in check.items() if key != "attempts"}
 
 
 def cost_notes(campaign: str, costs: dict[str, Any]) -> list[str]:

@@ -98,24 +98,29 @@ class AttemptCosts:
     disagreement: str | None
 
 
+def _attempt_costs(row: dict[str, Any], meter: Metered | None, prices: PriceTable, share: float) -> AttemptCosts:
+    """One read-model attempt row with what the proxy metered for it."""
+    trajectory = prices.cost_usd(billed_model(row["model"], row.get("usage_model")), row["input_tokens"],
+                                 row["cached_input_tokens"], row["output_tokens"])
+    costs = {"proxy": round(meter.cost_usd, 6) if meter else None, "trajectory": _number(trajectory),
+             "agent": _number(row.get("agent_reported_cost_usd"))}
+    return AttemptCosts(row["stream_id"], row["commit"], row["run_timestamp"], meter.requests if meter else 0,
+                        costs["proxy"], costs["trajectory"], costs["agent"], disagreement(costs, share))
+
+
+def _total(rows: list[AttemptCosts], name: str) -> float:
+    return round(sum(getattr(r, f"{name}_usd") or 0.0 for r in rows), 4)
+
+
 def cost_check(store: EventStore, campaign: str, prices: PriceTable, share: float = DISAGREE_SHARE) -> JsonDict:
     """Every attempt's three costs, the totals, and the disagreements named (see module docstring)."""
     metered = metered_by_attempt(store, campaign, prices)
-    streams = _tokens_by_stream(store, campaign)
-    by_stream = {streams[token]: m for token, m in metered.items() if token in streams}
-    rows = []
-    for row in attempts_frame(store, campaign, prices=prices).to_dict("records"):
-        meter = by_stream.get(row["stream_id"])
-        trajectory = prices.cost_usd(billed_model(row["model"], row.get("usage_model")), row["input_tokens"],
-                                     row["cached_input_tokens"], row["output_tokens"])
-        costs = {"proxy": round(meter.cost_usd, 6) if meter else None, "trajectory": _number(trajectory),
-                 "agent": _number(row.get("agent_reported_cost_usd"))}
-        rows.append(AttemptCosts(row["stream_id"], row["commit"], row["run_timestamp"], meter.requests if meter else 0,
-                                 costs["proxy"], costs["trajectory"], costs["agent"], disagreement(costs, share)))
-    unattributed = sum(m.cost_usd for token, m in metered.items() if token not in streams)
+    by_stream, unattributed = _attributed(metered, _tokens_by_stream(store, campaign))
+    rows = [_attempt_costs(row, by_stream.get(row["stream_id"]), prices, share)
+            for row in attempts_frame(store, campaign, prices=prices).to_dict("records")]
     return {
         "threshold_share": share, "threshold_min_usd": DISAGREE_MIN_USD, "price_table_version": prices.version,
-        "totals": {f"{name}_usd": round(sum(getattr(r, f"{name}_usd") or 0.0 for r in rows), 4) for name in SOURCES},
+        "totals": {f"{name}_usd": _total(rows, name) for name in SOURCES},
         "metered_attempts": sum(r.proxy_usd is not None for r in rows),
         "unattributed_proxy_usd": round(unattributed, 4),
         "requests": sum(m.requests for m in metered.values()),
@@ -123,6 +128,22 @@ def cost_check(store: EventStore, campaign: str, prices: PriceTable, share: floa
         "disagreements": [asdict(r) for r in rows if r.disagreement],
         "attempts": [asdict(r) for r in rows],
     }
+
+
+def _attributed(metered: dict[str | None, Metered], streams: dict[str, str]) -> tuple[dict[str, Metered], float]:
+    """What was metered by attempt stream, and the cost of requests whose attempt is not known."""
+    by_stream, unattributed = {}, 0.0
+    for token, entry in metered.items():
+        if token in streams:
+            by_stream[streams[token]] = entry
+        else:
+            unattributed += entry.cost_usd
+    return by_stream, unattributed
+
+
+def cost_summary(check: JsonDict) -> JsonDict:
+    """The three-way cost without the per-attempt list (the disagreements stay, each named)."""
+    return {key: value for key, value in check.items() if key != "attempts"}
 
 
 def _errors(metered: dict[str | None, Metered]) -> dict[str, int]:
