@@ -9,6 +9,7 @@ import click
 from runners.context import AppContext, pass_app
 from runners.options import prices_option
 from tracker.analysis.cost_check import metered_total
+from tracker.classify.redaction import redact
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import check_campaign_name
 from tracker.errors import UnknownCampaign
@@ -43,8 +44,8 @@ def proxy_command(app: AppContext, campaign: str, upstream: str | None, host: st
     spent = _spent(app, campaign, prices)
     proxy = MeteringProxy(store, campaign, upstream=upstream or default_upstream(), host=host, port=port,
                           budget_usd=budget_usd, spent_before_usd=spent, prices=prices).start()
-    click.echo(f"metering {campaign} on {proxy.base_url} -> {proxy.upstream} (spent so far ${spent:.2f}); "
-               f"agents: OPENAI_BASE_URL={proxy.attempt_url('<attempt>')}", err=True)
+    click.echo(redact(f"metering {campaign} on {proxy.base_url} -> {proxy.upstream} (spent so far ${spent:.2f}); "
+                      f"agents: OPENAI_BASE_URL={proxy.attempt_url('<attempt>')}"), err=True)
     try:
         while proxy.alive():
             time.sleep(0.5)

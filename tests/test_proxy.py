@@ -179,9 +179,9 @@ def test_the_budget_refuses_the_first_request_that_would_pass_it(sqlite_url: str
 
 
 def test_the_budget_counts_what_was_spent_before(sqlite_url: str) -> None:
-    with EventStore.open(sqlite_url) as store, FakeOpenAI(usage=USAGE) as api:
-        with proxied(store, api, budget_usd=1.0, spent_before_usd=1.0) as proxy, pytest.raises(openai.APIStatusError):
-            client(proxy).responses.create(model="gpt-5", input="hi")
+    with (EventStore.open(sqlite_url) as store, FakeOpenAI(usage=USAGE) as api,
+          proxied(store, api, budget_usd=1.0, spent_before_usd=1.0) as proxy, pytest.raises(openai.APIStatusError)):
+        client(proxy).responses.create(model="gpt-5", input="hi")
     assert api.hits["responses"] == 0
 
 
@@ -223,3 +223,47 @@ def test_three_figures_that_disagree_are_named() -> None:
     named = disagreement({"proxy": 1.0, "trajectory": 0.8, "agent": 1.0})
     assert named is not None and "proxy $1.0000 vs trajectory $0.8000 (+25%)" in named and "agent" in named
     assert disagreement({"proxy": 0.004, "trajectory": 0.0, "agent": None}) is None  # under a cent
+
+
+def test_track_proxy_meters_until_interrupted_and_keeps_the_key_out(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    db = tmp_path / "events.db"
+    with FakeOpenAI(usage=USAGE) as api:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runners.cli", "--db", f"sqlite:///{db}", "proxy", "--campaign", "camp",
+             "--upstream", api.base_url, "--port", "0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", line)
+        assert match, line
+        c = openai.OpenAI(base_url=f"{match.group(1)}/a/tok-9/v1", api_key=KEY)
+        assert c.responses.create(model="gpt-5", input="hi").usage.output_tokens == 300  # type: ignore[union-attr]
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 0
+    assert "1 requests recorded" in rest and KEY not in line + rest
+    with EventStore.open(f"sqlite:///{db}") as store:
+        [fact] = facts(store)
+    assert fact["attempt_id"] == "tok-9" and fact["input_tokens"] == 1200
+
+
+def test_track_proxy_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+
+    from tests.conftest import run_track
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_track("--db", f"sqlite:///{tmp_path / 'e.db'}", "proxy", "--campaign", "camp",
+                           "--port", str(port))
+    assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr

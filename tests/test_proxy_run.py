@@ -142,3 +142,22 @@ def test_status_shows_the_three_costs_and_names_a_trajectory_that_lost_calls(sql
     assert abs(costs["totals"]["trajectory_usd"] - round(3 * one, 4)) < 1e-4
     [named] = costs["disagreements"]
     assert named["disagreement"].startswith("proxy $0.1710 vs trajectory $0.128") and "(+33%)" in named["disagreement"]
+
+
+def test_track_run_proxy_from_the_command_line(sqlite_url: str, tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import run_track
+
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 2)
+    config(tmp_path)  # lays out the bench root
+    with FakeOpenAI(usage=USAGE) as api:
+        result = run_track("--db", sqlite_url, "run", str(tmp_path / "plan.json"), "--campaign", "rerun",
+                           "--baseline", "orig", "--fix-commit", "a1c6d41", "--bench-root", str(tmp_path / "bench"),
+                           "--log-dir", str(tmp_path / "logs"), "--no-mlflow", "--json", "--proxy", "--",
+                           *_agent(tmp_path, 2, 0.0), env=_env(api))
+        status = run_track("--db", sqlite_url, "status", "rerun")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["succeeded"] == 2 and api.hits["responses"] == 4
+    assert "cost by source: proxy $0.17 (4 requests, 2 attempts), trajectory $0.17" in status.stdout

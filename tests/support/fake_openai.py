@@ -115,6 +115,10 @@ def chat_stream(u: dict[str, int], include_usage: bool) -> list[tuple[str | None
     return [(None, c) for c in chunks]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients connecting at once (the default 5 resets some)
+
+
 class FakeOpenAI:
     """Run with `with FakeOpenAI({"responses": ["server_error", "ok"]}) as api: api.base_url`."""
 
@@ -130,7 +134,7 @@ class FakeOpenAI:
         self.log: list[tuple[str, str, float, float]] = []
         """(route, answer, received at, answered at) per request, on `time.monotonic()`."""
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

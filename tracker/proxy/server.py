@@ -47,8 +47,8 @@ class MeteringProxy:
                            on_stop or self._record_stop)
         self.app = MeteringApp(campaign, Upstream(self.upstream), self.guard, self.writer)
         self._socket = _bind(host, port)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", http="h11",
-                                loop="asyncio", server_header=False, date_header=False, timeout_keep_alive=60)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", http="auto",
+                                loop="auto", server_header=False, date_header=False, timeout_keep_alive=60)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="track-proxy", daemon=True)
 
