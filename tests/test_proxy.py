@@ -267,3 +267,44 @@ def test_track_proxy_refuses_a_port_in_use(tmp_path: Path) -> None:
         result = run_track("--db", f"sqlite:///{tmp_path / 'e.db'}", "proxy", "--campaign", "camp",
                            "--port", str(port))
     assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_an_unreachable_api_is_a_502_in_the_apis_shape(sqlite_url: str) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once this closes
+    with (EventStore.open(sqlite_url) as store,
+          MeteringProxy(store, "camp", upstream=f"http://127.0.0.1:{port}/v1", flush_every_s=0.05).start() as proxy):
+        with pytest.raises(openai.InternalServerError) as error:
+            client(proxy, retries=0).responses.create(model="gpt-5", input="hi")
+        assert error.value.status_code == 502 and error.value.code == "upstream_unreachable"
+    [fact] = facts(store)
+    assert fact["status"] == 502 and fact["error_type"] == "upstream_unreachable" and fact["input_tokens"] is None
+
+
+@pytest.mark.postgres
+def test_a_store_that_blinks_delays_the_facts_not_the_requests(pg_url: str) -> None:
+    from tests.support.blinking_proxy import BlinkingProxy
+
+    EventStore.open(pg_url).close()
+    blinking = BlinkingProxy(("127.0.0.1", 5432))
+    with EventStore.open(blinking.url(pg_url)) as store, FakeOpenAI(usage=USAGE) as api:
+        with MeteringProxy(store, "camp", upstream=api.base_url, flush_every_s=0.1).start() as proxy:
+            c = client(proxy)
+            _chat(c, stream=False)
+            time.sleep(0.3)
+            blinking.blink(2.0)
+            start = time.monotonic()
+            for _ in range(5):
+                _chat(c, stream=False)
+            took = time.monotonic() - start
+            time.sleep(0.3)
+            waiting = proxy.writer.pending
+            time.sleep(2.5)
+    with EventStore.open(pg_url) as store:
+        recorded = facts(store)
+        assert store.verify().ok
+    assert took < 1.0 and waiting >= 5  # answered at once while the store was down; facts kept meanwhile
+    assert len(recorded) == 6 and len({f["started_at"] for f in recorded}) == 6

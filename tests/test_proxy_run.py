@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.test_run import config, make_baseline, write_plan
+from tracker.analysis.compare import compare
 from tracker.domain.events import decode
 from tracker.domain.run_events import CampaignStopped
 from tracker.eventstore.store import EventStore
@@ -134,7 +135,10 @@ def test_status_shows_the_three_costs_and_names_a_trajectory_that_lost_calls(sql
         with EventStore.open(sqlite_url) as store:
             result = run_campaign(store, [tmp_path / "plan.json"], cfg)
             status = campaign_status(store, "rerun")
+            comparison = compare(store, "orig", "rerun")
     assert result.succeeded == 1
+    assert comparison.costs["totals"] == status["costs"]["totals"]
+    assert any(note.startswith("cost disagreement in rerun") and "proxy $0.1710" in note for note in comparison.notes)
     costs = status["costs"]
     one = ONE_CALL_USD
     assert costs["requests"] == 4 and costs["metered_attempts"] == 1

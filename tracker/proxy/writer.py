@@ -38,6 +38,11 @@ class FactWriter:
         self._thread.start()
         return self
 
+    @property
+    def pending(self) -> int:
+        """Facts queued and not appended yet."""
+        return len(self._pending)
+
     def put(self, fact: ApiRequestMetered) -> None:
         """Queue one fact (never blocks on the store)."""
         self._pending.append(fact.to_new_event(metadata=self.metadata))
