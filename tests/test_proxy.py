@@ -290,19 +290,19 @@ def test_a_store_that_blinks_delays_the_facts_not_the_requests(pg_url: str) -> N
 
     EventStore.open(pg_url).close()
     blinking = BlinkingProxy(("127.0.0.1", 5432))
-    with EventStore.open(blinking.url(pg_url)) as store, FakeOpenAI(usage=USAGE) as api:
-        with MeteringProxy(store, "camp", upstream=api.base_url, flush_every_s=0.1).start() as proxy:
-            c = client(proxy)
+    with (EventStore.open(blinking.url(pg_url)) as store, FakeOpenAI(usage=USAGE) as api,
+          MeteringProxy(store, "camp", upstream=api.base_url, flush_every_s=0.1).start() as proxy):
+        c = client(proxy)
+        _chat(c, stream=False)
+        time.sleep(0.3)
+        blinking.blink(2.0)
+        start = time.monotonic()
+        for _ in range(5):
             _chat(c, stream=False)
-            time.sleep(0.3)
-            blinking.blink(2.0)
-            start = time.monotonic()
-            for _ in range(5):
-                _chat(c, stream=False)
-            took = time.monotonic() - start
-            time.sleep(0.3)
-            waiting = proxy.writer.pending
-            time.sleep(2.5)
+        took = time.monotonic() - start
+        time.sleep(0.3)
+        waiting = proxy.writer.pending
+        time.sleep(2.5)
     with EventStore.open(pg_url) as store:
         recorded = facts(store)
         assert store.verify().ok

@@ -74,6 +74,8 @@ class FactWriter:
             self._thread.join(timeout=30)
         while self._pending and self.flush():
             pass
+        if self._pending:
+            _LOG.error("%d metered facts could not be appended: the store stayed unreachable", len(self._pending))
 
     def _loop(self) -> None:
         while not self._closing.is_set():

@@ -12,7 +12,9 @@ estimate would pass it. A stop request (SIGINT) lets running items finish; a har
 and records them as interrupted.
 
 Run-folder discovery and the runner's fact patching live in `run_folders`, cost and budget accounting
-in `budget`; this module drives the queue, the claims, the agent processes and the recording.
+in `budget`; this module drives the queue, the claims, the agent processes and the recording. With
+`proxy`, the metering proxy (`metered`) sees every API request: its quota/key stop and budget refusal
+come in through `_on_proxy_stop`, and a proxy that stops serving stops the campaign (`proxy_down`).
 """
 
 from __future__ import annotations
