@@ -40,7 +40,8 @@ for i in range(int(calls)):
         else:
             usage = client.responses.create(model="gpt-5", input="hi").usage
     except openai.APIStatusError as exc:
-        print(f"Error: {exc.status_code} {exc.code}", flush=True)
+        if not os.environ.get("AGENT_QUIET"):  # quiet: the runner learns of the error only from the store
+            print(f"Error: {exc.status_code} {exc.code}", flush=True)
         status = "error"
         break
     interactions.append({"response": {"usage": {"input_tokens": usage.input_tokens,
@@ -165,3 +166,23 @@ def test_track_run_proxy_from_the_command_line(sqlite_url: str, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["succeeded"] == 2 and api.hits["responses"] == 4
     assert "cost by source: proxy $0.17 (4 requests, 2 attempts), trajectory $0.17" in status.stdout
+
+
+def test_runners_obey_the_stop_a_standalone_proxy_records(sqlite_url: str, tmp_path: Path) -> None:
+    from tracker.proxy.server import MeteringProxy
+
+    make_baseline(sqlite_url)
+    write_plan(tmp_path / "plan.json", 4)
+    with (FakeOpenAI({"responses": ["ok"] * 4 + ["insufficient_quota", "ok"]}, usage=USAGE) as api,
+          EventStore.open(sqlite_url) as proxy_store,
+          MeteringProxy(proxy_store, "rerun", upstream=api.base_url).start() as proxy):
+        env = {"OPENAI_BASE_URL": proxy.base_url, "OPENAI_API_KEY": KEY, "AGENT_QUIET": "1"}
+        cfg = config(tmp_path, workers=2, template=_agent(tmp_path, 400, 0.05), env=env)
+        with EventStore.open(sqlite_url) as store:
+            t0 = time.monotonic()
+            result = run_campaign(store, [tmp_path / "plan.json"], cfg)
+            took = time.monotonic() - t0
+            stops = _stops(store)
+    assert result.stopped and "stopped by another runner" in result.stopped and "quota_exceeded" in result.stopped
+    assert [s.category for s in stops] == ["quota_exceeded"] and stops[0].detail.startswith("attempt -")
+    assert took < 15 and api.hits["responses"] <= 6
