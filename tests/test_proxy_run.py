@@ -94,6 +94,9 @@ def test_a_quota_error_mid_campaign_stops_it_within_seconds(sqlite_url: str, tmp
     assert len(started) == 2 and len(interrupted) == 2  # both running items ended; no new item started
     assert {f["attempt_id"] for f in metered} == {e.payload["claim_token"] for e in started}
     assert sum(1 for f in metered if f["refused"] is None) == len(log)
+    stored = b"".join(f.read_bytes() for f in Path(sqlite_url.removeprefix("sqlite:///")).parent.rglob("*")
+                      if f.is_file())
+    assert KEY.encode() not in stored and KEY[8:28].encode() not in stored  # nor in the logs, plans or anchors
 
 
 def test_a_proxy_that_stops_serving_takes_the_campaign_down(sqlite_url: str, tmp_path: Path) -> None:
