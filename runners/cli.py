@@ -63,6 +63,7 @@ COMMANDS = {
     "preflight": "runners.commands_run:preflight_command",
     "run": "runners.commands_run:run_command",
     "status": "runners.commands_run:status_command",
+    "proxy": "runners.commands_proxy:proxy_command",
     "sync": "runners.commands_mlflow:sync_command",
     "ui": "runners.commands_mlflow:ui_command_cli",
     "compare": "runners.commands_compare:compare_command",

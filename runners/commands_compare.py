@@ -181,6 +181,12 @@ def _terminal(result: Comparison) -> str:
     if len(result.criteria):
         lines += ["criteria:", table(*display.criteria(result)), ""]
     lines += ["cost:", table(*display.cost(result)), ""]
+    if result.costs.get("requests"):
+        t = result.costs["totals"]
+        lines += [f"cost by source ({result.rerun['name']}): proxy ${t['proxy_usd']:.2f}, trajectory "
+                  f"${t['trajectory_usd']:.2f}, agent-reported ${t['agent_usd']:.2f}; "
+                  f"{len(result.costs['disagreements'])} attempts disagree past "
+                  f"{result.costs['threshold_share']:.0%}", ""]
     lines += [f"note: {note}" for note in result.notes]
     lines += ["", format_table(commits, [
         "repo", "commit", "item_id", "baseline_status", "baseline_category", "rerun_status", "rerun_category",

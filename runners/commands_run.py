@@ -183,6 +183,14 @@ class _TemplateCommand(click.Command):
 @click.option("--bench-cfg", default="bench.yaml", show_default=True, help="Bench config, relative to --bench-root.")
 @click.option("--log-dir", default="mlruns/attempt-logs", show_default=True, type=click.Path(path_type=Path),
               help="Where each attempt's stdout/stderr log is kept.")
+@click.option("--proxy", is_flag=True,
+              help="Run the metering proxy for the campaign and point each agent at it (OPENAI_BASE_URL): every "
+                   "API request recorded with its usage, a quota or key error stops the campaign at once, the "
+                   "budget is enforced per request.")
+@click.option("--proxy-upstream", default=None, metavar="URL",
+              help="Where the proxy forwards (default: OPENAI_BASE_URL, else the OpenAI API).")
+@click.option("--proxy-port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="The proxy's port on 127.0.0.1 (0: any free one).")
 @prices_option
 @click.option("--stream", "stream_output", is_flag=True, help="Print the agents' output instead of a progress bar.")
 @click.option("--check", "check_only", is_flag=True,
@@ -376,4 +384,19 @@ def _status_text(s: dict[str, Any]) -> str:
         lines.append(f"setup problems (harness_error, not the model's): {s['harness_errors']} attempts")
     if s["stopped"]:
         lines.append(f"stopped: {s['stopped']['reason']} ({s['stopped']['detail']})")
-    return "\n".join(lines)
+    return "\n".join(lines + _costs_lines(s["costs"]))
+
+
+def _costs_lines(costs: dict[str, Any]) -> list[str]:
+    """Proxy, trajectory and agent cost side by side, and each attempt where they disagree."""
+    if not costs["requests"] and not costs["totals"]["agent_usd"]:
+        return []
+    t = costs["totals"]
+    lines = [f"cost by source: proxy ${t['proxy_usd']:.2f} ({costs['requests']} requests, "
+             f"{costs['metered_attempts']} attempts), trajectory ${t['trajectory_usd']:.2f}, "
+             f"agent-reported ${t['agent_usd']:.2f}"]
+    if costs["errors"]:
+        lines.append("API errors seen by the proxy: " + ", ".join(f"{k} {v}" for k, v in costs["errors"].items()))
+    for d in costs["disagreements"][:10]:
+        lines.append(f"cost disagreement {d['commit'][:12]} {d['run_timestamp'] or ''}: {d['disagreement']}")
+    return lines

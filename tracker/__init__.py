@@ -40,6 +40,8 @@ _PUBLIC = {
     "run_campaign": "tracker.rerun.execution",
     "RunConfig": "tracker.rerun.execution",
     "campaign_status": "tracker.rerun.status",
+    "MeteringProxy": "tracker.proxy.server",
+    "cost_check": "tracker.analysis.cost_check",
     "sync": "tracker.projections.mlflow.runs",
     "compare_campaigns": "tracker.analysis.compare:compare",  # not `compare`: that is the name of the module
     "compare_many": "tracker.analysis.side_by_side",

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tracker.analysis.cost_check import cost_check, cost_summary
 from tracker.analysis.criteria import COMBINED, Criteria, load_criteria
 from tracker.analysis.stats import mcnemar_exact, newcombe_interval, wilson_interval
 from tracker.classify.rules import default_rule_table
@@ -118,6 +119,8 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     attribution: pd.DataFrame = field(default_factory=lambda: typed(pd.DataFrame(), ATTRIBUTION_SCHEMA))
     control: pd.DataFrame = field(default_factory=lambda: typed(pd.DataFrame(), CONTROL_SCHEMA))
+    costs: dict[str, Any] = field(default_factory=dict)
+    """The rerun's three-way cost (`cost_check`): proxy, trajectory and agent figures, disagreements named."""
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"commits": self.commits, "summary": self.summary, "transitions": self.transitions,
@@ -142,7 +145,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline, "rerun": self.rerun, "meta": self.meta, "notes": self.notes,
-            "estimate": self.estimate,
+            "estimate": self.estimate, "costs": self.costs,
             "tables": {name: queries.frame_records(frame) for name, frame in self.tables().items()},
         }
 
@@ -194,10 +197,12 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     criteria_frame = _criteria_frame(with_fix[arm[with_fix.index] != CONTROL_ARM], repos, criteria, notes, planned)
     meta = {**_meta(store, repo, level, prices, criteria), **run_metadata(store, baseline, rerun, rerun_info)}
     notes += _design_notes(summary) + _arm_notes(commits)
+    costs = cost_summary(cost_check(store, rerun, prices))
+    notes += cost_notes(rerun, costs)
     return Comparison(baseline=base_info, rerun=rerun_info, commits=commits, summary=summary,
                       transitions=transition_table(with_fix), criteria=criteria_frame, cost=cost,
                       estimate=estimate, meta=meta, notes=notes, attribution=attribution_table(with_fix),
-                      control=control_table(commits))
+                      control=control_table(commits), costs=costs)
 
 
 CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -209,6 +214,16 @@ CAUSE_GROUPS: dict[str, tuple[str, ...]] = {
 """What a baseline root cause says a fix came from: the agent fix (the failure it targets), infrastructure
 restored (quota, key, SSO, connection, the harness), or the model's own limits; anything else is `unknown`."""
 _GROUP_OF = {category: group for group, categories in CAUSE_GROUPS.items() for category in categories}
+
+
+def cost_notes(campaign: str, costs: dict[str, Any]) -> list[str]:
+    """A note naming each attempt whose proxy, trajectory and agent costs disagree past the threshold."""
+    found = costs.get("disagreements") or []
+    notes = [f"cost disagreement in {campaign} {d['commit'][:12]} {d['run_timestamp'] or ''}: {d['disagreement']}"
+             for d in found[:5]]
+    if len(found) > 5:
+        notes.append(f"{len(found) - 5} more attempts of {campaign} whose costs disagree (see costs in --json)")
+    return notes
 
 
 def cause_group(category: Any) -> str:

@@ -151,3 +151,40 @@ class BudgetSettled(DomainEvent):
     TYPE = "budget.settled"
     token: str
     cost_usd: float
+
+
+@domain_event
+@dataclass(frozen=True)
+class ApiRequestMetered(DomainEvent):
+    """One API request as the metering proxy saw it pass (or refused it): the API's own usage, never the key.
+
+    Tokens are the API's counts (cached inside input, reasoning inside output, as OpenAI bills them);
+    None where the answer carried no usage. Cost is derived from them by the price table, not stored.
+    """
+
+    TYPE = "api.request_metered"
+    campaign: str
+    attempt_id: str | None
+    """The attempt the runner gave the agent in its base URL (`/a/<attempt_id>/v1`): its claim token."""
+    method: str
+    path: str
+    route: str
+    """`responses`, `chat` (Chat Completions) or `other` (passed through, not metered for usage)."""
+    stream: bool
+    status: int
+    model: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    refused: str | None = None
+    """Why the proxy answered itself instead of forwarding: `budget` or `stopped`; None when forwarded."""
+    latency_ms: float | None = None
+    """Request received to the upstream's response headers."""
+    duration_ms: float | None = None
+    """Request received to the last byte passed on."""
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    usage_source: str | None = None
+    """`body`, `stream` (the final streamed event), or `stream_injected` (usage asked for by the proxy)."""
+    started_at: float = 0.0

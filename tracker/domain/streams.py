@@ -76,3 +76,11 @@ def check_campaign_name(name: str) -> str:
         )
     return name
 
+
+
+METER_PREFIX = "meter:"
+
+
+def meter_stream(campaign: str) -> str:
+    """`meter:<campaign>`: every API request the metering proxy passed for the campaign's agents."""
+    return f"{METER_PREFIX}{campaign}"

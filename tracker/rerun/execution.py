@@ -12,7 +12,9 @@ estimate would pass it. A stop request (SIGINT) lets running items finish; a har
 and records them as interrupted.
 
 Run-folder discovery and the runner's fact patching live in `run_folders`, cost and budget accounting
-in `budget`; this module drives the queue, the claims, the agent processes and the recording.
+in `budget`; this module drives the queue, the claims, the agent processes and the recording. With
+`proxy`, the metering proxy (`metered`) sees every API request: its quota/key stop and budget refusal
+come in through `_on_proxy_stop`, and a proxy that stops serving stops the campaign (`proxy_down`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from tracker.rerun.campaign_stops import CampaignStops
 from tracker.rerun.claims import Claim, Claims, Holder, Refusal
 from tracker.rerun.estimate import estimate_items, summarise
 from tracker.rerun.harness import diagnose
+from tracker.rerun.metered import PROXY_DOWN, MeteredAgents
 from tracker.rerun.planning import PlanItem, plan_from_files, record_plan
 from tracker.rerun.process import AgentProcess, LineParser, ProcessResult, kill_orphan_group
 from tracker.rerun.run_folders import RunFolders, attempt_workdir, bench_skipped
@@ -100,6 +103,11 @@ class RunConfig:
     env: dict[str, str] | None = None
     store_outage_s: float = 120.0
     """How long the store may be unreachable before the run gives up (the agents keep running meanwhile)."""
+    proxy: bool = False
+    """Run the metering proxy for the campaign and point each agent at it (`OPENAI_BASE_URL`)."""
+    proxy_upstream: str | None = None
+    """Where the proxy forwards to; None: the agents' `OPENAI_BASE_URL`, else the OpenAI API."""
+    proxy_port: int = 0
 
 
 @dataclass
@@ -201,6 +209,7 @@ class CampaignRunner:
         self._queue = list(items)
         self._failure: Exception | None = None
         self._stop_recorded = False
+        self.metered = MeteredAgents(store, config, self.metadata, self._on_proxy_stop) if config.proxy else None
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -209,6 +218,21 @@ class CampaignRunner:
         self.others = CampaignStops(self.store, self.config.campaign, self.run_id)
         if self.shared is not None:
             self.shared.open(self.progress.spent_before_usd)
+        if self.metered is not None:
+            self.metered.start(self.progress.spent_before_usd)
+        try:
+            self._drive()
+        finally:
+            if self.metered is not None:
+                self.metered.close()
+        fold.catch_up(self.store)
+        self._notify()
+        if self._failure is not None:
+            raise self._failure
+        return self.progress
+
+    def _drive(self) -> None:
+        """The workers, supervised until every one is done; the stop recorded."""
         workers = [threading.Thread(target=self._worker, name=f"track-run-{i}", daemon=True)
                    for i in range(max(1, self.config.workers))]
         for worker in workers:
@@ -222,15 +246,14 @@ class CampaignRunner:
         if self.stop.reason:
             self.progress.stopped = self.stop.reason
             self._record_stop()
-        fold.catch_up(self.store)
-        self._notify()
-        if self._failure is not None:
-            raise self._failure
-        return self.progress
 
     def _supervise(self) -> None:
         """Heartbeats, item timeouts, hard stops and other runners' stops (runs on the calling thread)."""
         self._obey_other_runners()
+        if self.metered is not None and not self.metered.alive() and self.stop.category != PROXY_DOWN:
+            self.stop.request(f"{PROXY_DOWN}: the metering proxy stopped serving, every agent would lose the API",
+                              hard=True, category=PROXY_DOWN, detail=self.metered.url)
+            self._record_stop()
         now = time.monotonic()
         with self._lock:
             running = list(self._running.values())
@@ -372,7 +395,8 @@ class CampaignRunner:
         self._record_start(claim, command, log_file, bench_id)
         parser = LineParser(on_fatal=self._on_fatal)
         echo = (lambda line: self.echo(f"[{item.item_id}] {line}")) if self.echo else None  # type: ignore[misc]
-        process = AgentProcess(command, config.bench_root, log_file, parser, echo, config.env,
+        env = self.metered.env(claim.token, config.env) if self.metered else config.env
+        process = AgentProcess(command, config.bench_root, log_file, parser, echo, env,
                                on_start=lambda pid: self._record_agent(claim, pid))
         deadline = time.monotonic() + config.item_timeout_s if config.item_timeout_s else None
         with self._lock:
@@ -525,6 +549,14 @@ class CampaignRunner:
             return
         self.stop.request(f"{category}: every further item would fail and cost", hard=True, category=category,
                           detail=detail)
+        self._record_stop()
+
+    def _on_proxy_stop(self, category: str, detail: str) -> None:
+        """The proxy met a quota or key error (stop at once) or refused a request past the budget (no new item)."""
+        if category in FATAL:
+            self._on_fatal(category, f"metering proxy: {detail}")
+            return
+        self.stop.request("budget", detail=f"metering proxy: {detail}")
         self._record_stop()
 
     def _on_setup_problem(self, bench_id: str, facts: RunFacts) -> _Outcome:

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from statistics import median
 
+from tracker.analysis.cost_check import cost_check, cost_summary
 from tracker.domain.events import JsonDict, RecordedEvent, decode
 from tracker.domain.outcomes import COMMIT_SUCCESS_RULE
 from tracker.domain.pricing import PriceTable, load_price_table
@@ -143,4 +144,5 @@ def campaign_status(store: EventStore, campaign: str, price_table: str | None = 
         "eta_s": _eta(attempts, items), "running_items": sorted(items.running),
         "stopped": stopped,
         "price_table_version": prices.version,
+        "costs": cost_summary(cost_check(store, campaign, prices)),
     }
