@@ -77,11 +77,12 @@ def test_every_attempt_becomes_one_run_with_params_metrics_tags_artifacts(store_
     client = MlflowClient(mlflow_uri)
     key_run = next(r for r in runs.values() if r.data.tags.get("failure_category") == "invalid_api_key")
     assert key_run.info.status == "FAILED" and key_run.data.tags["status"] == "error"
-    assert key_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert key_run.data.tags[mapping.CAMPAIGN_RUN_TAG] == parent.info.run_id
+    assert "mlflow.parentRunId" not in key_run.data.tags  # at top level: a commit filter finds it
     assert "401" in key_run.data.tags["failure_evidence"] and "sk-[REDACTED]" in key_run.data.tags["failure_evidence"]
     params = key_run.data.params
     assert params["phase"] == "original" and params["agent_fix_commit"] == "none" and len(params["commit"]) == 40
-    assert key_run.info.run_name == f"{params['repo']}@{params['commit'][:8]} · original"
+    assert key_run.info.run_name == f"original · {params['repo']}@{params['commit'][:8]} · invalid_api_key"
     assert {"input_tokens", "total_tokens", "cost_usd", "duration_s", "patch_lines"} <= set(key_run.data.metrics)
     assert key_run.data.tags["price_table_version"] == load_price_table().version
     local = Path(client.download_artifacts(key_run.info.run_id, ""))
@@ -100,14 +101,14 @@ def test_original_and_rerun_of_one_commit_are_linked(store: EventStore, tmp_path
     rerun = next(r for s, r in runs.items() if s.startswith("attempt:rerun1:"))
     originals = [r for s, r in runs.items() if s.startswith("attempt:orig:") and r.data.params["commit"] == COMMIT]
     latest = max(originals, key=lambda r: r.data.params["run_timestamp"])
-    assert rerun.info.run_name == f"sglang@{COMMIT[:8]} · rerun"
+    assert rerun.info.run_name == f"rerun · sglang@{COMMIT[:8]} · ok"
     assert rerun.data.params["agent_fix_commit"] == "a1c6d41" and rerun.data.params["phase"] == "rerun"
     assert rerun.data.tags["status"] == "success" and rerun.data.tags["failure_category"] == "none"
     assert rerun.info.status == "FINISHED"
     assert rerun.data.tags["track.baseline_run_id"] == latest.info.run_id
     assert latest.info.run_id in rerun.data.tags["track.baseline_run_url"]
     assert rerun.data.tags["track.baseline_failure_category"] == latest.data.tags["failure_category"] != "none"
-    assert rerun.data.tags["mlflow.parentRunId"] == runs["campaign:rerun1"].info.run_id
+    assert rerun.data.tags[mapping.CAMPAIGN_RUN_TAG] == runs["campaign:rerun1"].info.run_id
     assert rerun.info.experiment_id == latest.info.experiment_id  # side by side in one experiment
 
 
@@ -340,7 +341,9 @@ def test_mapping_a_rerun_names_its_fix_commit_and_the_run() -> None:
     row = _row(campaign="rerun1", commit="2265d0bf976f7deb", agent="trae", model="gpt-5")
     assert mapping.attempt_params(row, RERUN_CAMPAIGN, "rerun")["agent_fix_commit"] == "a1c6d41"
     assert mapping.attempt_params(row, CAMPAIGN, "original")["agent_fix_commit"] == "none"
-    assert mapping.run_name(row, "rerun") == "vllm@2265d0bf · rerun"
+    assert mapping.run_name(row, "rerun") == "rerun · vllm@2265d0bf · ok"
+    assert mapping.run_name(_row(commit="2265d0bf976f7deb", status="error", failure_category="quota_exceeded"),
+                            "original") == "original · vllm@2265d0bf · quota_exceeded"
     assert mapping.experiment_name(RERUN_CAMPAIGN) == "iso-bench/trae/gpt-5"
     assert mapping.summary_run_name("rerun1", RERUN_CAMPAIGN) == "rerun1 · rerun summary"
     assert [mapping.run_status(_row(status=s)) for s in ("success", "running", "abandoned", "timeout")] == [
@@ -379,12 +382,12 @@ def test_mapping_links_parent_and_baseline_and_writes_the_synced_tag_last() -> N
     link = mapping.BaselineLink(baseline, "run-b", "http://mlflow/#/experiments/1/runs/run-b")
     tags = mapping.attempt_tags(_row(campaign="rerun1", last_position=42), RERUN_CAMPAIGN, [],
                                 price_table_version="v", parent_run_id="run-parent", baseline=link)
-    assert tags[mapping.PARENT_TAG] == "run-parent"
+    assert tags[mapping.CAMPAIGN_RUN_TAG] == "run-parent" and mapping.PARENT_TAG not in tags
     assert (tags["track.baseline_run_id"], tags["track.baseline_run_url"]) == ("run-b", link.run_url)
     assert (tags["track.baseline_status"], tags["track.baseline_failure_category"]) == ("error", "none")
     assert list(tags)[-1] == mapping.SYNCED_TAG and tags[mapping.SYNCED_TAG] == "42"
     alone = mapping.attempt_tags(_row(), CAMPAIGN, [], price_table_version="v")
-    assert not {mapping.PARENT_TAG, "track.baseline_run_id"} & set(alone)
+    assert not {mapping.CAMPAIGN_RUN_TAG, "track.baseline_run_id"} & set(alone)
 
 
 def test_mapping_baseline_is_the_latest_attempt_of_the_same_commit() -> None:
@@ -441,3 +444,41 @@ def test_mapping_summary_zeroes_failure_categories_no_attempt_has_any_more() -> 
 
 if os.environ.get("TRACK_MLFLOW_DEBUG"):  # pragma: no cover
     print(EXPERIMENT)
+
+
+def test_traces_hold_each_trajectory_with_the_attempts_token_counts(store: EventStore, mlflow_uri: str) -> None:
+    import mlflow
+
+    import_tree(store, ORIGINAL_TREE, "orig")
+    summary = sync(store, mlflow_uri, traces=True)
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags[mapping.EXPERIMENT_KIND_TAG] == mapping.EXPERIMENT_KIND  # opens on the runs table
+    with_trajectory = list(ORIGINAL_TREE.rglob("trajectory.json"))
+    mlflow.set_tracking_uri(mlflow_uri)
+    found = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list", max_results=500)
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id], max_results=500)}
+    assert summary.traces == len(found) > 0
+    assert len(found) <= len(with_trajectory)
+    for trace in found:
+        run = runs[trace.info.request_metadata["mlflow.sourceRun"]]
+        assert run.data.tags[mapping.TRACE_TAG] == trace.info.trace_id
+        usage = trace.info.token_usage
+        assert (usage["input_tokens"], usage["output_tokens"]) == (
+            run.data.metrics["input_tokens"], run.data.metrics["output_tokens"])
+    detailed = client.get_trace(found[0].info.trace_id)
+    kinds = {span.span_type for span in detailed.data.spans}
+    assert {"AGENT", "CHAT_MODEL"} <= kinds
+    assert "sk-proj-" not in json.dumps(detailed.to_dict())
+    again = sync(store, mlflow_uri, traces=True)  # nothing new: no second trace
+    assert again.traces == 0
+
+
+def test_summary_runs_last_as_long_as_their_campaign(store: EventStore, mlflow_uri: str) -> None:
+    import_tree(store, ORIGINAL_TREE, "orig")
+    sync(store, mlflow_uri)
+    runs = runs_by_stream(mlflow_uri)
+    attempts = [r for s, r in runs.items() if s.startswith("attempt:orig:")]
+    parent = runs["campaign:orig"]
+    assert parent.info.start_time == min(r.info.start_time for r in attempts)
+    assert parent.info.end_time == max(r.info.end_time for r in attempts)

@@ -30,6 +30,14 @@ STREAM_TAG = "track.stream_id"
 SUMMARY_TAG = "track.campaign_summary"
 SYNCED_TAG = "track.synced_position"
 PARENT_TAG = "mlflow.parentRunId"
+"""Not set on attempts: a child run hides under its collapsed parent in the runs table (and a commit filter
+then shows only the parents). Attempts sit at top level and name their campaign's run in CAMPAIGN_RUN_TAG."""
+CAMPAIGN_RUN_TAG = "track.campaign_run_id"
+TRACE_TAG = "track.trace_id"  # the attempt's trajectory trace, logged once
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""Opens the experiment on its runs table; without it MLflow 3 may infer a GenAI experiment from its traces
+and open on the traces overview."""
 NOTE_TAG = "mlflow.note.content"
 LOG_HEAD_TAG = "track.log_head"  # `POSITION:HASH` of the log when the summary was written: an anchor
 STORE_ID_TAG = "track.store_id"
@@ -55,11 +63,15 @@ def experiment_name(campaign: Row) -> str:
 
 def experiment_tags(campaign: Row) -> dict[str, str]:
     return {"track.benchmark": campaign["benchmark"], "track.agent": campaign["agent"],
-            "track.model": campaign["model"]}
+            "track.model": campaign["model"], EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
 
 def run_name(row: Row, phase: str) -> str:
-    return f"{row['repo']}@{(row['commit'] or '')[:8]} · {phase}"
+    """What differs first, then the outcome: `rerun · sglang@08f60a17 · quota_exceeded` (`· ok` on success),
+    so a commit's attempts read apart in the runs table even where its columns are cut off."""
+    category = failure_category(row)
+    outcome = "ok" if category == "none" else category
+    return f"{phase} · {row['repo']}@{(row['commit'] or '')[:8]} · {outcome}"
 
 
 def summary_run_name(name: str, campaign: Row) -> str:
@@ -176,7 +188,7 @@ def attempt_tags(row: Row, campaign: Row, events: Sequence[RecordedEvent], *, pr
         NOTE_TAG: cut(attempt_note(row, campaign, category, why)),
     }
     if parent_run_id:
-        tags[PARENT_TAG] = parent_run_id
+        tags[CAMPAIGN_RUN_TAG] = parent_run_id
     tags.update(baseline_tags(baseline))
     tags[SYNCED_TAG] = str(row["last_position"])
     return tags

@@ -25,7 +25,7 @@ from tracker.domain.events import RecordedEvent
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
 from tracker.eventstore.store import EventStore
-from tracker.projections.mlflow import artifacts, mapping
+from tracker.projections.mlflow import artifacts, mapping, traces
 from tracker.projections.mlflow.client import (
     RetryPolicy,
     Tracking,
@@ -62,6 +62,7 @@ class SyncSummary:
     runs_updated: int = 0
     runs_unchanged: int = 0
     summary_runs: int = 0
+    traces: int = 0
     experiments: list[str] = field(default_factory=list)
     price_table_version: str = ""
     seconds: float = 0.0
@@ -71,15 +72,17 @@ class SyncSummary:
             "tracking_uri": self.tracking_uri, "checkpoint": self.checkpoint, "from_position": self.from_position,
             "to_position": self.to_position, "attempts_touched": self.attempts_touched,
             "runs_created": self.runs_created, "runs_updated": self.runs_updated,
-            "runs_unchanged": self.runs_unchanged, "summary_runs": self.summary_runs,
+            "runs_unchanged": self.runs_unchanged, "summary_runs": self.summary_runs, "traces": self.traces,
             "experiments": self.experiments, "price_table_version": self.price_table_version,
             "seconds": round(self.seconds, 3),
         }
 
 
 def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTable | None = None,
-         retry: RetryPolicy | None = None, progress: Progress | None = None, chunk_size: int = 50) -> SyncSummary:
-    """Project every event after this tracking URI's checkpoint into MLflow."""
+         retry: RetryPolicy | None = None, progress: Progress | None = None, chunk_size: int = 50,
+         traces: bool = False) -> SyncSummary:
+    """Project every event after this tracking URI's checkpoint into MLflow (with `traces`, each attempt
+    written also gets its trajectory as a trace, once)."""
     started = time.perf_counter()
     uri = resolve_tracking_uri(tracking_uri)
     name = checkpoint_name(uri)
@@ -91,7 +94,7 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     if start >= end:
         summary.seconds = time.perf_counter() - started
         return summary
-    projection = _Projection(store, Tracking(uri, retry), prices, summary)
+    projection = _Projection(store, Tracking(uri, retry), prices, summary, traces)
     projection.run(start, end, chunk_size, progress)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -108,8 +111,10 @@ class _Projection:
     What a run holds (params, metrics, tags) is `mapping`'s; this decides which runs to write and writes them.
     """
 
-    def __init__(self, store: EventStore, tracking: Tracking, prices: PriceTable, summary: SyncSummary) -> None:
+    def __init__(self, store: EventStore, tracking: Tracking, prices: PriceTable, summary: SyncSummary,
+                 traces: bool = False) -> None:
         self.store = store
+        self.with_traces = traces
         self.tracking = tracking
         self.client = tracking.client
         self.prices = prices
@@ -209,6 +214,9 @@ class _Projection:
     def _find_or_create_experiment(self, name: str, campaign: dict[str, Any]) -> str:
         found = self.tracking.call("look up the experiment", self.client.get_experiment_by_name, name)
         if found is not None:
+            if found.tags.get(mapping.EXPERIMENT_KIND_TAG) != mapping.EXPERIMENT_KIND:  # made by an older version
+                self.tracking.call("tag the experiment", self.client.set_experiment_tag, found.experiment_id,
+                                   mapping.EXPERIMENT_KIND_TAG, mapping.EXPERIMENT_KIND)
             return found.experiment_id
         return self.tracking.call("create the experiment", self.client.create_experiment, name,
                                   artifact_location=artifact_location(self.tracking.uri, name),
@@ -243,12 +251,14 @@ class _Projection:
         start_ms, end_ms = _times(row, events)
         run = self.index.get(stream_id)
         created = run is None
+        name = run_name(row, phase)
         if run is None:
-            run = self._create_attempt_run(experiment_id, stream_id, start_ms, run_name(row, phase))
-        changed = created
+            run = self._create_attempt_run(experiment_id, stream_id, start_ms, name)
+        changed = created or self._move_to_top_level(run, name)
         if run.data.tags.get(SYNCED_TAG) != tags[SYNCED_TAG]:
             self._log_artifacts(run.info.run_id, row, campaign, events)
             changed = True
+        tags = self._with_trace(run, row, campaign, name, tags)
         changed |= self._log_diff(run, params, metrics, tags, _ms(events[-1].recorded_at) if events else start_ms)
         changed |= self._set_status(run, mapping.run_status(row), end_ms)
         if not created:
@@ -271,6 +281,18 @@ class _Projection:
         url = run_url(self.tracking.uri, run.info.experiment_id, run.info.run_id)
         return BaselineLink(chosen, run.info.run_id, url)
 
+    def _move_to_top_level(self, run: Run, name: str) -> bool:
+        """A run synced by an older version was a child of its campaign run (hidden in the runs table) or
+        has an older name: move it to the top level and rename it. True if anything changed."""
+        changed = False
+        if mapping.PARENT_TAG in run.data.tags:
+            self.tracking.call("update a run", self.client.delete_tag, run.info.run_id, mapping.PARENT_TAG)
+            changed = True
+        if run.info.run_name != name:
+            self.tracking.call("rename a run", self.client.update_run, run.info.run_id, name=name)
+            changed = True
+        return changed
+
     def _create_attempt_run(self, experiment_id: str, stream_id: str, start_ms: int, name: str) -> Run:
         run: Run = self.tracking.call("create a run", self.client.create_run, experiment_id, start_time=start_ms,
                                       tags={STREAM_TAG: stream_id}, run_name=name)
@@ -288,6 +310,26 @@ class _Projection:
             self.tracking.call("end a run", self.client.set_terminated, run.info.run_id, status=status,
                                end_time=end_ms)
         return True
+
+    def _with_trace(self, run: Run, row: dict[str, Any], campaign: dict[str, Any], name: str,
+                    tags: dict[str, str]) -> dict[str, str]:
+        """The tags with the attempt's trace id (the trace logged now if it has none yet), first: the synced
+        tag stays last."""
+        trace_id = run.data.tags.get(mapping.TRACE_TAG) or self._log_trace(run, row, campaign, name)
+        return {mapping.TRACE_TAG: trace_id, **tags} if trace_id else tags
+
+    def _log_trace(self, run: Run, row: dict[str, Any], campaign: dict[str, Any], name: str) -> str | None:
+        """The finished attempt's trajectory as a trace of its run (once: the run then holds its id)."""
+        if not self.with_traces or row["status"] in ("running", None):
+            return None
+        folder = artifacts.run_folder(campaign.get("source"), row)
+        transcript = traces.read_transcript(folder / "trajectory.json") if folder is not None else None
+        if transcript is None:
+            return None
+        self.summary.traces += 1
+        return self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
+                                  experiment_id=run.info.experiment_id, run_id=run.info.run_id, name=name,
+                                  stream_id=row["stream_id"])
 
     def _log_artifacts(self, run_id: str, row: dict[str, Any], campaign: dict[str, Any],
                        events: list[RecordedEvent]) -> None:
@@ -323,17 +365,29 @@ class _Projection:
         metrics = mapping.campaign_metrics(rows, self.prices)
         params = mapping.summary_params(name, campaign)
         tags = {**mapping.summary_tags(name, campaign, metrics, self.prices.version), **self.anchor_tags}
+        start_ms, end_ms = self._campaign_span(rows)
         run = self.index.get(stream_id)
         if run is None:
-            run = self._create_summary_run(experiment_id, stream_id, name, campaign)
+            run = self._create_summary_run(experiment_id, stream_id, name, campaign, start_ms)
         metrics = mapping.with_vanished_failures(metrics, run.data.metrics)
-        if self._log_diff(run, params, metrics, tags, int(time.time() * 1000)):
+        changed = self._log_diff(run, params, metrics, tags, int(time.time() * 1000))
+        if run.info.status != "FINISHED" or run.info.end_time != end_ms:
+            self.tracking.call("end a run", self.client.set_terminated, run.info.run_id, status="FINISHED",
+                               end_time=end_ms)
+            changed = True
+        if changed:
             self.index[stream_id] = self.tracking.call("read a run", self.client.get_run, run.info.run_id)
-        if run.info.status != "FINISHED":
-            self.tracking.call("end a run", self.client.set_terminated, run.info.run_id, status="FINISHED")
 
-    def _create_summary_run(self, experiment_id: str, stream_id: str, name: str, campaign: dict[str, Any]) -> Run:
-        run: Run = self.tracking.call("create a run", self.client.create_run, experiment_id,
+    def _campaign_span(self, rows: list[dict[str, Any]]) -> tuple[int | None, int]:
+        """The campaign's first attempt start and last attempt end (ms): its summary run lasts as long as it did."""
+        spans = [_times(row, []) for row in rows if row["run_timestamp"]]
+        if not spans:
+            return None, int(time.time() * 1000)
+        return min(start for start, _ in spans), max(end for _, end in spans)
+
+    def _create_summary_run(self, experiment_id: str, stream_id: str, name: str, campaign: dict[str, Any],
+                            start_ms: int | None) -> Run:
+        run: Run = self.tracking.call("create a run", self.client.create_run, experiment_id, start_time=start_ms,
                                       tags={STREAM_TAG: stream_id, SUMMARY_TAG: name},
                                       run_name=mapping.summary_run_name(name, campaign))
         self.index[stream_id] = run
