@@ -54,7 +54,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
     Example: track import ~/ISO-Bench --campaign 'isobench-{agent}-{model}'
     """
     agent, model = _defaults(campaign, agent, model)
-    store = app.current_store()
+    store = app.current_store(create=True)
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
     with progress_bar(total, "importing runs", hidden=as_json) as bar:

@@ -65,7 +65,7 @@ def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, s
 
     Example: track plan trae-gpt5 --select any-failed --scope evaluated --control 20 --out plans/ --repo-root ~/repos
     """
-    plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
+    plan = make_plan(app.current_store(create=True), from_campaign, out_dir, list(categories), list(repos), repo_root,
                      policy=policy, level=level, scope=scope, tag=tag, control=control, seed=seed,
                      old_agent=old_agent)
     if as_json:
@@ -241,7 +241,7 @@ def _run_with_progress(app: AppContext, plans: list[Path], config: RunConfig, st
                 bar_state["done"] = finished
 
         echo = (lambda line: click.echo(line, err=True)) if stream else None
-        return run_campaign(app.current_store(), plans, config, stop, progress, echo)
+        return run_campaign(app.current_store(create=True), plans, config, stop, progress, echo)
 
 
 def _run_config(settings: dict[str, Any], template: list[str] | None) -> RunConfig:

@@ -40,12 +40,14 @@ def test_garbage_url(tmp_path: Path, url: str) -> None:
 
 
 def test_env_var_and_default_location(tmp_path: Path) -> None:
-    result = run_track("verify", cwd=tmp_path)
+    result = run_track("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mlruns" / "events.db").exists()
+    assert run_track("verify", cwd=tmp_path).returncode == 0
     other = tmp_path / "elsewhere.db"
-    assert run_track("verify", cwd=tmp_path, env={"TRACK_DB_URL": f"sqlite:///{other}"}).returncode == 0
+    assert run_track("db", "upgrade", cwd=tmp_path, env={"TRACK_DB_URL": f"sqlite:///{other}"}).returncode == 0
     assert other.exists()
+    assert run_track("verify", cwd=tmp_path, env={"TRACK_DB_URL": f"sqlite:///{other}"}).returncode == 0
 
 
 def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:

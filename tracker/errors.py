@@ -17,6 +17,13 @@ class StoreUnavailable(TrackerError):
     """The database could not be reached."""
 
 
+class StoreNotFound(StoreConfigError):
+    """A reader was pointed at a store that does not exist (no file, or a database without track's schema).
+
+    Readers never create one: a typo in the URL must not look like an empty, intact store.
+    """
+
+
 class SchemaOutdated(TrackerError):
     """The database schema is older (or newer) than this version of track expects."""
 
