@@ -36,6 +36,15 @@ class UnknownCampaign(TrackerError):
         self.name = name
 
 
+class UnknownValue(TrackerError):
+    """A filter value the store or the vocabulary does not know: an error, never an empty result."""
+
+    def __init__(self, what: str, value: str, known: list[str], where: str = "") -> None:
+        listed = ", ".join(known) if known else "none"
+        super().__init__(f"unknown {what} {value!r}{where} (known: {listed})")
+        self.what, self.value, self.known = what, value, known
+
+
 class BenchNotFound(TrackerError):
     """The bench root holds no bench: the rerun cannot start anywhere."""
 

@@ -42,7 +42,7 @@ from tracker.errors import TrackerError
 from tracker.eventstore.hashing import canonical_json
 from tracker.eventstore.store import EventStore
 from tracker.isobench import normalise_repo
-from tracker.projections.read_model.queries import attempts_frame, campaign_row
+from tracker.projections.read_model.queries import attempts_frame, campaign_row, require_repos
 
 POLICIES = {
     "any-failed": "commits with at least one failed attempt",
@@ -230,6 +230,7 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     failed commits, both drawn with `seed`."""
     _check_selection(policy, scope, level, categories)
     info = campaign_row(store, campaign)
+    require_repos(store, [campaign], repos)
     frame = _scoped_attempts(store, campaign, scope, level)
     tag = tag or rerun_tag(str(info["model"]))
     matches = _matching(frame, policy, level, tag)
