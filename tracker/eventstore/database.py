@@ -71,7 +71,8 @@ def _check_sqlite_path(url: URL, create: bool) -> None:
         if head and head != SQLITE_MAGIC:
             raise StoreConfigError(f"{path} is not a SQLite database")
         if not create and not _sqlite_has_tables(path):
-            raise StoreNotFound(f"no store at {path.absolute()}: the database has no track schema (nothing was created)")
+            raise StoreNotFound(f"no store at {path.absolute()}: the database has no track schema "
+                                "(nothing was created)")
         return
     if not create:
         raise StoreNotFound(f"no store at {path.absolute()}: the file does not exist (nothing was created)")

@@ -222,10 +222,8 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
                    status: str | None = None, category: str | None = None,
                    prices: PriceTable | None = None) -> pd.DataFrame:
     """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
-    if campaign is not None and not campaign_exists(store, campaign):
-        raise UnknownCampaign(campaign)
-    if campaign is not None and repo is not None:
-        require_repos(store, [campaign], [repo])
+    if campaign is not None:
+        _require_campaign(store, campaign, repo)
     query = _filtered(select(attempts), campaign=campaign, repo=repo, status=status, failure_category=category)
     query = query.order_by(attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.run_timestamp)
     with translate_errors(store.engine.url), store.engine.connect() as connection:
@@ -236,6 +234,13 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
     frame["failure_category"] = frame["failure_category"].fillna("none")
     frame["outcome_level"] = [outcomes.highest_level(row) for row in frame.to_dict(orient="records")]
     return frame[ATTEMPT_COLUMNS]
+
+
+def _require_campaign(store: EventStore, campaign: str, repo: str | None) -> None:
+    if not campaign_exists(store, campaign):
+        raise UnknownCampaign(campaign)
+    if repo is not None:
+        require_repos(store, [campaign], [repo])
 
 
 def _filtered(query: Select[Any], **equal: str | None) -> Select[Any]:
