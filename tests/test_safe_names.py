@@ -38,8 +38,9 @@ def test_a_hostile_name_made_a_component_stays_one_folder_down(tmp_path: Path, n
     assert within(tmp_path, tmp_path / safe) == tmp_path / safe
 
 
-@pytest.mark.parametrize("name", ["vllm_core-0012", "sglang_044_9c064bf7", "vllm_gpt5_rerun_0d243f2a", "gpt-5-2025-08-07",
-                                  "us-anthropic-claude-sonnet-4-5-20250929-v1-0", "trae-gpt5.a1c6d41", "x" * 128])
+@pytest.mark.parametrize("name", ["vllm_core-0012", "sglang_044_9c064bf7", "vllm_gpt5_rerun_0d243f2a",
+                                  "gpt-5-2025-08-07", "us-anthropic-claude-sonnet-4-5-20250929-v1-0",
+                                  "trae-gpt5.a1c6d41", "x" * 128])
 def test_real_names_pass_unchanged(name: str) -> None:
     assert checked(name, "item_id") == name and component(name) == name
 
