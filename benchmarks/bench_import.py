@@ -120,7 +120,8 @@ def main() -> None:
     BASELINE = args.baseline.resolve() if args.baseline else None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="track-bench-import-"))
     try:
-        bench_tree(workdir, args.small)
+        if args.small:
+            bench_tree(workdir, args.small)
         if args.trajectory_mb:
             bench_big_trajectory(workdir, args.trajectory_mb)
         if args.large:
