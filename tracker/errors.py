@@ -45,6 +45,10 @@ class UnknownValue(TrackerError):
         self.what, self.value, self.known = what, value, known
 
 
+class UnsafeName(TrackerError):
+    """A name from a file or the user that cannot become a file or folder name where the tool writes."""
+
+
 class BenchNotFound(TrackerError):
     """The bench root holds no bench: the rerun cannot start anywhere."""
 

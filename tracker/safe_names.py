@@ -14,16 +14,14 @@ import os
 import re
 from pathlib import Path
 
-from tracker.errors import TrackerError
+from tracker.errors import UnsafeName
+
+__all__ = ["MAX_COMPONENT_BYTES", "UnsafeName", "checked", "component", "problem", "shown", "within"]
 
 MAX_COMPONENT_BYTES = 128
 """Well under every file system's 255-byte limit, leaving room for suffixes such as `-a2` or `_plan.json`."""
 
 _UNSAFE_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
-
-
-class UnsafeName(TrackerError):
-    """A name from a file or the user that cannot become a file or folder name where the tool writes."""
 
 
 def problem(name: object) -> str | None:
