@@ -25,6 +25,7 @@ from tracker.errors import (
     ProjectionOutOfStep,
     SchemaOutdated,
     StoreConfigError,
+    StoreNotFound,
     TrackerError,
     UnknownCampaign,
 )
@@ -33,6 +34,7 @@ from tracker.projections.mlflow.client import MLFLOW_QUIET_DEFAULTS, MlflowUnava
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 HINTS: dict[type[TrackerError], str] = {
+    StoreNotFound: "check --db (or TRACK_DB_URL); `track import` or `track db upgrade` creates a store",
     UnknownCampaign: "see `track campaigns`",
     SchemaOutdated: "run `track db upgrade`",
     MlflowUnavailable: "run `track sync` again when it is reachable",

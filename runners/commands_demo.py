@@ -37,7 +37,7 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     from tracker.demo.workflow import ORIGINAL, RERUN, run_demo
     from tracker.settings import resolve_tracking_uri
 
-    store = app.store()
+    store = app.store(create=True)
     uri = resolve_tracking_uri(mlflow_uri)
     echo = (lambda _line: None) if as_json else click.echo
     bars: list[Any] = []

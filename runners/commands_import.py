@@ -9,12 +9,12 @@ import click
 
 from runners.commands_mlflow import run_sync, sync_text
 from runners.context import AppContext, pass_app
-from runners.options import json_option, level_option, mlflow_options, repo_option
+from runners.options import category_choice, json_option, level_option, mlflow_options, repo_option
 from runners.output import emit_json, format_table, progress_bar
 from tracker.analysis.failures import failure_evidence, failure_table
 from tracker.classify.rules import load_rule_table
 from tracker.domain.outcomes import COMMIT_SUCCESS_RULE
-from tracker.domain.vocabulary import FAILURE_CATEGORIES
+from tracker.domain.vocabulary import ATTEMPT_STATUSES, FAILURE_CATEGORIES
 from tracker.errors import UnknownCampaign
 from tracker.ingest.importer import ALL, ImportSummary, import_tree
 from tracker.isobench import discover_runs
@@ -54,7 +54,7 @@ def import_command(app: AppContext, root: Path, campaign: str, agent: str | None
     Example: track import ~/ISO-Bench --campaign 'isobench-{agent}-{model}'
     """
     agent, model = _defaults(campaign, agent, model)
-    store = app.current_store()
+    store = app.current_store(create=True)
     rules = load_rule_table(rules_path)
     total = sum(1 for _ in discover_runs(root, [])) if root.is_dir() else 0
     with progress_bar(total, "importing runs", hidden=as_json) as bar:
@@ -157,7 +157,7 @@ def campaigns_command(app: AppContext, level: str, as_json: bool) -> None:
 
 @click.command("failures")
 @click.argument("campaign")
-@click.option("--evidence", "category", default=None, metavar="CATEGORY",
+@click.option("--evidence", "category", default=None, type=category_choice,
               help="List every run behind this category's counts, with file, line and excerpt.")
 @json_option
 @pass_app
@@ -216,7 +216,7 @@ def folders_command(app: AppContext, campaign: str, as_json: bool) -> None:
 @click.command("attempts")
 @click.argument("campaign")
 @repo_option()
-@click.option("--status", default=None, help="Journal status: success, error, max_steps_exceeded, running, ...")
+@click.option("--status", default=None, type=click.Choice(ATTEMPT_STATUSES), help="Attempt status.")
 @click.option("--category", default=None, type=click.Choice(("none", *FAILURE_CATEGORIES)),
               help="Root cause (none = succeeded).")
 @json_option

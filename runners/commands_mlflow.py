@@ -39,7 +39,8 @@ def run_sync(app: AppContext, mlflow_uri: str | None, prices_path: str | None = 
     """Sync with a progress bar on stderr (shared by `sync` and the import/run commands)."""
     bar = _SyncBar(hidden=quiet)
     try:
-        return sync(app.store(), mlflow_uri, prices=load_price_table(prices_path), progress=bar, traces=traces)
+        return sync(app.store(create=True), mlflow_uri, prices=load_price_table(prices_path), progress=bar,
+                    traces=traces)
     finally:
         bar.close()
 

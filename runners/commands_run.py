@@ -65,7 +65,7 @@ def plan_command(app: AppContext, from_campaign: str, policy: str, level: str, s
 
     Example: track plan trae-gpt5 --select any-failed --scope evaluated --control 20 --out plans/ --repo-root ~/repos
     """
-    plan = make_plan(app.current_store(), from_campaign, out_dir, list(categories), list(repos), repo_root,
+    plan = make_plan(app.current_store(create=True), from_campaign, out_dir, list(categories), list(repos), repo_root,
                      policy=policy, level=level, scope=scope, tag=tag, control=control, seed=seed,
                      old_agent=old_agent)
     if as_json:
@@ -124,15 +124,23 @@ def estimate_command(app: AppContext, plans: tuple[Path, ...], baseline: str, pr
 @click.option("--timeout", "timeout_s", default=20.0, show_default=True, help="Seconds per request.")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(1, 10), help="Tries per transient error.")
 @click.option("--retry-wait", default=1.0, show_default=True, help="First back-off in seconds (doubles).")
+@click.option("--no-key-check", "no_key_check", is_flag=True,
+              help="Do not check that the key looks like an OpenAI key (checked only against the OpenAI API).")
 @json_option
-def preflight_command(model: str, timeout_s: float, retries: int, retry_wait: float, as_json: bool) -> None:
+def preflight_command(model: str, timeout_s: float, retries: int, retry_wait: float, no_key_check: bool,
+                      as_json: bool) -> None:
     """Check the API key, endpoint, model and a tiny generation (the only way to see an exhausted quota).
 
-    Exit code 0 all checks passed, 1 the API refused or failed, 2 no usable key configured.
+    The key's shape (sk-…) is checked only when the base URL is the OpenAI API itself: a compatible server
+    (vLLM, Azure, a proxy; OPENAI_BASE_URL) takes its own keys, such as EMPTY. A connection error names the
+    URL tried. Exit code 0 all checks passed, 1 the API refused or failed, 2 no usable key configured.
 
     Example: OPENAI_API_KEY=... track preflight --model gpt-5
+
+    Example: OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=EMPTY track preflight --model my-model
     """
-    report = run_preflight(model, timeout_s=timeout_s, retries=retries, wait_s=retry_wait)
+    report = run_preflight(model, timeout_s=timeout_s, retries=retries, wait_s=retry_wait,
+                           key_check=not no_key_check)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -141,6 +149,8 @@ def preflight_command(model: str, timeout_s: float, retries: int, retry_wait: fl
             extra = f" [{check.category}]" if check.category else ""
             tries = f" ({check.attempts} tries)" if check.attempts > 1 else ""
             click.echo(f"{mark} {check.name:<10} {check.detail}{extra}{tries}")
+    if report.category == "malformed_api_key":
+        click.echo("(a key of another shape that the OpenAI API takes: pass --no-key-check)", err=True)
     raise click.exceptions.Exit(report.exit_code)
 
 
@@ -249,7 +259,7 @@ def _run_with_progress(app: AppContext, plans: list[Path], config: RunConfig, st
                 bar_state["done"] = finished
 
         echo = (lambda line: click.echo(line, err=True)) if stream else None
-        return run_campaign(app.current_store(), plans, config, stop, progress, echo)
+        return run_campaign(app.current_store(create=True), plans, config, stop, progress, echo)
 
 
 def _run_config(settings: dict[str, Any], template: list[str] | None) -> RunConfig:

@@ -38,7 +38,7 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     click.echo(f"{safe_url(engine.url)}: schema {before or 'empty'} -> {after}")
     engine.dispose()
     if after == migrate.head_revision():  # a migration may reset the read model: replay the log into it
-        applied = fold.catch_up(app.store())
+        applied = fold.catch_up(app.store(create=True))
         if applied:
             click.echo(f"read model: {applied} events replayed")
 
@@ -58,7 +58,7 @@ def db_downgrade(app: AppContext, revision: str, delete_log: bool, export_to: Pa
 
     Example: track db downgrade 0003
     """
-    engine = create_store_engine(resolve_db_url(app.db_url))
+    engine = create_store_engine(resolve_db_url(app.db_url), create=False)
     try:
         target = (export_to or migrate.default_export_path(engine)) if delete_log else None
         export = migrate.downgrade(engine, revision, export_to=target)
@@ -95,7 +95,7 @@ def db_rebuild(app: AppContext, as_json: bool) -> None:
 @pass_app
 def db_current(app: AppContext, as_json: bool) -> None:
     """Show the schema revision of the store and the one this track needs."""
-    engine = create_store_engine(resolve_db_url(app.db_url))
+    engine = create_store_engine(resolve_db_url(app.db_url), create=False)
     info = {"url": safe_url(engine.url), "current": migrate.current_revision(engine), "head": migrate.head_revision()}
     engine.dispose()
     if as_json:

@@ -21,7 +21,7 @@ from tracker.analysis.compare import (
 from tracker.analysis.criteria import example_path, load_criteria, parse_criteria
 from tracker.analysis.stats import wilson_interval
 from tracker.domain.pricing import load_price_table
-from tracker.errors import TrackerError
+from tracker.errors import TrackerError, UnknownValue
 from tracker.eventstore.store import EventStore
 from tracker.projections.read_model.queries import attempts_frame
 
@@ -267,8 +267,9 @@ def test_repo_filter(known: Comparison, store: EventStore) -> None:
     assert set(only.commits["repo"]) == {"vllm"}
     assert list(only.summary["repo"]) == ["vllm", "all"]
     assert only.summary.iloc[0].drop("repo").equals(only.summary.iloc[1].drop("repo"))
-    none = compare(store, "orig", "rerun", repo="vlm")
-    assert none.commits.empty and "neither campaign has an attempt in repo 'vlm'" in none.notes
+    with pytest.raises(UnknownValue) as caught:  # a typo is an error, never an empty comparison
+        compare(store, "orig", "rerun", repo="vlm")
+    assert caught.value.value == "vlm" and caught.value.known == ["sglang", "vllm"]
 
 
 def test_campaign_problems_are_named(store: EventStore) -> None:

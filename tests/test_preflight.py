@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_track
 from tests.support.fake_openai import FakeOpenAI
-from tracker.rerun.preflight import categorise, run_preflight
+from tracker.rerun.preflight import PreflightReport, _check_key, categorise, run_preflight
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -59,14 +59,63 @@ def test_human_output_is_one_line_per_check_and_never_the_key() -> None:
     assert KEY not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("key", "category"), [("", "missing_api_key"), ("not-a-key", "malformed_api_key"),
-                                               (KEY + " ", "malformed_api_key")])
-def test_a_missing_or_malformed_key_is_a_configuration_error(key: str, category: str) -> None:
+def test_a_missing_key_is_a_configuration_error() -> None:
     with FakeOpenAI() as api:
-        result = _preflight(api, "--json", key=key)
+        result = _preflight(api, "--json", key="")
         assert sum(api.hits.values()) == 0  # nothing was sent
     assert result.returncode == 2
-    assert json.loads(result.stdout)["category"] == category
+    assert json.loads(result.stdout)["category"] == "missing_api_key"
+
+
+@pytest.mark.parametrize("key", ["not-a-key", KEY + " ", "EMPTY"])
+def test_a_malformed_key_is_refused_against_the_openai_api_itself(key: str) -> None:
+    """Checked locally before anything is sent (the OpenAI API is never reached from a test)."""
+    result = run_track("preflight", "--json", env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "https://api.openai.com/v1"})
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["category"] == "malformed_api_key" and "api.openai.com" in report["checks"][0]["detail"]
+    assert "--no-key-check" in result.stderr
+    assert key.strip() not in result.stdout + result.stderr or key.strip() == "EMPTY"
+
+
+@pytest.mark.parametrize("key", ["EMPTY", "token-abc123", "not-a-key"])
+def test_a_compatible_endpoint_takes_its_own_keys(key: str) -> None:
+    """vLLM or Azure-compatible servers (OPENAI_BASE_URL elsewhere): no key-shape check; every other check runs."""
+    with FakeOpenAI() as api:
+        result = _preflight(api, "--json", key=key)
+        seen = dict(api.hits)
+        assert api.auth_headers and all(h == f"Bearer {key}" for h in api.auth_headers)
+    assert result.returncode == 0, result.stdout
+    report = json.loads(result.stdout)
+    assert [c["ok"] for c in report["checks"]] == [True] * 5
+    assert "shape not checked" in report["checks"][0]["detail"]
+    assert seen == {"models": 1, "responses": 1}  # the quota probe still runs
+
+
+def test_no_key_check_lets_another_key_shape_reach_the_api() -> None:
+    with FakeOpenAI({"responses": ["insufficient_quota"]}) as api:
+        report = run_preflight("gpt-5", api_key="EMPTY", base_url=api.base_url, timeout_s=1, wait_s=0.01,
+                               key_check=False)
+    assert report.category == "quota_exceeded"  # the quota probe is kept
+    shaped = PreflightReport("https://api.openai.com/v1", "gpt-5")
+    assert _check_key(shaped, "EMPTY", shape=False) and shaped.checks[0].ok
+
+
+@pytest.mark.parametrize("secret_url", [False, True])
+def test_a_connection_failure_names_the_url_tried_never_the_key(secret_url: bool) -> None:
+    with FakeOpenAI() as api:
+        url = api.base_url
+    if secret_url:  # a URL carrying credentials is shown without them
+        url = url.replace("http://", f"http://user:{KEY}@") + f"?api-key={KEY}"
+    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": url}
+    result = run_track("preflight", "--timeout", "1", "--retries", "1", "--json", env=env)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    endpoint = report["checks"][1]
+    assert endpoint["category"] == "connection_error"
+    port = url.split(":")[-1].split("/")[0]
+    assert f"tried http://127.0.0.1:{port}/v1/models" in endpoint["detail"]
+    assert KEY not in result.stdout + result.stderr and KEY[8:20] not in result.stdout + result.stderr
 
 
 def test_an_unknown_model_and_an_unreachable_endpoint() -> None:

@@ -17,6 +17,13 @@ class StoreUnavailable(TrackerError):
     """The database could not be reached."""
 
 
+class StoreNotFound(StoreConfigError):
+    """A reader was pointed at a store that does not exist (no file, or a database without track's schema).
+
+    Readers never create one: a typo in the URL must not look like an empty, intact store.
+    """
+
+
 class SchemaOutdated(TrackerError):
     """The database schema is older (or newer) than this version of track expects."""
 
@@ -27,6 +34,19 @@ class UnknownCampaign(TrackerError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no campaign named {name!r} in this store")
         self.name = name
+
+
+class UnknownValue(TrackerError):
+    """A filter value the store or the vocabulary does not know: an error, never an empty result."""
+
+    def __init__(self, what: str, value: str, known: list[str], where: str = "") -> None:
+        listed = ", ".join(known) if known else "none"
+        super().__init__(f"unknown {what} {value!r}{where} (known: {listed})")
+        self.what, self.value, self.known = what, value, known
+
+
+class UnsafeName(TrackerError):
+    """A name from a file or the user that cannot become a file or folder name where the tool writes."""
 
 
 class BenchNotFound(TrackerError):

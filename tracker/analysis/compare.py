@@ -173,6 +173,8 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
     criteria = _as_criteria(criteria)
     prices = prices or load_price_table()
     campaigns = _campaign_rows(store, (baseline, rerun))
+    if repo is not None:
+        queries.require_repos(store, [baseline, rerun], [repo])
     base_info, rerun_info = _campaign_info(campaigns[baseline]), _campaign_info(campaigns[rerun])
     notes = _campaign_notes(base_info, rerun_info)
     base_frame = _model_attempts(attempt_outcomes(store, baseline, repo, prices, level), baseline, notes)
@@ -180,8 +182,6 @@ def compare(store: EventStore, baseline: str, rerun: str, *, criteria: Criteria 
 
     planned, arms = planned_commits(store, rerun)
     commits = with_arms(commit_table(base_frame, rerun_frame), arms)
-    if repo is not None and commits.empty:
-        notes.append(f"neither campaign has an attempt in repo {repo!r}")
     repos = sorted(set(commits["repo"]))
     arm = commits["arm"].fillna(FIX_ARM)  # a commit the plan does not name ran with the fix
     with_fix = commits[arm != OLD_AGENT_ARM]  # the old agent's runs are no result of the fix

@@ -32,6 +32,7 @@ import tomllib
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -155,15 +156,30 @@ class _Span:
     """The match ran to the end of the text without its closing line (a PEM block cut short)."""
 
 
+_CACHED_LENGTH = 256
+"""Texts up to this long go through a cache: field values (categories, rule ids, file names, statuses) come
+back in every payload, and a cache hit costs a hash the string already holds."""
+
+
 def redact(text: str) -> str:
     """Return `text` with every recognised secret replaced by a `[REDACTED]` marker."""
-    if len(text) < _SHORTEST:
+    size = len(text)
+    if size < _SHORTEST:
         return text
+    if size <= _CACHED_LENGTH and type(text) is str:
+        return _redact_short(text)
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     low = text.lower()
     if not _gate(low) and "\\u" not in text:
         return text
     spans = _find(_views(text, low))
     return _splice(text, spans) if spans else text
+
+
+_redact_short = lru_cache(maxsize=16_384)(_redact)
 
 
 def _find(v: _Views) -> list[_Span]:
@@ -276,22 +292,47 @@ _ENV_SECRET_NAME = re.compile(r"(?:[A-Z0-9]+_)*(?:KEY|TOKEN|SECRET|PASSWORD|PASS
 _SECRET_FLAG = re.compile(r"--?(?:[a-z0-9]+[\-_])*(?:api[\-_]?key|key|token|secret|password|passwd)")
 
 
+@lru_cache(maxsize=4096)
 def secret_name(name: str) -> bool:
-    """Does a variable, field or header name say its value is a secret (`HF_TOKEN`, `api_key`)?"""
+    """Does a variable, field or header name say its value is a secret (`HF_TOKEN`, `api_key`)? (Cached: the
+    same few field names come back in every payload.)"""
     return name.lower() in _SECRET_NAMES or (name[-1:].isupper() and _ENV_SECRET_NAME.fullmatch(name) is not None)
+
+
+_PLAIN = frozenset({int, float, bool, type(None)})
+"""Values with nothing to redact: returned as they are without walking (most of a payload)."""
 
 
 def redact_value(value: Any) -> Any:
     """`redact` applied to every string inside a JSON-like value (dicts, lists, tuples); a string under a
     key that names a secret, or after a secret flag in an argument list (`--api-key X`), goes whole."""
+    kind = type(value)
+    if kind is str:
+        return redact(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return _redact_mapping(value)
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {key: MARK if isinstance(item, str) and item and isinstance(key, str) and secret_name(key)
-                else redact_value(item) for key, item in value.items()}
+        return _redact_mapping(value)
     if isinstance(value, list | tuple):
         return _redact_items(value)
     return value
+
+
+def _redact_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind in _PLAIN:
+            out[key] = item
+        elif isinstance(item, str) and item and isinstance(key, str) and secret_name(key):
+            out[key] = MARK
+        else:
+            out[key] = redact(item) if kind is str else redact_value(item)
+    return out
 
 
 def _redact_items(items: list[Any] | tuple[Any, ...]) -> list[Any]:
@@ -304,4 +345,3 @@ def _redact_items(items: list[Any] | tuple[Any, ...]) -> list[Any]:
             out.append(redact_value(item))
         after_flag = isinstance(item, str) and item[:1] == "-" and _SECRET_FLAG.fullmatch(item.lower()) is not None
     return out
-

@@ -67,6 +67,7 @@ from typing import Any, NoReturn
 import yaml
 
 from tracker.demo.sample_tree import RunSpec, journal_document, write_run_folder
+from tracker.safe_names import checked
 
 TS_FORMAT = "%Y-%m-%d_%H-%M-%S"
 TRAE_LIKE = frozenset({"trae", "codex", "codex_cli", "claude_code"})
@@ -218,7 +219,7 @@ def detached_worktree(work_root: Path, task_id: str, item_id: str, base: Path) -
     history: its `.git` is replaced by a fresh repository (a folder). A worktree left by an earlier
     prepare already has a `.git` folder, and removing it as a file raises `IsADirectoryError`, as in the
     real bench."""
-    worktree = work_root / "worktrees" / task_id / item_id
+    worktree = work_root / "worktrees" / checked(task_id, "task id") / checked(item_id, "item_id")
     worktree.parent.mkdir(parents=True, exist_ok=True)
     if not worktree.exists():
         worktree.mkdir()

@@ -17,6 +17,9 @@ FAILURE_CATEGORIES = (
 
 """Every category a failed attempt can get; a successful attempt's category is `none`."""
 
+ATTEMPT_STATUSES = ("success", "error", "max_steps_exceeded", "running", "abandoned", "interrupted")
+"""Every status an attempt can have: the journal's three, and the runner's own while or after it runs."""
+
 HARNESS = "harness_error"
 """The category of an attempt whose setup was broken (bench, task or config file, repo checkout, interpreter,
 agent program): the model never ran, so it is no verdict on the model and is kept out of its success rates."""

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
-from tracker.errors import StoreConfigError, StoreUnavailable
+from tracker.errors import StoreConfigError, StoreNotFound, StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -50,12 +50,19 @@ def safe_url(url: URL | str) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _check_sqlite_path(url: URL) -> None:
-    """Create the folder of a new SQLite file; refuse a file that is not a SQLite database."""
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (None: in memory, or a `file:` URI left to SQLite)."""
     database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _check_sqlite_path(url: URL, create: bool) -> None:
+    """Create the folder of a new SQLite file (only if `create`); refuse a file that is not a SQLite database."""
+    path = sqlite_file(url)
+    if path is None:
         return
-    path = Path(database)
     if path.is_dir():
         raise StoreConfigError(f"{path} is a directory, not a SQLite database file")
     if path.exists():
@@ -63,11 +70,33 @@ def _check_sqlite_path(url: URL) -> None:
             head = handle.read(len(SQLITE_MAGIC))
         if head and head != SQLITE_MAGIC:
             raise StoreConfigError(f"{path} is not a SQLite database")
+        if not create and not _sqlite_has_tables(path):
+            raise StoreNotFound(f"no store at {path.absolute()}: the database has no track schema "
+                                "(nothing was created)")
         return
+    if not create:
+        raise StoreNotFound(f"no store at {path.absolute()}: the file does not exist (nothing was created)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreConfigError(f"cannot create the folder for {path}: {exc.strerror}") from None
+
+
+def _sqlite_has_tables(path: Path) -> bool:
+    """Does the file hold any table? Asked read-only, before the engine's WAL pragma would write to a file
+    that is no store (an empty file, another program's database). Unsure (locked, odd WAL state): yes."""
+    if path.stat().st_size == 0:
+        return False
+    try:
+        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)
+    except sqlite3.Error:
+        return True
+    try:
+        return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        connection.close()
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:
@@ -88,12 +117,13 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_store_engine(raw_url: str) -> Engine:
-    """An engine for the store URL, checked: reachable, and a database of the right kind."""
+def create_store_engine(raw_url: str, *, create: bool = True) -> Engine:
+    """An engine for the store URL, checked: reachable, and a database of the right kind. With
+    `create=False` a SQLite file that does not exist is refused (StoreNotFound) and nothing is made."""
     url = parse_url(raw_url)
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
-        _check_sqlite_path(url)
+        _check_sqlite_path(url, create)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
     else:
         # No pre-ping (a round trip per checkout); a dropped connection is retried by the store instead.

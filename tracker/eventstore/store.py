@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from tracker.domain.events import NewEvent, RecordedEvent
-from tracker.errors import ConcurrencyError, SchemaOutdated, StoreUnavailable
+from tracker.errors import ConcurrencyError, SchemaOutdated, StoreNotFound, StoreUnavailable
 from tracker.eventstore import anchors, migrate
 from tracker.eventstore.anchors import Anchor, AnchorProblem, AnchorSet, AnchorTally, AnchorWriter
 from tracker.eventstore.database import create_store_engine, safe_url, translate_errors
@@ -135,13 +135,19 @@ class EventStore:
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str | None = None, *, initialise: bool = True) -> EventStore:
-        """Open the store; a database without any schema is initialised, an old one is refused."""
-        engine = create_store_engine(resolve_db_url(url))
+    def open(cls, url: str | None = None, *, create: bool = True) -> EventStore:
+        """Open the store; an old schema is refused. With `create` (writers) a missing SQLite file or a
+        database without any schema is initialised; without it (readers) it is refused as StoreNotFound,
+        and nothing (no folder, file or table) is made."""
+        engine = create_store_engine(resolve_db_url(url), create=create)
         with translate_errors(engine.url):
             current = migrate.current_revision(engine)
             head = migrate.head_revision()
-            if current is None and initialise and not _has_events_table(engine):
+            if current is None and not _has_events_table(engine):
+                if not create:
+                    engine.dispose()
+                    raise StoreNotFound(f"no store at {safe_url(engine.url)}: the database has no track schema "
+                                        "(nothing was created)")
                 migrate.upgrade(engine)
             elif current != head:
                 engine.dispose()

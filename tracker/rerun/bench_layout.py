@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from tracker.rerun.planning import PlanItem
+from tracker.safe_names import checked
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -51,13 +52,14 @@ def task_id(bench_root: Path, task_path: str, item: PlanItem) -> str:
     except (OSError, yaml.YAMLError):
         doc = None
     fallback = item.task_id or f"{item.repo}_core"
-    return str(doc.get("id") or fallback) if isinstance(doc, dict) else fallback
+    found = str(doc.get("id") or fallback) if isinstance(doc, dict) else fallback
+    return checked(found, f"task id (in {task_path})")
 
 
 def worktrees_dir(bench_root: Path, config: dict[str, Any] | None, task: str) -> Path:
     """`<work_root>/worktrees/<task id>` of the bench (work_root from the config, `.work` by default)."""
     work_root = str(((config or {}).get("paths") or {}).get("work_root") or ".work")
-    return bench_root / work_root / "worktrees" / task
+    return bench_root / work_root / "worktrees" / checked(task, "task id")
 
 
 def bench_item_id(item: PlanItem, attempt_number: int, worktrees: Path | None = None) -> str:

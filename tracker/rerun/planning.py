@@ -42,7 +42,8 @@ from tracker.errors import TrackerError
 from tracker.eventstore.hashing import canonical_json
 from tracker.eventstore.store import EventStore
 from tracker.isobench import normalise_repo
-from tracker.projections.read_model.queries import attempts_frame, campaign_row
+from tracker.projections.read_model.queries import attempts_frame, campaign_row, require_repos
+from tracker.safe_names import checked, component
 
 POLICIES = {
     "any-failed": "commits with at least one failed attempt",
@@ -230,8 +231,9 @@ def select_commits(store: EventStore, campaign: str, *, policy: str = "any-faile
     failed commits, both drawn with `seed`."""
     _check_selection(policy, scope, level, categories)
     info = campaign_row(store, campaign)
+    require_repos(store, [campaign], repos)
     frame = _scoped_attempts(store, campaign, scope, level)
-    tag = tag or rerun_tag(str(info["model"]))
+    tag = checked(tag, "--tag") if tag else rerun_tag(str(info["model"]))
     matches = _matching(frame, policy, level, tag)
     chosen = [i for i in matches.items if _wanted(i, categories, repos)]
     selection = _selection(policy, level, scope, categories, repos, matches, chosen)
@@ -276,10 +278,10 @@ def write_plan_files(plan: Plan, out_dir: Path, repo_root: str | None = None) ->
     commits are in the bench plans, marked, and in no FAILED list); old-agent commits go to a bench plan of
     their own per repo, `<AGENT>_<MODEL>_<REPO>_old_agent_plan.json`, to run with the old agent."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = f"{plan.agent}_{plan.model}"
+    prefix = f"{component(plan.agent)}_{component(plan.model)}"
     files: list[str] = []
     for repo in sorted({i.repo for i in plan.items}):
-        files += _repo_plan_files(plan, repo, out_dir / f"{prefix}_{repo}", repo_root)
+        files += _repo_plan_files(plan, repo, out_dir / component(f"{prefix}_{repo}"), repo_root)
     files.append(_commit_list(out_dir / f"{prefix}_ALL_FAILED.txt", plan.items))
     plan.files = files
     return files
@@ -357,6 +359,7 @@ def _loaded_item(path: Path, plan: LoadedPlan, index: int, raw: Any) -> PlanItem
     8-character sha joins the baseline's attempts of the same commit (and the bench resolves it)."""
     if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("item_id", "human")):
         raise TrackerError(f"plan {path}: item #{index} needs string 'item_id' and 'human'")
+    checked(raw["item_id"], f"plan {path}: item #{index}: item_id")
     human = raw["human"].strip().lower()
     if not _is_sha(human):
         raise TrackerError(f"plan {path}: item {raw['item_id']!r} needs a commit sha (8 to 40 hex) in 'human'")
@@ -382,6 +385,9 @@ def load_plan(path: Path) -> LoadedPlan:
     repo = normalise_repo(Path(repo_path).name or task_id.split("_", 1)[0])
     if not repo:
         raise TrackerError(f"plan {path}: names no repo (need 'repo' or 'task_id')")
+    checked(repo, f"plan {path}: repo")
+    if task_id:
+        checked(task_id, f"plan {path}: task_id")
     plan = LoadedPlan(str(path), repo, repo_path, task_id or f"{repo}_core", [])
     plan.items.extend(_loaded_item(path, plan, index, raw) for index, raw in enumerate(doc["items"]))
     return plan

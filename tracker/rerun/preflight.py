@@ -1,11 +1,13 @@
 """Preflight: is the API usable right now, before a campaign spends hours failing on it?
 
-Checks, in order (a failure skips the rest): the key is set and well-formed, the endpoint answers,
+Checks, in order (a failure skips the rest): the key is set (and, for the OpenAI API itself, shaped like
+an OpenAI key: a vLLM or Azure-compatible endpoint takes keys such as `EMPTY`), the endpoint answers,
 the key is accepted, the model is listed, and a tiny generation succeeds. The generation is the
 only way to see an exhausted quota: listing models works on an empty account. Uses the real
 `openai` SDK (so `OPENAI_BASE_URL` is honoured) with its own retries off: tenacity retries
 transient errors (connection, timeout, 5xx, rate limit) a bounded number of times and never an
-auth or quota error, which no wait will fix. The key never appears in any output.
+auth or quota error, which no wait will fix. A connection error names the URL tried; the key never
+appears in any output.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -24,6 +27,9 @@ from tracker.classify.redaction import redact
 
 T = TypeVar("T")
 KEY_SHAPE = re.compile(r"^sk-[A-Za-z0-9_\-]{20,}$")
+OPENAI_URL = "https://api.openai.com/v1"
+OPENAI_HOSTS = frozenset({"api.openai.com"})
+"""Where the key must look like OpenAI's; any other base URL is a compatible server with keys of its own."""
 TRANSIENT = {"connection_error", "timeout", "server_error", "rate_limited"}
 """Categories worth retrying; everything else (auth, quota, not found, bad request) is final."""
 
@@ -104,11 +110,32 @@ def categorise(exc: BaseException) -> str:
     return "other"
 
 
-def _describe(exc: BaseException) -> str:
+def is_openai_api(url: str) -> bool:
+    """Is this base URL the OpenAI API itself (not a compatible server: vLLM, Azure, a proxy)?"""
+    return (urlsplit(url).hostname or "").lower() in OPENAI_HOSTS
+
+
+def shown_url(url: str) -> str:
+    """The URL fit for output: no user or password, no query (either may carry a credential), redacted."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+
+
+def _route(url: str, route: str) -> str:
+    """The URL the SDK called for `route`, as output may show it."""
+    return f"{shown_url(url).rstrip('/')}/{route}"
+
+
+def _describe(exc: BaseException, tried: str = "") -> str:
     if isinstance(exc, openai.APIStatusError):
         message = exc.message
         return redact(f"HTTP {exc.status_code} {type(exc).__name__}: {message}")[:300]
-    return redact(f"{type(exc).__name__}: {exc}")[:300]
+    where = f" (tried {tried})" if tried and isinstance(exc, openai.APIConnectionError) else ""
+    return redact(f"{type(exc).__name__}: {exc}")[:300 - len(where)] + where
 
 
 def _call(func: Callable[[], T], check: Check, retries: int, wait_s: float) -> T:
@@ -130,26 +157,29 @@ CHECKS = ("api_key", "endpoint", "auth", "model", "generation")
 
 
 def _fail(report: PreflightReport, check: Check, exc: BaseException | None = None, category: str | None = None,
-          detail: str = "") -> None:
-    """Record `check` as failed (by `exc`, or with `category` and `detail`) and every later check as skipped."""
+          detail: str = "", tried: str = "") -> None:
+    """Record `check` as failed (by `exc` on URL `tried`, or with `category` and `detail`) and every later check
+    as skipped."""
     check.ok = False
     check.category = category or (categorise(exc) if exc else "other")
-    check.detail = detail or (_describe(exc) if exc else "")
+    check.detail = detail or (_describe(exc, tried) if exc else "")
     report.checks.append(check)
     report.checks.extend(Check(n, None) for n in CHECKS[len(report.checks):])
 
 
-def _check_key(report: PreflightReport, key: str) -> bool:
-    """Is a well-formed key set? (checked locally: nothing is sent for a missing or malformed key)"""
-    key_check = Check("api_key", True, detail=f"OPENAI_API_KEY set ({len(key)} chars, sk-…)")
+def _check_key(report: PreflightReport, key: str, shape: bool) -> bool:
+    """Is a key set, and (with `shape`) well-formed? Checked locally: nothing is sent for a refused key."""
     if not key:
-        _fail(report, key_check, category="missing_api_key", detail="OPENAI_API_KEY is not set")
+        _fail(report, Check("api_key", True), category="missing_api_key",
+              detail="OPENAI_API_KEY is not set (a compatible server that needs none takes any value, e.g. EMPTY)")
         return False
-    if not KEY_SHAPE.match(key.strip()) or key != key.strip():
-        detail = f"OPENAI_API_KEY does not look like an OpenAI key (sk-… with 20+ letters/digits; {len(key)} chars)"
-        _fail(report, key_check, category="malformed_api_key", detail=detail)
+    if shape and (not KEY_SHAPE.match(key.strip()) or key != key.strip()):
+        detail = (f"OPENAI_API_KEY does not look like an OpenAI key (sk-… with 20+ letters/digits; {len(key)} chars), "
+                  f"and {report.base_url} is the OpenAI API")
+        _fail(report, Check("api_key", True), category="malformed_api_key", detail=detail)
         return False
-    report.checks.append(key_check)
+    kind = "sk-…" if shape else "shape not checked"
+    report.checks.append(Check("api_key", True, detail=f"OPENAI_API_KEY set ({len(key)} chars, {kind})"))
     return True
 
 
@@ -178,10 +208,10 @@ def _list_models(report: PreflightReport, client: openai.OpenAI, url: str, retri
         return None
     except openai.OpenAIError as exc:
         endpoint.seconds = time.perf_counter() - started
-        _fail(report, endpoint, exc)
+        _fail(report, endpoint, exc, tried=_route(url, "models"))
         return None
     endpoint.seconds = time.perf_counter() - started
-    endpoint.detail = f"{url} answered ({len(ids)} models)"
+    endpoint.detail = f"{shown_url(url)} answered ({len(ids)} models)"
     auth.detail = "key accepted"
     report.checks += [endpoint, auth]
     return ids
@@ -200,7 +230,7 @@ def _check_model(report: PreflightReport, ids: list[str], model: str) -> bool:
     return True
 
 
-def _check_generation(report: PreflightReport, client: openai.OpenAI, model: str, retries: int,
+def _check_generation(report: PreflightReport, client: openai.OpenAI, url: str, model: str, retries: int,
                       wait_s: float) -> None:
     """A tiny generation: the only check that sees an exhausted quota."""
     generation = Check("generation", True)
@@ -210,7 +240,7 @@ def _check_generation(report: PreflightReport, client: openai.OpenAI, model: str
                          generation, retries, wait_s)
     except openai.OpenAIError as exc:
         generation.seconds = time.perf_counter() - started
-        _fail(report, generation, exc)
+        _fail(report, generation, exc, tried=_route(url, "responses"))
         return
     generation.seconds = time.perf_counter() - started
     usage = getattr(response, "usage", None)
@@ -220,15 +250,17 @@ def _check_generation(report: PreflightReport, client: openai.OpenAI, model: str
 
 
 def run_preflight(model: str = "gpt-5", *, api_key: str | None = None, base_url: str | None = None,
-                  timeout_s: float = 20.0, retries: int = 3, wait_s: float = 1.0) -> PreflightReport:
-    """Run every check; stop at the first failure (later checks are reported as skipped)."""
+                  timeout_s: float = 20.0, retries: int = 3, wait_s: float = 1.0,
+                  key_check: bool = True) -> PreflightReport:
+    """Run every check; stop at the first failure (later checks are reported as skipped). The key's shape is
+    checked only against the OpenAI API itself, and not at all with `key_check=False`."""
     key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
-    url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    report = PreflightReport(base_url=redact(url), model=model)
-    if not _check_key(report, key):
+    url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+    report = PreflightReport(base_url=shown_url(url), model=model)
+    if not _check_key(report, key, shape=key_check and is_openai_api(url)):
         return report
     client = openai.OpenAI(api_key=key, base_url=url, max_retries=0, timeout=timeout_s)
     ids = _list_models(report, client, url, retries, wait_s)
     if ids is not None and _check_model(report, ids, model):
-        _check_generation(report, client, model, retries, wait_s)
+        _check_generation(report, client, url, model, retries, wait_s)
     return report

@@ -17,13 +17,16 @@ from tracker.isobench import EvaluationIndex, RunFacts, index_pipeline_logs, rea
 from tracker.isobench.discovery import RunFolder, normalise_model, normalise_repo
 from tracker.rerun.planning import PlanItem
 from tracker.rerun.process import ProcessResult
+from tracker.safe_names import checked, component, within
 
 PIPELINE_LOGS = "pipeline_run_*.log"
 
 
 def attempt_workdir(log_dir: Path, campaign: str, item_id: str, run_timestamp: str) -> Path:
-    """The runner's own folder of one attempt (plan file, log): `<log_dir>/<campaign>/<item>/<ts>`."""
-    return (log_dir / campaign / item_id / run_timestamp).resolve()
+    """The runner's own folder of one attempt (plan file, log): `<log_dir>/<campaign>/<item>/<ts>`, always
+    under `log_dir` (a campaign name is made safe, an item id that is no file name refused)."""
+    folder = log_dir / component(campaign) / checked(item_id, "item_id") / checked(run_timestamp, "run timestamp")
+    return within(log_dir, folder, "the attempt's log folder").resolve()
 
 
 def bench_skipped(workdir: Path, item_id: str) -> bool:
@@ -51,11 +54,11 @@ class RunFolders:
     def run_id(self, item: PlanItem, run_timestamp: str) -> str:
         """The bench's `--run-id` for an attempt: `<repo>/<agent>/<model>/<timestamp>` under `state/runs`,
         so the run folder's name is the attempt's own timestamp, not the bench's clock."""
-        return f"{item.repo}/{self.agent}/{self.model}/{run_timestamp}"
+        return f"{checked(item.repo, 'repo')}/{component(self.agent)}/{component(self.model)}/{run_timestamp}"
 
     def at(self, run_id: str, item_id: str, workdir: Path) -> Path | None:
         """The run folder the bench wrote under `run_id`, when it wrote one with a journal (else the workdir's)."""
-        folder = self.runs / run_id / item_id
+        folder = within(self.runs, self.runs / run_id / checked(item_id, "item_id"), "the run folder")
         if (folder / "journal.json").is_file():
             return folder
         return workdir if (workdir / "journal.json").exists() else None

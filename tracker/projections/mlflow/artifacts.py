@@ -17,6 +17,7 @@ import orjson
 from tracker.classify.redaction import LineRedactor, redact
 from tracker.domain.events import RecordedEvent, decode
 from tracker.domain.import_events import FailureClassified
+from tracker.safe_names import UnsafeName, within
 
 RUN_FILES = {
     "model_patch.diff": "model_patch.diff",
@@ -34,15 +35,25 @@ def run_folder(source: str | None, row: dict[str, Any]) -> Path | None:
         return None
     runs = Path(source) / "state" / "runs"
     folder = runs / row["run_path"]
+    if not _under(runs, folder):  # a run path from the log never makes another folder an artifact
+        return None
     if folder.is_dir():
         return folder
     parts = row["run_path"].split("/")
     if len(parts) == 5:
         repo, agent, model, timestamp, item = parts
         raw = runs / (row.get("repo_raw") or repo) / agent / (row.get("model_raw") or model) / timestamp / item
-        if raw.is_dir():
+        if raw.is_dir() and _under(runs, raw):
             return raw
     return None
+
+
+def _under(root: Path, path: Path) -> bool:
+    try:
+        within(root, path)
+    except UnsafeName:
+        return False
+    return True
 
 
 def copy_redacted(source: Path, target: Path) -> None:

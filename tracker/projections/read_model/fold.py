@@ -158,9 +158,10 @@ def catch_up(store: EventStore, batch_size: int = 20_000) -> int:
     return applied
 
 
-def open_current(url: str | None = None) -> EventStore:
-    """Open the store and bring its read model up to the log: what a notebook reads from."""
-    store = EventStore.open(url)
+def open_current(url: str | None = None, *, create: bool = False) -> EventStore:
+    """Open the store and bring its read model up to the log: what a notebook reads from. A store that
+    does not exist is refused (StoreNotFound) unless `create`: a mistyped path is no empty store."""
+    store = EventStore.open(url, create=create)
     catch_up(store)
     return store
 

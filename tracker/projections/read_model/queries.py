@@ -25,7 +25,7 @@ from tracker.domain.import_events import EvaluationReportObserved, FolderIdentif
 from tracker.domain.pricing import PriceTable, billed_model, load_price_table
 from tracker.domain.run_events import AttemptStarted
 from tracker.domain.streams import attempts_prefix, campaign_stream
-from tracker.errors import TrackerError, UnknownCampaign
+from tracker.errors import TrackerError, UnknownCampaign, UnknownValue
 from tracker.eventstore.database import translate_errors
 from tracker.eventstore.schema import attempts, campaigns, events
 from tracker.eventstore.store import EventStore
@@ -123,6 +123,21 @@ def campaign_exists(store: EventStore, name: str) -> bool:
     return bool(_tuples(store, select(campaigns.c.name).where(campaigns.c.name == name)))
 
 
+def campaign_repos(store: EventStore, names: Sequence[str]) -> list[str]:
+    """The repos these campaigns have attempts in."""
+    query = select(attempts.c.repo).where(attempts.c.campaign.in_(sorted(names))).distinct()
+    return sorted(str(row[0]) for row in _tuples(store, query) if row[0])
+
+
+def require_repos(store: EventStore, names: Sequence[str], repos: Sequence[str] | None) -> None:
+    """Refuse a repo filter none of these campaigns has attempts in (UnknownValue lists the repos they have):
+    a filter that matches nothing is a mistake, never an empty table."""
+    held = campaign_repos(store, names)
+    for repo in repos or ():
+        if repo not in held:
+            raise UnknownValue("repo", repo, held, f" in campaign {' or '.join(repr(n) for n in names)}")
+
+
 def campaign_row(store: EventStore, name: str) -> dict[str, Any]:
     """The campaign's read-model row; `UnknownCampaign` when there is none."""
     rows = _mappings(store, select(campaigns).where(campaigns.c.name == name))
@@ -207,8 +222,8 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
                    status: str | None = None, category: str | None = None,
                    prices: PriceTable | None = None) -> pd.DataFrame:
     """One row per attempt, with `cost_usd` priced now and `problems` as a list."""
-    if campaign is not None and not campaign_exists(store, campaign):
-        raise UnknownCampaign(campaign)
+    if campaign is not None:
+        _require_campaign(store, campaign, repo)
     query = _filtered(select(attempts), campaign=campaign, repo=repo, status=status, failure_category=category)
     query = query.order_by(attempts.c.campaign, attempts.c.repo, attempts.c.commit, attempts.c.run_timestamp)
     with translate_errors(store.engine.url), store.engine.connect() as connection:
@@ -219,6 +234,13 @@ def attempts_frame(store: EventStore, campaign: str | None = None, *, repo: str 
     frame["failure_category"] = frame["failure_category"].fillna("none")
     frame["outcome_level"] = [outcomes.highest_level(row) for row in frame.to_dict(orient="records")]
     return frame[ATTEMPT_COLUMNS]
+
+
+def _require_campaign(store: EventStore, campaign: str, repo: str | None) -> None:
+    if not campaign_exists(store, campaign):
+        raise UnknownCampaign(campaign)
+    if repo is not None:
+        require_repos(store, [campaign], [repo])
 
 
 def _filtered(query: Select[Any], **equal: str | None) -> Select[Any]:
