@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from typing import Any
 
 import click
@@ -12,6 +12,7 @@ from runners.context import AppContext, pass_app
 from runners.options import json_option, mlflow_uri_option, prices_option
 from runners.output import emit_json, progress_bar
 from tracker.domain.pricing import load_price_table
+from tracker.errors import TrackerError
 from tracker.projections.mlflow.client import ui_command
 from tracker.projections.mlflow.runs import SyncSummary, sync
 from tracker.settings import resolve_tracking_uri
@@ -78,6 +79,18 @@ def sync_command(app: AppContext, mlflow_uri: str | None, prices_path: str | Non
         click.echo(sync_text(summary))
 
 
+def port_free_or_fail(port: int) -> None:
+    """Refuse a loopback port something already listens on (MLflow would start and fail behind our back)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise TrackerError(f"port {port} on 127.0.0.1 is taken (another `track ui` or MLflow server?): "
+                               "pass --port with a free one") from None
+
+
 @click.command("ui")
 @click.option("--port", default=5000, show_default=True, type=int, help="Loopback port to serve the UI on.")
 @click.option("--mlflow-uri", default=None, metavar="URI",
@@ -88,8 +101,9 @@ def ui_command_cli(port: int, mlflow_uri: str | None) -> None:
     Example: track ui --port 5000   # then open http://127.0.0.1:5000
     """
     argv = ui_command(resolve_tracking_uri(mlflow_uri), port)
+    port_free_or_fail(port)
     click.echo(f"MLflow UI at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
-    try:
-        raise click.exceptions.Exit(subprocess.call(argv, env=os.environ.copy()))
-    except KeyboardInterrupt:
-        raise click.exceptions.Exit(0) from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The server takes this process's place: signals (Ctrl-C, a supervisor's TERM) reach it, its exit code is ours.
+    os.execv(argv[0], argv)

@@ -71,9 +71,12 @@ def test_same_data_logs_once_new_data_logs_again(store: EventStore, tmp_path: Pa
     newer = log_comparison(compare(store, "orig", "rerun"), uri)
     assert newer.created and newer.run_id != first.run_id
     client = MlflowClient(tracking_uri=uri)
-    keys = [client.get_run(r.run_id).data.tags[KEY_TAG] for r in (first, newer)]
-    for key in keys:
-        assert len(client.search_runs([first.experiment_id], f"tags.`{KEY_TAG}` = '{key}'")) == 1
+    live = client.search_runs([first.experiment_id])
+    assert [r.info.run_id for r in live] == [newer.run_id]  # one run per pair: the older one is replaced
+    assert client.get_run(first.run_id).info.lifecycle_stage == "deleted"
+    assert client.get_run(newer.run_id).data.tags[KEY_TAG] != client.get_run(first.run_id).data.tags[KEY_TAG]
+    other_level = log_comparison(compare(store, "orig", "rerun", level="patch"), uri)
+    assert other_level.created and len(client.search_runs([first.experiment_id])) == 2
 
 
 def _closed_port() -> int:

@@ -482,3 +482,15 @@ def test_summary_runs_last_as_long_as_their_campaign(store: EventStore, mlflow_u
     parent = runs["campaign:orig"]
     assert parent.info.start_time == min(r.info.start_time for r in attempts)
     assert parent.info.end_time == max(r.info.end_time for r in attempts)
+
+
+def test_ui_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_track("ui", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr

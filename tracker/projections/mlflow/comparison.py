@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 KIND_TAG = "track.kind"
 KEY_TAG = "track.comparison_key"
+PAIR_TAG = "track.comparison_pair"
+"""One live run per pair (baseline, rerun, repo filter, level): a newer comparison replaces the older run."""
 
 
 class ComparisonNotLogged(TrackerError):
@@ -57,6 +59,11 @@ def comparison_key(c: Comparison) -> str:
              "criteria": c.meta.get("criteria"),
              "criteria_rows": frame_records(c.criteria), "prices": c.meta.get("price_table")}
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def pair_key(c: Comparison) -> str:
+    basis = [c.baseline["name"], c.rerun["name"], c.meta.get("repo_filter"), c.meta.get("level")]
+    return hashlib.sha256(json.dumps(basis, default=str).encode()).hexdigest()[:32]
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -127,10 +134,14 @@ def log_comparison(c: Comparison, tracking_uri: str | None = None) -> LoggedComp
 def _log(client: MlflowClient, c: Comparison, uri: str, name: str, key: str) -> LoggedComparison:
     """The run for `key` if it exists; else a new run with everything logged, the key tag last."""
     experiment_id = _experiment_id(client, uri, name)
-    existing = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", max_results=1)
-    if existing:
-        return LoggedComparison(uri, name, experiment_id, existing[0].info.run_id, created=False)
-    run_id = client.create_run(experiment_id, run_name=run_name(c), tags=run_tags(c)).info.run_id
+    pair = pair_key(c)
+    existing = client.search_runs([experiment_id], f"tags.`{PAIR_TAG}` = '{pair}'", max_results=10)
+    same = [run for run in existing if run.data.tags.get(KEY_TAG) == key]
+    if same:
+        return LoggedComparison(uri, name, experiment_id, same[0].info.run_id, created=False)
+    for older in existing:  # the same pair on older data: replaced, so the pair has one run to look at
+        client.delete_run(older.info.run_id)
+    run_id = client.create_run(experiment_id, run_name=run_name(c), tags={**run_tags(c), PAIR_TAG: pair}).info.run_id
     _log_values(client, run_id, c)
     for table, frame in c.tables().items():
         client.log_table(run_id, _plain(frame), f"tables/{table}.json")
