@@ -494,3 +494,15 @@ def test_ui_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
         result = run_track("ui", "--port", str(port), cwd=tmp_path)
     assert result.returncode == 2
     assert f"port {port} on 127.0.0.1 is taken" in result.stderr and "--port" in result.stderr
+
+
+def test_a_fresh_tracking_store_at_a_known_address_gets_everything_again(store: EventStore, mlflow_uri: str,
+                                                                          empty_mlflow_db: Path) -> None:
+    import_tree(store, ORIGINAL_TREE, "orig")
+    first = sync(store, mlflow_uri)
+    assert first.runs_created == RUNS_A
+    db = Path(mlflow_uri.removeprefix("sqlite:///"))
+    shutil.copyfile(empty_mlflow_db, db)  # the MLflow database wiped, the address the same
+    again = sync(store, mlflow_uri)
+    assert (again.from_position, again.runs_created, again.summary_runs) == (0, RUNS_A, 1)
+    assert sync(store, mlflow_uri).runs_created == 0  # and then it is up to date again

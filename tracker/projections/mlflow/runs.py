@@ -90,14 +90,24 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     start, _ = fold.check_checkpoint(store, name)  # ahead of the log: new events would go unseen
     end = store.checkpoint(fold.NAME)
     prices = prices or load_price_table()
+    tracking = Tracking(uri, retry)
+    if start and not _holds_our_experiments(tracking):
+        start = 0  # a fresh (or wiped) tracking store at a known address: write everything again
     summary = SyncSummary(safe_uri(uri), name, start, max(start, end), price_table_version=prices.version)
     if start >= end:
         summary.seconds = time.perf_counter() - started
         return summary
-    projection = _Projection(store, Tracking(uri, retry), prices, summary, traces)
+    projection = _Projection(store, tracking, prices, summary, traces)
     projection.run(start, end, chunk_size, progress)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _holds_our_experiments(tracking: Tracking) -> bool:
+    """Whether the tracking store holds an experiment this tool made (the checkpoint is only true of it then)."""
+    found = tracking.call("list experiments", tracking.client.search_experiments,
+                          filter_string="tags.`track.benchmark` LIKE '%'", max_results=1)
+    return bool(found)
 
 
 def _redacted(values: dict[str, str]) -> dict[str, str]:
