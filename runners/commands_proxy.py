@@ -39,7 +39,7 @@ def proxy_command(app: AppContext, campaign: str, upstream: str | None, host: st
     Example: track proxy --campaign trae-gpt5-a1c6d41 --budget-usd 300
     """
     check_campaign_name(campaign)
-    store = PatientStore.around(app.store(), 120.0)
+    store = PatientStore.around(app.store(create=True), 120.0)
     prices = load_price_table(prices_path)
     spent = _spent(app, campaign, prices)
     proxy = MeteringProxy(store, campaign, upstream=upstream or default_upstream(), host=host, port=port,

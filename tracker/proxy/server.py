@@ -47,6 +47,7 @@ class MeteringProxy:
                            on_stop or self._record_stop)
         self.app = MeteringApp(campaign, Upstream(self.upstream), self.guard, self.writer)
         self._socket = _bind(host, port)
+        self._port = int(self._socket.getsockname()[1])  # kept: a server that stopped has closed its socket
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", http="auto",
                                 loop="auto", server_header=False, date_header=False, timeout_keep_alive=60)
         self.server = uvicorn.Server(config)
@@ -54,7 +55,7 @@ class MeteringProxy:
 
     @property
     def port(self) -> int:
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     @property
     def base_url(self) -> str:
