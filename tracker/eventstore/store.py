@@ -143,13 +143,16 @@ class EventStore:
         with translate_errors(engine.url):
             current = migrate.current_revision(engine)
             head = migrate.head_revision()
-            if current is None and not _has_events_table(engine):
-                if not create:
-                    engine.dispose()
-                    raise StoreNotFound(f"no store at {safe_url(engine.url)}: the database has no track schema "
-                                        "(nothing was created)")
+            if current is None and not create and not _has_events_table(engine):
+                engine.dispose()
+                raise StoreNotFound(f"no store at {safe_url(engine.url)}: the database has no track schema "
+                                    "(nothing was created)")
+            if current is None and create:
+                # Under the migration lock: another process may be creating the schema right now (its tables
+                # seen, its revision not yet); upgrading waits for it and then finds nothing to do.
                 migrate.upgrade(engine)
-            elif current != head:
+                current = migrate.current_revision(engine)
+            if current != head:
                 engine.dispose()
                 raise SchemaOutdated(
                     f"the store at {safe_url(engine.url)} has schema revision {current or 'none'}, "
