@@ -109,7 +109,7 @@ def experiment(mlflow_ui: str, comparison: Comparison) -> str:
     experiment = client.create_experiment("iso-bench/trae/gpt-5")
     for commit in commits:
         for phase in ("original", "rerun"):
-            run = client.create_run(experiment, run_name=f"{phase} · vllm@{commit[:8]} · ok")
+            run = client.create_run(experiment, run_name=f"{phase} · ok · vllm@{commit[:8]}")
             client.log_param(run.info.run_id, "commit", commit)
             client.log_param(run.info.run_id, "phase", phase)
             client.set_terminated(run.info.run_id)
@@ -160,7 +160,7 @@ def test_a_commit_link_opens_its_runs_in_the_mlflow_ui(comparison: Comparison, m
     done = _browse(tmp_path / "profile", "--window-size=1600,1400", "--dump-dom", url, budget_ms=25000,
                    offline=False)
     dom = html.unescape(done.stdout)
-    assert f"original · vllm@{first[:8]} · ok" in dom and f"rerun · vllm@{first[:8]} · ok" in dom, dom[-3000:]
+    assert f"original · ok · vllm@{first[:8]}" in dom and f"rerun · ok · vllm@{first[:8]}" in dom, dom[-3000:]
     assert f"vllm@{second[:8]}" not in dom  # the filter from the URL applied: the other commit's runs are hidden
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     _browse(tmp_path / "profile", "--window-size=1400,900", f"--screenshot={ARTIFACTS / 'mlflow-commit-runs.png'}",

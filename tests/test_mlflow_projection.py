@@ -82,7 +82,7 @@ def test_every_attempt_becomes_one_run_with_params_metrics_tags_artifacts(store_
     assert "401" in key_run.data.tags["failure_evidence"] and "sk-[REDACTED]" in key_run.data.tags["failure_evidence"]
     params = key_run.data.params
     assert params["phase"] == "original" and params["agent_fix_commit"] == "none" and len(params["commit"]) == 40
-    assert key_run.info.run_name == f"original · {params['repo']}@{params['commit'][:8]} · invalid_api_key"
+    assert key_run.info.run_name == f"original · invalid_api_key · {params['repo']}@{params['commit'][:8]}"
     assert {"input_tokens", "total_tokens", "cost_usd", "duration_s", "patch_lines"} <= set(key_run.data.metrics)
     assert key_run.data.tags["price_table_version"] == load_price_table().version
     local = Path(client.download_artifacts(key_run.info.run_id, ""))
@@ -101,7 +101,7 @@ def test_original_and_rerun_of_one_commit_are_linked(store: EventStore, tmp_path
     rerun = next(r for s, r in runs.items() if s.startswith("attempt:rerun1:"))
     originals = [r for s, r in runs.items() if s.startswith("attempt:orig:") and r.data.params["commit"] == COMMIT]
     latest = max(originals, key=lambda r: r.data.params["run_timestamp"])
-    assert rerun.info.run_name == f"rerun · sglang@{COMMIT[:8]} · ok"
+    assert rerun.info.run_name == f"rerun · ok · sglang@{COMMIT[:8]}"
     assert rerun.data.params["agent_fix_commit"] == "a1c6d41" and rerun.data.params["phase"] == "rerun"
     assert rerun.data.tags["status"] == "success" and rerun.data.tags["failure_category"] == "none"
     assert rerun.info.status == "FINISHED"
@@ -341,9 +341,9 @@ def test_mapping_a_rerun_names_its_fix_commit_and_the_run() -> None:
     row = _row(campaign="rerun1", commit="2265d0bf976f7deb", agent="trae", model="gpt-5")
     assert mapping.attempt_params(row, RERUN_CAMPAIGN, "rerun")["agent_fix_commit"] == "a1c6d41"
     assert mapping.attempt_params(row, CAMPAIGN, "original")["agent_fix_commit"] == "none"
-    assert mapping.run_name(row, "rerun") == "rerun · vllm@2265d0bf · ok"
+    assert mapping.run_name(row, "rerun") == "rerun · ok · vllm@2265d0bf"
     assert mapping.run_name(_row(commit="2265d0bf976f7deb", status="error", failure_category="quota_exceeded"),
-                            "original") == "original · vllm@2265d0bf · quota_exceeded"
+                            "original") == "original · quota_exceeded · vllm@2265d0bf"
     assert mapping.experiment_name(RERUN_CAMPAIGN) == "iso-bench/trae/gpt-5"
     assert mapping.summary_run_name("rerun1", RERUN_CAMPAIGN) == "rerun1 · rerun summary"
     assert [mapping.run_status(_row(status=s)) for s in ("success", "running", "abandoned", "timeout")] == [

@@ -67,11 +67,12 @@ def experiment_tags(campaign: Row) -> dict[str, str]:
 
 
 def run_name(row: Row, phase: str) -> str:
-    """What differs first, then the outcome: `rerun · sglang@08f60a17 · quota_exceeded` (`· ok` on success),
-    so a commit's attempts read apart in the runs table even where its columns are cut off."""
+    """What differs first, then the outcome, then the commit: `rerun · quota_exceeded · sglang@08f60a17` (`ok` on
+    success). The runs table cuts names at about 22 characters: filtered to one commit, the attempts still
+    read apart by phase and category."""
     category = failure_category(row)
     outcome = "ok" if category == "none" else category
-    return f"{phase} · {row['repo']}@{(row['commit'] or '')[:8]} · {outcome}"
+    return f"{phase} · {outcome} · {row['repo']}@{(row['commit'] or '')[:8]}"
 
 
 def summary_run_name(name: str, campaign: Row) -> str:
