@@ -57,8 +57,8 @@ def naive(store: EventStore, uri: str) -> tuple[int, float]:
             for key, value in projection._attempt_tags(row, campaign, events, None).items():
                 mlflow.set_tag(key, value)
             with tempfile.TemporaryDirectory() as tmp:
-                for path in artifacts.stage(artifacts.run_folder(campaign["source"], row), events,
-                                                   Path(tmp)):
+                staged = artifacts.stage(store, artifacts.run_folder(campaign["source"], row), events, Path(tmp))
+                for path in staged.written:
                     mlflow.log_artifact(str(Path(tmp) / path), str(Path(path).parent) if "/" in path else None)
     return len(projection.rows), time.perf_counter() - started
 

@@ -53,7 +53,20 @@ def sync_text(summary: SyncSummary) -> str:
             f"{summary.runs_created} runs created, {summary.runs_updated} updated, {summary.runs_unchanged} unchanged, "
             f"{summary.summary_runs} summary runs created, {summary.traces} traces; "
             f"experiments {', '.join(summary.experiments)}; "
-            f"positions {summary.from_position}..{summary.to_position} in {summary.seconds:.1f}s")
+            f"positions {summary.from_position}..{summary.to_position} in {summary.seconds:.1f}s"
+            + _evidence_warnings(summary))
+
+
+def _evidence_warnings(summary: SyncSummary) -> str:
+    """The gaps a person must see: evidence the store could not give, evidence read from the bench tree."""
+    lines = []
+    if summary.evidence_gaps:
+        lines.append(f"warning: {summary.evidence_gaps} attempts miss evidence (their runs name it in "
+                     "MISSING_EVIDENCE.txt)")
+    if summary.evidence_from_disk:
+        lines.append(f"warning: {summary.evidence_from_disk} attempts were imported before evidence was captured: "
+                     "their files were read from the bench tree; import it again to capture them into the store")
+    return "".join(f"\n{line}" for line in lines)
 
 
 @click.command("sync")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -87,8 +88,12 @@ def test_reimport_adds_nothing_and_a_change_adds_only_the_change(tmp_path: Path,
         changed = import_tree(store, tree, "orig")
         assert changed.attempts_changed == 1
         new_events = list(read_all(store, from_position=count))
-        assert {e.event_type for e in new_events} <= {"patch.observed", "failure.classified"}
+        assert {e.event_type for e in new_events} <= {"patch.observed", "failure.classified", "evidence.captured"}
         assert any(e.event_type == "patch.observed" and e.payload["lines_added"] == 1 for e in new_events)
+        captured = [e for e in new_events if e.event_type == "evidence.captured"]
+        assert len(captured) == 1  # the new patch, captured again; the other files were not
+        patch_entry = next(f for f in captured[0].payload["files"] if f["artifact"] == "model_patch.diff.txt")
+        assert patch_entry["source_sha256"] == hashlib.sha256(patch.read_bytes()).hexdigest()
         assert store.verify().ok
 
 

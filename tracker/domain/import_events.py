@@ -221,3 +221,18 @@ class FolderIdentified(DomainEvent):
     run_path: str
     commit: str
 
+
+
+@domain_event
+@dataclass(frozen=True)
+class EvidenceCaptured(DomainEvent):
+    """The attempt's files as captured into the store: redacted, stored by content hash (`evidence_blobs`),
+    so MLflow is rebuilt from the store alone. `files`: `{artifact, source, source_sha256, sha256, bytes}`
+    (`source_sha256` of the file as read, `sha256` and `bytes` of the redacted content stored). `missing`:
+    artifacts whose source file has gone since it was captured (the earlier capture stays in `files`);
+    `oversize`: `{artifact, source, bytes}` of files too large to keep."""
+
+    TYPE = "evidence.captured"
+    files: list[dict[str, Any]]
+    missing: list[str] = field(default_factory=list)
+    oversize: list[dict[str, Any]] = field(default_factory=list)

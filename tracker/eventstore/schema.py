@@ -4,7 +4,19 @@ Payload and metadata are stored as canonical JSON *text* (not JSONB): the hash c
 over the exact bytes stored, so no backend may reorder keys or reformat numbers underneath it.
 """
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -39,6 +51,16 @@ store_identity = Table(  # migration 0004: one row, fixed; the anchors outside t
     metadata,
     Column("store_id", String(36), primary_key=True),
     Column("created_at", String(32), nullable=False),
+)
+
+evidence_blobs = Table(  # migration 0005: the files an attempt's evidence events name, redacted, by content hash
+    "evidence_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),  # of the redacted content: the address
+    Column("bytes", BigInteger, nullable=False),
+    Column("compression", String(10), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("stored_at", String(32), nullable=False),
 )
 
 # The SQL read model (migration 0002): a projection of the events, rebuildable at any time.

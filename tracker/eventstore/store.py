@@ -15,7 +15,7 @@ Guarantees (tested once, run on both backends in `tests/test_store.py`):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from tracker.domain.events import NewEvent, RecordedEvent
 from tracker.errors import ConcurrencyError, SchemaOutdated, StoreNotFound, StoreUnavailable
-from tracker.eventstore import anchors, migrate
+from tracker.eventstore import anchors, blobs, migrate
 from tracker.eventstore.anchors import Anchor, AnchorProblem, AnchorSet, AnchorTally, AnchorWriter
 from tracker.eventstore.database import create_store_engine, safe_url, translate_errors
 from tracker.eventstore.hashing import GENESIS_HASH, canonical_json, event_hash
@@ -261,6 +261,14 @@ class EventStore:
         )
         return AppendResult(current + len(rows), [row[0] for row in rows], rows[-1][10])
 
+    def store_blobs(self, new: Sequence[blobs.Blob]) -> int:
+        """Store evidence blobs not stored yet (content-addressed, insert-only); returns how many were new.
+        Written before the event naming them, so an event never names a blob that is not there."""
+        if not new:
+            return 0
+        with translate_errors(self.engine.url), self.transaction() as connection:
+            return blobs.put_many(connection, new, is_postgres=self.is_postgres, stored_at=utc_now())
+
     # -- reading ------------------------------------------------------------------------------
 
     def stream_version(self, stream_id: str) -> int:
@@ -313,6 +321,11 @@ class EventStore:
                  .order_by(events.c.stream_id, events.c.stream_version))
         with translate_errors(self.engine.url), self.engine.connect() as connection:
             return [_row_to_event(row) for row in connection.execute(query)]
+
+    def read_blobs(self, addresses: Iterable[str]) -> blobs.BlobRead:
+        """Evidence blobs by address, each checked against it (missing and corrupt ones named)."""
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            return blobs.get_many(connection, addresses)
 
     def now(self) -> float:
         """Seconds since the epoch on the database's clock: the one clock every host of a shared store agrees
@@ -555,3 +568,10 @@ class PatientStore(EventStore):
 
     def now(self) -> float:
         return self._patiently(lambda: super(PatientStore, self).now())
+
+    def store_blobs(self, new: Sequence[blobs.Blob]) -> int:
+        return self._patiently(lambda: super(PatientStore, self).store_blobs(new))
+
+    def read_blobs(self, addresses: Iterable[str]) -> blobs.BlobRead:
+        wanted = list(addresses)
+        return self._patiently(lambda: super(PatientStore, self).read_blobs(wanted))

@@ -39,6 +39,7 @@ from tracker.domain.import_events import (
     CampaignCreated,
     EvaluationObserved,
     EvaluationReportObserved,
+    EvidenceCaptured,
     FailureClassified,
     FolderIdentified,
     FolderUnidentified,
@@ -52,6 +53,7 @@ from tracker.domain.streams import attempt_stream, attempts_prefix, campaign_str
 from tracker.errors import TrackerError
 from tracker.eventstore.hashing import canonical_json
 from tracker.eventstore.store import ANY, NO_STREAM, EventStore
+from tracker.ingest.evidence import capture
 from tracker.isobench import (
     EvaluationIndex,
     PipelineLogIndex,
@@ -69,7 +71,7 @@ from tracker.isobench.evaluation import EvaluationReport
 from tracker.projections.read_model import fold, queries
 
 SINGLE_FACTS = ("attempt.observed", "usage.observed", "patch.observed", "evaluation.observed", "failure.classified",
-                "incidents.observed")
+                "incidents.observed", "evidence.captured")
 ALL = "*"
 """`--agent '*'` / `--model '*'`: every agent or model of the tree (with a campaign name pattern)."""
 """Event types of which only the latest matters: a new one is appended only when it differs."""
@@ -303,7 +305,8 @@ class _ImportSession:
         stream = self._stream_for(name, facts, known)
         # the campaign's streams were all read at its start: a stream not among them is new
         classification, incidents, appended = record_attempt(
-            self.store, name, facts, self.table, self.metadata, known.get(stream) or _StreamState(), stream=stream)
+            self.store, name, facts, self.table, self.metadata, known.get(stream) or _StreamState(), stream=stream,
+            root=self.root)
         if facts.folder.run_path in self.unidentified_before[name]:
             self.identified.setdefault(name, []).append((facts.folder.run_path, facts.commit or ""))
         return classification, incidents, appended
@@ -482,12 +485,14 @@ def _evaluation_observed(facts: RunFacts) -> EvaluationObserved | None:
 def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: RuleTable, metadata: JsonDict,
                    state: _StreamState | None = None,
                    extra: list[DomainEvent] | Callable[[Classification], list[DomainEvent]] | None = None,
-                   stream: str | None = None) -> tuple[Classification, tuple[Incident, ...], int]:
-    """Classify one run folder's facts and append what is new about its attempt.
+                   stream: str | None = None, root: Path | None = None,
+                   ) -> tuple[Classification, tuple[Incident, ...], int]:
+    """Classify one run folder's facts, capture its evidence files and append what is new about its attempt.
 
     Used by `import` and by `track run`, which passes `extra` lifecycle events, or a function giving
     them from the classification (so a run is classified once). Without `state`, the attempt's stream
-    is read first. Returns the classification, the incidents and how many events were written.
+    is read first. `root` (the bench tree) lets the evaluation result be captured too. Returns the
+    classification, the incidents and how many events were written.
     """
     lines = evidence_lines(facts, table)
     classification = classify_lines(facts, lines, table)
@@ -499,9 +504,11 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
         state = _StreamState()
         for recorded in store.read_stream(stream):
             _fold(state, recorded)
-    changes = _changes(campaign, facts, classification, incidents, state, extra or [])
+    evidence = capture(facts, root, state.latest.get(EvidenceCaptured.TYPE))
+    changes = _changes(campaign, facts, classification, incidents, state, extra or [], evidence.event)
     if not changes:
         return classification, incidents, 0
+    store.store_blobs(evidence.blobs)  # before the event that names them
     new_events = [
         NewEvent(event.TYPE, payload, event.VERSION,
                  deterministic_event_id(stream, state.version + i + 1, event.TYPE, text), metadata)
@@ -512,11 +519,12 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
 
 
 def _changes(campaign: str, facts: RunFacts, classification: Classification, incidents: tuple[Incident, ...],
-             state: _StreamState, extra: list[DomainEvent]) -> list[tuple[DomainEvent, JsonDict, str]]:
+             state: _StreamState, extra: list[DomainEvent],
+             evidence: EvidenceCaptured) -> list[tuple[DomainEvent, JsonDict, str]]:
     """What is new about an attempt, as (event, payload, canonical text). Each payload is built (and
     redacted) once; its text serves both the comparison with the store and the event id."""
     changes: list[tuple[DomainEvent, JsonDict, str]] = []
-    for event in attempt_facts(campaign, facts, classification, incidents):
+    for event in [*attempt_facts(campaign, facts, classification, incidents), evidence]:
         payload = event.to_payload()
         text = canonical_json(payload)
         if _normalised(state.latest.get(event.TYPE)) != text:

@@ -63,6 +63,10 @@ class SyncSummary:
     runs_unchanged: int = 0
     summary_runs: int = 0
     traces: int = 0
+    evidence_gaps: int = 0
+    """Attempts whose MLflow run names missing evidence in `MISSING_EVIDENCE.txt`."""
+    evidence_from_disk: int = 0
+    """Attempts imported before evidence was captured: their files were read from the run folder."""
     experiments: list[str] = field(default_factory=list)
     price_table_version: str = ""
     seconds: float = 0.0
@@ -73,6 +77,7 @@ class SyncSummary:
             "to_position": self.to_position, "attempts_touched": self.attempts_touched,
             "runs_created": self.runs_created, "runs_updated": self.runs_updated,
             "runs_unchanged": self.runs_unchanged, "summary_runs": self.summary_runs, "traces": self.traces,
+            "evidence_gaps": self.evidence_gaps, "evidence_from_disk": self.evidence_from_disk,
             "experiments": self.experiments, "price_table_version": self.price_table_version,
             "seconds": round(self.seconds, 3),
         }
@@ -265,10 +270,10 @@ class _Projection:
         if run is None:
             run = self._create_attempt_run(experiment_id, stream_id, start_ms, name)
         changed = created or self._move_to_top_level(run, name)
-        if run.data.tags.get(SYNCED_TAG) != tags[SYNCED_TAG]:
-            self._log_artifacts(run.info.run_id, row, campaign, events)
-            changed = True
-        tags = self._with_trace(run, row, campaign, name, tags)
+        trace_id = self._log_evidence(run, row, campaign, events, name, tags)
+        changed |= run.data.tags.get(SYNCED_TAG) != tags[SYNCED_TAG]
+        if trace_id:  # first: the synced tag stays last
+            tags = {mapping.TRACE_TAG: trace_id, **tags}
         changed |= self._log_diff(run, params, metrics, tags, _ms(events[-1].recorded_at) if events else start_ms)
         changed |= self._set_status(run, mapping.run_status(row), end_ms)
         if not created:
@@ -321,32 +326,28 @@ class _Projection:
                                end_time=end_ms)
         return True
 
-    def _with_trace(self, run: Run, row: dict[str, Any], campaign: dict[str, Any], name: str,
-                    tags: dict[str, str]) -> dict[str, str]:
-        """The tags with the attempt's trace id (the trace logged now if it has none yet), first: the synced
-        tag stays last."""
-        trace_id = run.data.tags.get(mapping.TRACE_TAG) or self._log_trace(run, row, campaign, name)
-        return {mapping.TRACE_TAG: trace_id, **tags} if trace_id else tags
-
-    def _log_trace(self, run: Run, row: dict[str, Any], campaign: dict[str, Any], name: str) -> str | None:
-        """The finished attempt's trajectory as a trace of its run (once: the run then holds its id)."""
-        if not self.with_traces or row["status"] in ("running", None):
-            return None
-        folder = artifacts.run_folder(campaign.get("source"), row)
-        transcript = traces.read_transcript(folder / "trajectory.json") if folder is not None else None
-        if transcript is None:
-            return None
-        self.summary.traces += 1
-        return self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
-                                  experiment_id=run.info.experiment_id, run_id=run.info.run_id, name=name,
-                                  stream_id=row["stream_id"])
-
-    def _log_artifacts(self, run_id: str, row: dict[str, Any], campaign: dict[str, Any],
-                       events: list[RecordedEvent]) -> None:
-        folder = artifacts.run_folder(campaign.get("source"), row)
+    def _log_evidence(self, run: Run, row: dict[str, Any], campaign: dict[str, Any], events: list[RecordedEvent],
+                      name: str, tags: dict[str, str]) -> str | None:
+        """Upload the attempt's artifacts when its events moved on, and log its trajectory as a trace once
+        (a finished attempt, with traces on). Returns the run's trace id, if it has one."""
+        trace_id = run.data.tags.get(mapping.TRACE_TAG)
+        upload = run.data.tags.get(SYNCED_TAG) != tags[SYNCED_TAG]
+        trace = self.with_traces and not trace_id and row["status"] not in ("running", None)
+        if not (upload or trace):
+            return trace_id
         with tempfile.TemporaryDirectory(prefix="track-artifacts-") as tmp:
-            artifacts.stage(folder, events, Path(tmp))
-            self.tracking.call("upload artifacts", self.client.log_artifacts, run_id, tmp)
+            staged = artifacts.stage(self.store, artifacts.run_folder(campaign.get("source"), row), events, Path(tmp))
+            if upload:
+                self.summary.evidence_gaps += 1 if staged.problems else 0
+                self.summary.evidence_from_disk += 1 if staged.from_disk else 0
+                self.tracking.call("upload artifacts", self.client.log_artifacts, run.info.run_id, tmp)
+            transcript = traces.read_transcript(Path(tmp) / "trajectory.json") if trace else None
+            if transcript is not None:
+                self.summary.traces += 1
+                trace_id = self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
+                                              experiment_id=run.info.experiment_id, run_id=run.info.run_id,
+                                              name=name, stream_id=row["stream_id"])
+        return trace_id
 
     def _log_diff(self, run: Run, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str],
                   timestamp_ms: int) -> bool:

@@ -1,0 +1,89 @@
+"""Evidence blobs: the redacted files behind an attempt, stored once in the store, by content hash.
+
+Kept in the database (table `evidence_blobs`, migration 0005), not on one host's disk, so every host of a
+shared PostgreSQL store and a rebuilt MLflow read the same evidence, and a cleaned bench tree loses nothing.
+A blob is addressed by the SHA-256 of its (redacted) content and is insert-only like the log; the
+`evidence.captured` event that names the address is in the hash chain. Reading checks the address
+again: a blob altered underneath no longer matches and is reported as corrupt, never handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from tracker.eventstore.schema import evidence_blobs
+
+COMPRESSION = "zlib"
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One captured file: its address, its size and its compressed content."""
+
+    sha256: str
+    size: int
+    content: bytes
+    """zlib-compressed."""
+
+
+@dataclass(frozen=True)
+class BlobRead:
+    """What the store gave back for the addresses asked: contents, and the addresses it could not give."""
+
+    found: dict[str, bytes]
+    missing: list[str]
+    corrupt: list[str]
+    """Stored, but the content no longer hashes to its address (changed underneath)."""
+
+
+def make_blob(content: bytes) -> Blob:
+    """A blob of uncompressed `content` (for callers that hold the whole file in memory)."""
+    return Blob(hashlib.sha256(content).hexdigest(), len(content), zlib.compress(content, 6))
+
+
+def put_many(connection: Connection, blobs: Iterable[Blob], *, is_postgres: bool, stored_at: str) -> int:
+    """Insert the blobs not stored yet (inside the caller's write transaction); returns how many were new."""
+    rows = {b.sha256: b for b in blobs}
+    if not rows:
+        return 0
+    known = set(connection.execute(
+        select(evidence_blobs.c.sha256).where(evidence_blobs.c.sha256.in_(list(rows)))).scalars())
+    new = [{"sha256": b.sha256, "bytes": b.size, "compression": COMPRESSION, "content": b.content,
+            "stored_at": stored_at} for sha, b in rows.items() if sha not in known]
+    if new:  # another host may store the same blob between the look and the insert
+        dialect = postgresql if is_postgres else sqlite
+        connection.execute(dialect.insert(evidence_blobs).on_conflict_do_nothing(), new)
+    return len(new)
+
+
+def get_many(connection: Connection, addresses: Iterable[str]) -> BlobRead:
+    """The contents at these addresses, each checked against its address."""
+    wanted = sorted(set(addresses))
+    found: dict[str, bytes] = {}
+    corrupt: list[str] = []
+    if wanted:
+        query = select(evidence_blobs.c.sha256, evidence_blobs.c.compression, evidence_blobs.c.content).where(
+            evidence_blobs.c.sha256.in_(wanted))
+        for sha, compression, content in connection.execute(query).all():
+            data = _decompressed(compression, bytes(content))
+            if data is None or hashlib.sha256(data).hexdigest() != sha:
+                corrupt.append(sha)
+            else:
+                found[sha] = data
+    seen = set(found) | set(corrupt)
+    return BlobRead(found, [sha for sha in wanted if sha not in seen], sorted(corrupt))
+
+
+def _decompressed(compression: str, content: bytes) -> bytes | None:
+    if compression != COMPRESSION:
+        return None
+    try:
+        return zlib.decompress(content)
+    except zlib.error:
+        return None
