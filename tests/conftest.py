@@ -25,6 +25,8 @@ for _key, _value in MLFLOW_QUIET_DEFAULTS.items():  # as the CLI sets them for i
 # PostgreSQL stores keep their anchors under the state folder: the tests' own, not the user's.
 os.environ.setdefault("TRACK_STATE_DIR", tempfile.mkdtemp(prefix="track-test-state-"))
 
+pytest_plugins = ["tests.support.mlflow_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("TRACK_FIXTURES", REPO_ROOT / "tests" / "fixtures"))
 PG_ADMIN_URL = os.environ.get("TRACK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -32,21 +32,6 @@ from tracker.projections.mlflow.runs import sync
 RUNS_A = 40
 
 
-@pytest.fixture(scope="module")
-def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """MLflow creates its schema in ~2 s; make it once and copy it per test."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture
-def mlflow_uri(tmp_path: Path, empty_mlflow_db: Path) -> str:
-    (tmp_path / "mlruns").mkdir()
-    shutil.copyfile(empty_mlflow_db, tmp_path / "mlruns" / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-
-
 @pytest.fixture
 def store(sqlite_url: str) -> EventStore:
     opened = EventStore.open(sqlite_url)

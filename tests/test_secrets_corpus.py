@@ -5,6 +5,7 @@ event store, the MLflow store or any artifact file (every byte of each is read).
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def test_planted_corpus_leaves_nothing_in_store_mlflow_or_artifacts(tmp_path: Pa
     assert summary.runs > 0 and synced.runs_created > 0
     artifacts = [p for p in (out / "mlruns").rglob("*") if p.is_file() and p.name == "trajectory.json"]
     assert artifacts, "the trajectory (with the planted messages) was uploaded"
+    with sqlite3.connect(out / "events.db") as db:  # and captured into the store, where it is scanned too
+        assert db.execute("SELECT count(*) FROM evidence_blobs").fetchone()[0] >= summary.runs
     leaks = leaked(store_and_artifact_bytes(out), items)
     assert not leaks, f"{len(leaks)} of {len(items)} leaked: " + ", ".join(
         f"{i.shape}/{i.form}/{i.place}" for i in leaks[:20])

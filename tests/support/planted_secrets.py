@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,5 +194,14 @@ def leaked(blobs: list[bytes], items: list[Planted]) -> list[Planted]:
 
 
 def store_and_artifact_bytes(root: Path) -> list[bytes]:
-    """Every byte under `root` (event store files, the MLflow store, artifact files)."""
-    return [p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()]
+    """Every byte under `root` (event store files, the MLflow store, artifact files), and every evidence
+    blob of an event store there decompressed (compressed, a leak would not show in the file's bytes)."""
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    return [p.read_bytes() for p in files] + [blob for p in files if p.suffix == ".db" for blob in _evidence(p)]
+
+
+def _evidence(path: Path) -> list[bytes]:
+    with sqlite3.connect(path) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'evidence_blobs'").fetchone():
+            return []
+        return [zlib.decompress(content) for (content,) in db.execute("SELECT content FROM evidence_blobs")]
