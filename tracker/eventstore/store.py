@@ -190,12 +190,14 @@ class EventStore:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY) -> AppendResult:
+    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY,
+               evidence: Sequence[blobs.Blob] = ()) -> AppendResult:
         """Append a batch atomically to one stream.
 
         `expected_version`: the stream version the caller last saw (`NO_STREAM` for a new stream),
         or `ANY`. Events whose id is already stored are skipped (idempotent retry); if none is left,
-        nothing is written and no version check applies.
+        nothing is written and no version check applies. `evidence`: blobs the events name, stored in the
+        same transaction (those already stored are skipped), so an event never names a missing blob.
         """
         if not new_events:
             return AppendResult(self.stream_version(stream_id), [])
@@ -204,18 +206,19 @@ class EventStore:
             raise ValueError("the batch holds the same event id twice")
         with translate_errors(self.engine.url):
             try:
-                return self._append_once(stream_id, new_events, expected_version, ids)
+                return self._append_once(stream_id, new_events, expected_version, ids, evidence)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
                 # The server dropped the connection (restart, failover): retry once, appends are idempotent.
-                return self._append_once(stream_id, new_events, expected_version, ids)
+                return self._append_once(stream_id, new_events, expected_version, ids, evidence)
 
     def _append_once(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any,
-                     ids: list[str]) -> AppendResult:
+                     ids: list[str], evidence: Sequence[blobs.Blob]) -> AppendResult:
         try:
             # Fast path: assume the ids are new; the unique index tells us when they are not.
             with self._write_transaction() as connection:
+                self._store_evidence(connection, evidence)
                 result = self._append_locked(connection, stream_id, new_events, expected_version, None)
             return self._anchored(result)
         except (IntegrityError, _RetryWithIdCheck):
@@ -228,8 +231,13 @@ class EventStore:
             if foreign:
                 eid, sid = next(iter(foreign.items()))
                 raise ValueError(f"event {eid} is already stored in another stream ({sid})")
+            self._store_evidence(connection, evidence)
             result = self._append_locked(connection, stream_id, new_events, expected_version, stored)
         return self._anchored(result)
+
+    def _store_evidence(self, connection: Connection, evidence: Sequence[blobs.Blob]) -> None:
+        if evidence:
+            blobs.put_many(connection, evidence, stored_at=utc_now())
 
     def _write_transaction(self) -> Any:
         return self.transaction(lock_key=APPEND_LOCK_KEY)
@@ -260,14 +268,6 @@ class EventStore:
             f"INSERT INTO events ({_COLUMN_LIST}) VALUES ({', '.join([mark] * len(_COLUMNS))})", rows
         )
         return AppendResult(current + len(rows), [row[0] for row in rows], rows[-1][10])
-
-    def store_blobs(self, new: Sequence[blobs.Blob]) -> int:
-        """Store evidence blobs not stored yet (content-addressed, insert-only); returns how many were new.
-        Written before the event naming them, so an event never names a blob that is not there."""
-        if not new:
-            return 0
-        with translate_errors(self.engine.url), self.transaction() as connection:
-            return blobs.put_many(connection, new, is_postgres=self.is_postgres, stored_at=utc_now())
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -554,8 +554,10 @@ class PatientStore(EventStore):
                 time.sleep(wait)
                 wait = min(wait * 2, 5.0)
 
-    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY) -> AppendResult:
-        return self._patiently(lambda: super(PatientStore, self).append(stream_id, new_events, expected_version))
+    def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: Any = ANY,
+               evidence: Sequence[blobs.Blob] = ()) -> AppendResult:
+        return self._patiently(lambda: super(PatientStore, self).append(stream_id, new_events, expected_version,
+                                                                          evidence))
 
     def read_stream(self, stream_id: str, from_version: int = 1) -> list[RecordedEvent]:
         return self._patiently(lambda: super(PatientStore, self).read_stream(stream_id, from_version))
@@ -568,9 +570,6 @@ class PatientStore(EventStore):
 
     def now(self) -> float:
         return self._patiently(lambda: super(PatientStore, self).now())
-
-    def store_blobs(self, new: Sequence[blobs.Blob]) -> int:
-        return self._patiently(lambda: super(PatientStore, self).store_blobs(new))
 
     def read_blobs(self, addresses: Iterable[str]) -> blobs.BlobRead:
         wanted = list(addresses)

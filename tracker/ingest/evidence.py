@@ -93,19 +93,31 @@ def _file_sha256(path: Path) -> str:
 
 
 def _captured(path: Path, artifact: str, source: str) -> tuple[dict[str, Any], Blob]:
-    """One pass over the file: its hash as read, and its redacted content hashed and compressed."""
+    """One pass over the file: its hash as read, and its redacted content hashed and compressed.
+
+    Redacted a block of whole lines at a time (~1 MB): the regexes run in C over the block instead of once
+    per line from Python, and `LineRedactor` carries a key wrapped or a PEM block cut at a block's end
+    into the next one exactly as it does across lines."""
     raw, kept = hashlib.sha256(), hashlib.sha256()
     packer = zlib.compressobj(6)
     parts: list[bytes] = []
     redact = LineRedactor()
     size = 0
+    pending = b""
     with path.open("rb") as fh:
-        for line in fh:
-            raw.update(line)
-            out = redact(line.decode("utf-8", errors="replace")).encode("utf-8")
-            kept.update(out)
-            size += len(out)
-            parts.append(packer.compress(out))
+        while True:
+            chunk = fh.read(_CHUNK)
+            raw.update(chunk)
+            pending += chunk
+            cut = len(pending) if not chunk else pending.rfind(b"\n") + 1
+            if cut:
+                out = redact(pending[:cut].decode("utf-8", errors="replace")).encode("utf-8")
+                pending = pending[cut:]
+                kept.update(out)
+                size += len(out)
+                parts.append(packer.compress(out))
+            if not chunk:
+                break
     parts.append(packer.flush())
     sha = kept.hexdigest()
     entry = {"artifact": artifact, "source": source, "source_sha256": raw.hexdigest(), "sha256": sha, "bytes": size}

@@ -508,13 +508,12 @@ def record_attempt(store: EventStore, campaign: str, facts: RunFacts, table: Rul
     changes = _changes(campaign, facts, classification, incidents, state, extra or [], evidence.event)
     if not changes:
         return classification, incidents, 0
-    store.store_blobs(evidence.blobs)  # before the event that names them
     new_events = [
         NewEvent(event.TYPE, payload, event.VERSION,
                  deterministic_event_id(stream, state.version + i + 1, event.TYPE, text), metadata)
         for i, (event, payload, text) in enumerate(changes)
     ]
-    result = store.append(stream, new_events, expected_version=state.version)
+    result = store.append(stream, new_events, expected_version=state.version, evidence=evidence.blobs)
     return classification, incidents, len(result.positions)
 
 

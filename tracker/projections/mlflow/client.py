@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +122,6 @@ class Tracking:
     """An MlflowClient whose calls retry transient failures and end in `MlflowUnavailable`."""
 
     def __init__(self, tracking_uri: str, retry: RetryPolicy | None = None) -> None:
-        os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")  # a trace is written when it ends
         # MLflow announces its own schema set-up at INFO on stderr; our progress output is enough.
         for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -12,6 +12,7 @@ Only TRAE's trajectory shape is read (the only agent that writes one); an attemp
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +24,14 @@ from tracker.classify.redaction import redact
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Span, TraceInfo
 
 MAX_TEXT = 2000
 MAX_TRAJECTORY_BYTES = 64 * 1024 * 1024
 """A larger trajectory is not drawn as a trace (its artifact and metrics still are)."""
 TOKEN_USAGE = "mlflow.chat.tokenUsage"
 STREAM_TRACE_TAG = "track.stream_id"
+TRACE_ID_PREFIX = "tr-"
 
 
 @dataclass
@@ -177,43 +180,105 @@ def read_transcript(path: Path) -> Transcript | None:
                       final_result=_text(final) if final is not None else None)
 
 
-def log_trace(client: MlflowClient, transcript: Transcript, *, experiment_id: str, run_id: str, name: str,
-              stream_id: str) -> str:
-    """Write the transcript as one trace of the run; returns the trace id.
+def trace_id_for(stream_id: str) -> str:
+    """The attempt's trace id, from its stream id: a sync killed after writing a trace writes the same one again
+    (an upsert), never a second trace of the attempt."""
+    return TRACE_ID_PREFIX + hashlib.sha256(f"track-trace:{stream_id}".encode()).hexdigest()[:32]
 
-    The client's span calls export through MLflow's global tracer, to the global tracking URI: it is pointed
-    at the client's store, and export is synchronous, so a finished sync has written every trace."""
-    import mlflow
 
-    if mlflow.get_tracking_uri() != client.tracking_uri:
-        mlflow.set_tracking_uri(client.tracking_uri)
-    root = client.start_trace(name, span_type="AGENT", inputs={"task": transcript.task},
-                              tags={STREAM_TRACE_TAG: stream_id}, experiment_id=experiment_id,
-                              start_time_ns=transcript.start_ns, run_id=run_id,
-                              attributes={"llm_calls": str(len(transcript.calls))})
-    trace_id = root.trace_id
+@dataclass(frozen=True)
+class BuiltTrace:
+    """A trace made in memory: its info (run link, tags, token totals) and its finished spans."""
+
+    info: TraceInfo
+    spans: list[Span]
+
+
+def build_trace(transcript: Transcript, *, experiment_id: str, run_id: str, name: str,
+                stream_id: str) -> BuiltTrace:
+    """The transcript as a finished MLflow trace: a root span for the attempt, one span per LLM call with its
+    token usage, one per tool call under it. Nothing is sent."""
+    from mlflow.entities import TraceInfo, TraceLocation, TraceState
+
+    trace_id = trace_id_for(stream_id)
+    spans = _SpanMaker(trace_id, experiment_id)
+    root = spans.add(name, None, "AGENT", transcript.start_ns, transcript.end_ns, {"task": transcript.task},
+                     {"final_result": transcript.final_result}, None, {"llm_calls": str(len(transcript.calls))})
     for number, call in enumerate(transcript.calls, 1):
-        _log_call(client, trace_id, root.span_id, number, call)
-    client.end_trace(trace_id, outputs={"final_result": transcript.final_result},
-                     status="ERROR" if any(c.error for c in transcript.calls[-1:]) else "OK",
-                     end_time_ns=transcript.end_ns)
-    return str(trace_id)
+        _add_call(spans, root, number, call)
+    failed = any(c.error for c in transcript.calls[-1:])
+    inputs, outputs = _json({"task": transcript.task}), _json({"final_result": transcript.final_result})
+    info = TraceInfo(
+        trace_id=trace_id, trace_location=TraceLocation.from_experiment_id(experiment_id),
+        request_time=transcript.start_ns // 1_000_000, state=TraceState.ERROR if failed else TraceState.OK,
+        request_preview=inputs[:1000], response_preview=outputs[:1000],
+        execution_duration=(transcript.end_ns - transcript.start_ns) // 1_000_000,
+        trace_metadata={"mlflow.sourceRun": run_id, "mlflow.trace_schema.version": "3",
+                        "mlflow.trace.tokenUsage": _json(transcript.token_totals()),
+                        "mlflow.traceInputs": inputs, "mlflow.traceOutputs": outputs},
+        tags={"mlflow.traceName": name, STREAM_TRACE_TAG: stream_id},
+    )
+    return BuiltTrace(info, spans.made)
 
 
-def _log_call(client: MlflowClient, trace_id: str, parent_id: str, number: int, call: LlmCall) -> None:
-    span = client.start_span(f"llm call {number}", trace_id=trace_id, parent_id=parent_id, span_type="CHAT_MODEL",
-                             inputs={"last_message": call.prompt},
-                             attributes={TOKEN_USAGE: call.usage, "model": call.model},
-                             start_time_ns=call.start_ns)
+def _add_call(spans: _SpanMaker, parent: int, number: int, call: LlmCall) -> None:
+    error = call.error
+    span = spans.add(f"llm call {number}", parent, "CHAT_MODEL", call.start_ns, call.end_ns,
+                     {"last_message": call.prompt}, {"content": call.answer, "error": error}, error,
+                     {TOKEN_USAGE: call.usage, "model": call.model, **({"error": error} if error else {})})
     step = max(1, (call.end_ns - call.start_ns) // (len(call.tool_calls) + 1))
     for i, tool in enumerate(call.tool_calls, 1):
         begin = call.start_ns + i * step - step // 2
-        child = client.start_span(tool.name, trace_id=trace_id, parent_id=span.span_id, span_type="TOOL",
-                                  inputs={"arguments": tool.arguments, "call_id": tool.call_id},
-                                  start_time_ns=begin)
         failed = tool.success is False or tool.error is not None
-        client.end_span(trace_id, child.span_id, outputs={"result": tool.result, "error": tool.error},
-                        status="ERROR" if failed else "OK", end_time_ns=min(call.end_ns, begin + step // 2))
-    client.end_span(trace_id, span.span_id, outputs={"content": call.answer, "error": call.error},
-                    attributes={"error": call.error} if call.error else None,
-                    status="ERROR" if call.error else "OK", end_time_ns=call.end_ns)
+        spans.add(tool.name, span, "TOOL", begin, min(call.end_ns, begin + step // 2),
+                  {"arguments": tool.arguments, "call_id": tool.call_id},
+                  {"result": tool.result, "error": tool.error}, (tool.error or "tool call failed") if failed else None)
+
+
+class _SpanMaker:
+    """Finished spans of one trace, with ids derived from the trace id and their order (deterministic)."""
+
+    def __init__(self, trace_id: str, experiment_id: str) -> None:
+        self.trace_id = trace_id
+        self.otel_trace_id = int(trace_id.removeprefix(TRACE_ID_PREFIX), 16)
+        self.common = {"mlflow.traceRequestId": _json(trace_id), "mlflow.experimentId": _json(experiment_id)}
+        self.made: list[Span] = []
+
+    def add(self, name: str, parent: int | None, kind: str, start_ns: int, end_ns: int, inputs: Any, outputs: Any,
+            error: str | None, attributes: dict[str, Any] | None = None) -> int:
+        """Add one finished span; returns its span id."""
+        from mlflow.entities import Span, SpanStatus, SpanStatusCode
+        from mlflow.tracing.utils import build_otel_context
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import ReadableSpan
+
+        span_id = int.from_bytes(hashlib.sha256(f"{self.trace_id}:{len(self.made)}".encode()).digest()[:8]) or 1
+        values = {**self.common, "mlflow.spanType": _json(kind), "mlflow.spanInputs": _json(inputs),
+                  "mlflow.spanOutputs": _json(outputs), "mlflow.spanStartTimeNs": str(start_ns),
+                  **{key: _json(value) for key, value in (attributes or {}).items()}}
+        status = SpanStatus(SpanStatusCode.ERROR if error else SpanStatusCode.OK, error or "")
+        otel = ReadableSpan(name=name, context=build_otel_context(self.otel_trace_id, span_id),
+                            parent=build_otel_context(self.otel_trace_id, parent) if parent else None,
+                            start_time=start_ns, end_time=max(end_ns, start_ns), attributes=values,
+                            status=status.to_otel_status(), resource=Resource.get_empty())
+        self.made.append(Span(otel))
+        return span_id
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def log_trace(client: MlflowClient, transcript: Transcript, *, experiment_id: str, run_id: str, name: str,
+              stream_id: str) -> str:
+    """Write the transcript as one trace of the run, in two calls (its spans, then its info); returns its id.
+
+    Built in memory and written through the tracking store's trace API (SQL store or REST server alike),
+    not span by span through the global tracer: ~50x fewer writes per trace."""
+    from mlflow.tracing.client import TracingClient
+
+    built = build_trace(transcript, experiment_id=experiment_id, run_id=run_id, name=name, stream_id=stream_id)
+    tracing = TracingClient(client.tracking_uri)
+    tracing.log_spans(experiment_id, built.spans)
+    tracing.start_trace(built.info)
+    return built.info.trace_id
