@@ -36,7 +36,7 @@ class _SyncBar:
 
 
 def run_sync(app: AppContext, mlflow_uri: str | None, prices_path: str | None = None,
-             quiet: bool = False, traces: bool = False) -> SyncSummary:
+             quiet: bool = False, traces: bool = True) -> SyncSummary:
     """Sync with a progress bar on stderr (shared by `sync` and the import/run commands)."""
     bar = _SyncBar(hidden=quiet)
     try:
@@ -72,16 +72,16 @@ def _evidence_warnings(summary: SyncSummary) -> str:
 @click.command("sync")
 @mlflow_uri_option
 @prices_option
-@click.option("--traces", is_flag=True,
-              help="Also log each finished attempt's trajectory as an MLflow trace of its run (slow: ~0.6 s each).")
+@click.option("--traces/--no-traces", default=True, show_default=True,
+              help="Log each finished attempt's trajectory as an MLflow trace of its run (its Traces tab).")
 @json_option
 @pass_app
 def sync_command(app: AppContext, mlflow_uri: str | None, prices_path: str | None, traces: bool,
                  as_json: bool) -> None:
     """Project new events into MLflow: one run per attempt, one summary run per campaign.
 
-    Safe to repeat or interrupt: runs are found by their stream id, never duplicated. With --traces, each
-    attempt written gets its trajectory as a trace (LLM calls with token usage, tool calls, failed steps).
+    Safe to repeat or interrupt: runs are found by their stream id, never duplicated. Each finished attempt
+    written gets its trajectory as a trace (once) (LLM calls with token usage, tool calls, failed steps).
 
     Example: track sync --mlflow-uri http://127.0.0.1:5000
     """

@@ -459,6 +459,29 @@ def test_traces_hold_each_trajectory_with_the_attempts_token_counts(store: Event
     assert again.traces == 0
 
 
+def test_a_sync_killed_after_writing_a_trace_writes_the_same_trace_again(store: EventStore, mlflow_uri: str) -> None:
+    """Killed between the trace and the run's tags, the next sync upserts the trace by its derived id."""
+    import_tree(store, ORIGINAL_TREE, "orig")
+    first = sync(store, mlflow_uri)
+    client = MlflowClient(mlflow_uri)
+    runs = [r for r in runs_by_stream(mlflow_uri).values() if mapping.TRACE_TAG in r.data.tags]
+    assert first.traces == len(runs) > 0
+    spans = {r.data.tags[mapping.TRACE_TAG]: len(client.get_trace(r.data.tags[mapping.TRACE_TAG]).data.spans)
+             for r in runs}
+    for run in runs:  # as if the process died before the tags and the checkpoint were written
+        client.delete_tag(run.info.run_id, mapping.TRACE_TAG)
+    store.save_checkpoint(checkpoint_name(mlflow_uri), 0)
+    again = sync(store, mlflow_uri)
+    assert again.traces == first.traces
+    found = client.search_traces(locations=[runs[0].info.experiment_id], max_results=500, include_spans=False)
+    assert len(found) == first.traces  # upserted, not duplicated
+    by_run = {r.info.run_id: r for r in runs_by_stream(mlflow_uri).values()}
+    for trace in found:
+        run = by_run[trace.info.request_metadata["mlflow.sourceRun"]]
+        assert run.data.tags[mapping.TRACE_TAG] == trace.info.trace_id
+        assert len(client.get_trace(trace.info.trace_id).data.spans) == spans[trace.info.trace_id] >= 2
+
+
 def test_summary_runs_last_as_long_as_their_campaign(store: EventStore, mlflow_uri: str) -> None:
     import_tree(store, ORIGINAL_TREE, "orig")
     sync(store, mlflow_uri)

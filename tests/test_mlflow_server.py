@@ -91,6 +91,12 @@ def test_sync_into_server_with_proxied_artifacts(server: Server, tmp_path: Path)
     assert len(on_server) == 1
     again = run_track("--db", db, "sync", "--mlflow-uri", server.uri, "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["attempts_touched"] == 0
+    traced = [r for r in runs.values() if "track.trace_id" in r.data.tags]
+    assert traced, "traces go through the server too (spans over OTLP, info over REST)"
+    trace = MlflowClient(server.uri).get_trace(traced[0].data.tags["track.trace_id"])
+    assert trace.info.request_metadata["mlflow.sourceRun"] == traced[0].info.run_id
+    assert trace.info.token_usage["input_tokens"] == traced[0].data.metrics["input_tokens"]
+    assert {"AGENT", "CHAT_MODEL"} <= {span.span_type for span in trace.data.spans}
 
 
 def test_killed_sync_resumes_against_server(server: Server, tmp_path: Path) -> None:
@@ -113,6 +119,12 @@ def test_killed_sync_resumes_against_server(server: Server, tmp_path: Path) -> N
     mine = [r for r in runs_by_stream(server.uri).values() if r.data.tags["track.campaign"] in ("srv-k1", "srv-k2")]
     assert len(mine) == 2 * RUNS_A + 2  # runs_by_stream already failed on any duplicate
     assert server.run_count() == before + 2 * RUNS_A + 2
+    experiments = sorted({r.info.experiment_id for r in mine})
+    traces = MlflowClient(server.uri).search_traces(locations=experiments, max_results=500, include_spans=False)
+    streams = [t.info.tags["track.stream_id"] for t in traces if t.info.tags["track.stream_id"].startswith(
+        ("attempt:srv-k1:", "attempt:srv-k2:"))]
+    assert len(streams) == len(set(streams)) > 0  # a trace written before the kill was not written twice
+    assert {r.data.tags["track.stream_id"] for r in mine if "track.trace_id" in r.data.tags} == set(streams)
 
 
 def test_server_down_then_back_catches_up(server: Server, tmp_path: Path) -> None:

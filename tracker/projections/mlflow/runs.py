@@ -85,9 +85,9 @@ class SyncSummary:
 
 def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTable | None = None,
          retry: RetryPolicy | None = None, progress: Progress | None = None, chunk_size: int = 50,
-         traces: bool = False) -> SyncSummary:
-    """Project every event after this tracking URI's checkpoint into MLflow (with `traces`, each attempt
-    written also gets its trajectory as a trace, once)."""
+         traces: bool = True) -> SyncSummary:
+    """Project every event after this tracking URI's checkpoint into MLflow (with `traces`, each finished
+    attempt written also gets its trajectory as a trace, once)."""
     started = time.perf_counter()
     uri = resolve_tracking_uri(tracking_uri)
     name = checkpoint_name(uri)
@@ -127,7 +127,7 @@ class _Projection:
     """
 
     def __init__(self, store: EventStore, tracking: Tracking, prices: PriceTable, summary: SyncSummary,
-                 traces: bool = False) -> None:
+                 traces: bool = True) -> None:
         self.store = store
         self.with_traces = traces
         self.tracking = tracking
