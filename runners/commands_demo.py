@@ -71,6 +71,7 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
             "mlflow": result.outputs["mlflow"].to_dict(), "comparison_run": getattr(logged, "run_id", None),
             "overall": overall if isinstance(overall, dict) else None, "ui": ui,
             "compare_url": (result.outputs.get("compare_url") or {}).get("url"),
+            "commit_runs_url": (result.outputs.get("compare_url") or {}).get("runs_url"),
         })
         return
     click.echo("")
@@ -80,8 +81,10 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
                "commit and press Compare)")
     link = result.outputs.get("compare_url")
     if link:
-        click.echo(f"Compare one commit:   {link['url']}")
-        click.echo(f"                      (commit {link['commit'][:12]}: original failed, rerun succeeded)")
+        click.echo(f"One commit's runs:    {link['runs_url']}")
+        click.echo(f"Compare its attempts: {link['url']}")
+        click.echo(f"                      (commit {link['commit'][:12]}: original failed, rerun succeeded; "
+                   f"{link['attempts']} attempts)")
     click.echo(f"Audit trail:          {track} {db_flag}log {RERUN} --commit <sha>   |   "
                f"{track} {db_flag}verify")
 

@@ -13,7 +13,7 @@ from runners.options import json_option, mlflow_uri_option, prices_option
 from runners.output import emit_json, progress_bar
 from tracker.domain.pricing import load_price_table
 from tracker.errors import TrackerError
-from tracker.projections.mlflow.client import ui_command
+from tracker.projections.mlflow.client import UI_PORT, ui_command
 from tracker.projections.mlflow.runs import SyncSummary, sync
 from tracker.settings import resolve_tracking_uri
 
@@ -105,7 +105,7 @@ def port_free_or_fail(port: int) -> None:
 
 
 @click.command("ui")
-@click.option("--port", default=5000, show_default=True, type=int, help="Loopback port to serve the UI on.")
+@click.option("--port", default=UI_PORT, show_default=True, type=int, help="Loopback port to serve the UI on.")
 @click.option("--mlflow-uri", default=None, metavar="URI",
               help="A sqlite:/// tracking URI (default: the embedded store).")
 def ui_command_cli(port: int, mlflow_uri: str | None) -> None:

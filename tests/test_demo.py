@@ -32,8 +32,16 @@ def test_demo_does_the_whole_workflow(tmp_path: Path) -> None:
     assert sum("track.campaign_summary" in r.data.tags for r in runs) == 2
     assert len(attempt_runs) == 60 + out["planned_commits"]
     assert {r.data.params["phase"] for r in attempt_runs} == {"original", "rerun"}
-    assert "/#/compare-runs?runs=[" in out["compare_url"]
-    assert out["compare_url"].split("runs=")[1].split("&")[0].count(",") == 1, "exactly the original and the rerun"
+    assert out["compare_url"].startswith("http://127.0.0.1:5000/#/compare-runs?runs=[")
+    compared = set(json.loads(out["compare_url"].split("runs=")[1].split("&")[0]))
+    commit = next(r.data.params["commit"] for r in attempt_runs if r.info.run_id in compared)
+    at_commit = {r.info.run_id for r in attempt_runs if r.data.params["commit"] == commit}
+    assert compared == at_commit and len(at_commit) >= 2, "every attempt of the commit, original and rerun"
+    key = out["commit_runs_url"].split("viewStateShareKey=")[1]
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
+    assert view["searchFilter"] == f"params.commit = '{commit}'"
+    assert "tags.`failure_category`" in view["selectedColumns"]
+    assert "mlflow.sharedViewState.track" in experiment.tags
 
     html = Path(out["html_report"]).read_text()
     assert "<svg" in html and "demo-rerun" in html

@@ -91,7 +91,13 @@ def test_original_and_rerun_of_one_commit_are_linked(store: EventStore, tmp_path
     assert rerun.data.tags["status"] == "success" and rerun.data.tags["failure_category"] == "none"
     assert rerun.info.status == "FINISHED"
     assert rerun.data.tags["track.baseline_run_id"] == latest.info.run_id
-    assert latest.info.run_id in rerun.data.tags["track.baseline_run_url"]
+    # relative on an embedded store: it fits whatever port the UI is opened on
+    assert rerun.data.tags["track.baseline_run_url"] == (
+        f"/#/experiments/{latest.info.experiment_id}/runs/{latest.info.run_id}")
+    experiment = MlflowClient(mlflow_uri).get_experiment(rerun.info.experiment_id)
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.commit-{COMMIT[:12]}"])  # commit of 2 campaigns
+    assert view["searchFilter"] == f"params.commit = '{COMMIT}'"
+    assert json.loads(experiment.tags["mlflow.sharedViewState.track"])["searchFilter"] == ""
     assert rerun.data.tags["track.baseline_failure_category"] == latest.data.tags["failure_category"] != "none"
     assert rerun.data.tags[mapping.CAMPAIGN_RUN_TAG] == runs["campaign:rerun1"].info.run_id
     assert rerun.info.experiment_id == latest.info.experiment_id  # side by side in one experiment

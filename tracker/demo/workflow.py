@@ -23,9 +23,10 @@ from tracker.demo.sample_tree import generate_tree
 from tracker.demo.standin_bench import lay_out_bench_root
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import ImportSummary, import_tree
-from tracker.projections.mlflow.client import compare_url, rerun_and_baseline
+from tracker.projections.mlflow.client import UI_PORT, commit_attempts, compare_route, ui_link
 from tracker.projections.mlflow.comparison import log_comparison
 from tracker.projections.mlflow.runs import sync
+from tracker.projections.mlflow.views import commit_view_key, view_route
 from tracker.reports import html_report, markdown
 from tracker.reports.display import headline
 from tracker.rerun.estimate import estimate_plan
@@ -89,18 +90,21 @@ def draw_outcomes(plan: Plan, seed: int) -> dict[str, str]:
     return outcomes
 
 
-def _compare_link(comparison: Comparison, tracking_uri: str | None) -> dict[str, str] | None:
-    """The MLflow compare page of one fixed commit: its original and rerun attempts side by side."""
+def _compare_link(comparison: Comparison, tracking_uri: str | None) -> dict[str, Any] | None:
+    """One fixed commit in MLflow: the runs table filtered to it (the saved view of its attempts) and the
+    compare page of all its attempts, original and rerun."""
     fixed = comparison.commits[comparison.commits["transition"] == "fixed"]
     if fixed.empty:
         return None
     commit = str(fixed.iloc[0]["commit"])
     uri = resolve_tracking_uri(tracking_uri)
-    found = rerun_and_baseline(uri, EXPERIMENT, commit)
+    found = commit_attempts(uri, EXPERIMENT, commit)
     if found is None or len(found[1]) < 2:
         return None
     experiment_id, run_ids = found
-    return {"commit": commit, "url": compare_url(uri, experiment_id, run_ids)}
+    return {"commit": commit, "attempts": len(run_ids),
+            "url": ui_link(uri, compare_route(experiment_id, run_ids), UI_PORT),
+            "runs_url": ui_link(uri, view_route(experiment_id, commit_view_key(commit)), UI_PORT)}
 
 
 def run_demo(store: EventStore, workdir: Path, runs: int = 434, seed: int = 2025, workers: int = 2,

@@ -72,38 +72,41 @@ def artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
     return (db_path.resolve().parent / "artifacts" / experiment_name.replace("/", "_")).as_uri()
 
 
-def ui_base(tracking_uri: str, ui_port: int = 5000) -> str:
-    """Where a person opens the runs: the server itself, or `track ui` on loopback for a SQLite store."""
+UI_PORT = 5000
+"""`track ui`'s default loopback port."""
+
+
+def ui_link(tracking_uri: str, route: str, ui_port: int | None = None) -> str:
+    """`route` on the UI that shows this tracking store: on the server's own address; for an embedded store on
+    `track ui`'s loopback port when it is known, else the route alone (relative: it fits whatever port the UI
+    is opened on, where a hard-wired one would point at nothing)."""
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
-    return f"http://127.0.0.1:{ui_port}"
+        return tracking_uri.rstrip("/") + route
+    return f"http://127.0.0.1:{ui_port}{route}" if ui_port else route
 
 
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_base(tracking_uri)}/#/experiments/{experiment_id}/runs/{run_id}"
+def run_route(experiment_id: str, run_id: str) -> str:
+    return f"/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def compare_url(tracking_uri: str, experiment_id: str, run_ids: list[str]) -> str:
-    """The MLflow UI's run-compare page for these runs (e.g. the original and rerun attempt of a commit)."""
+def compare_route(experiment_id: str, run_ids: list[str]) -> str:
+    """The run-compare page for these runs (e.g. every attempt of one commit, original and rerun)."""
     runs = ",".join(f'"{run_id}"' for run_id in run_ids)
-    return f'{ui_base(tracking_uri)}/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'
+    return f'/#/compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]'
 
 
-def rerun_and_baseline(tracking_uri: str, experiment_name: str, commit: str) -> tuple[str, list[str]] | None:
-    """(experiment id, [baseline run id, rerun run id]) of one commit: the pair a person compares."""
+def commit_attempts(tracking_uri: str, experiment_name: str, commit: str) -> tuple[str, list[str]] | None:
+    """(experiment id, run ids of every attempt at this commit, originals first, oldest first)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
-    reruns = client.search_runs([experiment.experiment_id],
-                                filter_string=f"params.commit = '{commit}' and params.phase = 'rerun'")
-    for run in reruns:
-        baseline = run.data.tags.get("track.baseline_run_id")
-        if baseline:
-            return experiment.experiment_id, [baseline, run.info.run_id]
-    return None
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"params.commit = '{commit}'",
+                              max_results=1000)
+    ordered = sorted(runs, key=lambda r: (r.data.params.get("phase") == "rerun", r.info.start_time or 0))
+    return experiment.experiment_id, [run.info.run_id for run in ordered]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -153,7 +156,7 @@ class Tracking:
             ) from None
 
 
-def ui_command(tracking_uri: str, port: int = 5000, python: str | None = None) -> list[str]:
+def ui_command(tracking_uri: str, port: int = UI_PORT, python: str | None = None) -> list[str]:
     """The `mlflow server` command line serving the UI over a SQLite store, on loopback only."""
     import sys
 

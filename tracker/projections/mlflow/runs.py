@@ -25,14 +25,15 @@ from tracker.domain.events import RecordedEvent
 from tracker.domain.pricing import PriceTable, load_price_table
 from tracker.domain.streams import ATTEMPT_PREFIX, CAMPAIGN_PREFIX, campaign_stream, stream_campaign
 from tracker.eventstore.store import EventStore
-from tracker.projections.mlflow import artifacts, mapping, traces
+from tracker.projections.mlflow import artifacts, mapping, traces, views
 from tracker.projections.mlflow.client import (
     RetryPolicy,
     Tracking,
     artifact_location,
     checkpoint_name,
-    run_url,
+    run_route,
     safe_uri,
+    ui_link,
 )
 from tracker.projections.mlflow.mapping import (
     STREAM_TAG,
@@ -137,6 +138,7 @@ class _Projection:
         self.campaigns: dict[str, dict[str, Any]] = {}
         self.rows: dict[str, dict[str, Any]] = {}
         self.experiment_ids: dict[str, str] = {}
+        self.experiment_tags: dict[str, dict[str, str]] = {}  # as found or created, to write only what differs
         self.index: dict[str, Run] = {}  # stream id -> run, for every experiment loaded
         self.anchor_tags: dict[str, str] = {}  # the log's head, carried by every summary run written
 
@@ -163,6 +165,7 @@ class _Projection:
             self.store.save_checkpoint(self.summary.checkpoint, min(remaining) - 1 if remaining else end)
         if not order:
             self.store.save_checkpoint(self.summary.checkpoint, end)
+        self._save_views()
 
     def _plan(self, start: int, end: int) -> tuple[dict[str, int], set[str]]:
         """The attempts to write (-> the position to resume from if they are not), and the campaigns touched."""
@@ -228,6 +231,7 @@ class _Projection:
 
     def _find_or_create_experiment(self, name: str, campaign: dict[str, Any]) -> str:
         found = self.tracking.call("look up the experiment", self.client.get_experiment_by_name, name)
+        self.experiment_tags[name] = dict(found.tags) if found is not None else mapping.experiment_tags(campaign)
         if found is not None:
             if found.tags.get(mapping.EXPERIMENT_KIND_TAG) != mapping.EXPERIMENT_KIND:  # made by an older version
                 self.tracking.call("tag the experiment", self.client.set_experiment_tag, found.experiment_id,
@@ -250,6 +254,21 @@ class _Projection:
             token = page.token
             if not token:
                 return
+
+    def _save_views(self) -> None:
+        """The experiments' saved views: the default one, and one per commit more than one campaign attempted."""
+        campaigns_of: dict[tuple[str, str], set[str]] = {}
+        for row in self.rows.values():
+            campaign = self.campaigns.get(row["campaign"])
+            if campaign is not None and row["commit"]:
+                campaigns_of.setdefault((experiment_name(campaign), row["commit"]), set()).add(row["campaign"])
+        for name, experiment_id in self.experiment_ids.items():
+            commits = sorted(c for (n, c), names in campaigns_of.items() if n == name and len(names) > 1)
+            have = self.experiment_tags.setdefault(name, {})
+            for key, value in views.view_tags(commits).items():
+                if have.get(key) != value:
+                    self.tracking.call("save a view", self.client.set_experiment_tag, experiment_id, key, value)
+                    have[key] = value
 
     # -- attempt runs ---------------------------------------------------------------------------
 
@@ -293,7 +312,7 @@ class _Projection:
         run = self.index.get(chosen["stream_id"])
         if run is None:
             return None
-        url = run_url(self.tracking.uri, run.info.experiment_id, run.info.run_id)
+        url = ui_link(self.tracking.uri, run_route(run.info.experiment_id, run.info.run_id))
         return BaselineLink(chosen, run.info.run_id, url)
 
     def _move_to_top_level(self, run: Run, name: str) -> bool:
