@@ -26,7 +26,7 @@ from tracker.eventstore.schema import attempts
 from tracker.eventstore.store import EventStore
 from tracker.ingest.importer import import_tree
 from tracker.projections.mlflow import mapping
-from tracker.projections.mlflow.client import checkpoint_name
+from tracker.projections.mlflow.client import checkpoint_name, run_route, ui_link
 from tracker.projections.mlflow.runs import sync
 
 RUNS_A = 40
@@ -520,3 +520,10 @@ def test_a_fresh_tracking_store_at_a_known_address_gets_everything_again(store: 
     again = sync(store, mlflow_uri)
     assert (again.from_position, again.runs_created, again.summary_runs) == (0, RUNS_A, 1)
     assert sync(store, mlflow_uri).runs_created == 0  # and then it is up to date again
+
+
+def test_links_fit_the_server_actually_used() -> None:
+    route = run_route("1", "abc")
+    assert ui_link("http://mlflow.lab:8080/", route) == "http://mlflow.lab:8080/#/experiments/1/runs/abc"
+    assert ui_link("sqlite:////x/mlruns/mlflow.db", route) == "/#/experiments/1/runs/abc"  # any port `track ui` uses
+    assert ui_link("sqlite:////x/mlruns/mlflow.db", route, 5001) == "http://127.0.0.1:5001/#/experiments/1/runs/abc"

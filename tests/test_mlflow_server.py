@@ -92,7 +92,6 @@ def test_sync_into_server_with_proxied_artifacts(server: Server, tmp_path: Path)
     again = run_track("--db", db, "sync", "--mlflow-uri", server.uri, "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["attempts_touched"] == 0
     traced = [r for r in runs.values() if "track.trace_id" in r.data.tags]
-    assert all(r.data.tags.get("track.baseline_run_url", server.uri).startswith(server.uri) for r in runs.values())
     assert traced, "traces go through the server too (spans over OTLP, info over REST)"
     trace = MlflowClient(server.uri).get_trace(traced[0].data.tags["track.trace_id"])
     assert trace.info.request_metadata["mlflow.sourceRun"] == traced[0].info.run_id
