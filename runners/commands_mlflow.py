@@ -14,6 +14,7 @@ from runners.output import emit_json, progress_bar
 from tracker.domain.pricing import load_price_table
 from tracker.errors import TrackerError
 from tracker.projections.mlflow.client import UI_PORT, ui_command
+from tracker.projections.mlflow.portable import relocate_artifacts
 from tracker.projections.mlflow.runs import SyncSummary, sync
 from tracker.settings import resolve_tracking_uri
 
@@ -113,8 +114,10 @@ def ui_command_cli(port: int, mlflow_uri: str | None) -> None:
 
     Example: track ui --port 5000   # then open http://127.0.0.1:5000
     """
-    argv = ui_command(resolve_tracking_uri(mlflow_uri), port)
+    uri = resolve_tracking_uri(mlflow_uri)
+    argv = ui_command(uri, port)
     port_free_or_fail(port)
+    relocate_artifacts(uri)  # a copied or moved mlruns/ shows and keeps its own artifacts
     click.echo(f"MLflow UI at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
     sys.stdout.flush()
     sys.stderr.flush()

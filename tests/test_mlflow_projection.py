@@ -527,3 +527,27 @@ def test_links_fit_the_server_actually_used() -> None:
     assert ui_link("http://mlflow.lab:8080/", route) == "http://mlflow.lab:8080/#/experiments/1/runs/abc"
     assert ui_link("sqlite:////x/mlruns/mlflow.db", route) == "/#/experiments/1/runs/abc"  # any port `track ui` uses
     assert ui_link("sqlite:////x/mlruns/mlflow.db", route, 5001) == "http://127.0.0.1:5001/#/experiments/1/runs/abc"
+
+
+def test_a_moved_mlruns_reads_and_writes_its_own_artifacts(store: EventStore, tmp_path: Path, mlflow_uri: str) -> None:
+    import_tree(store, ORIGINAL_TREE, "orig")
+    sync(store, mlflow_uri)
+    moved = tmp_path / "elsewhere" / "mlruns"
+    shutil.copytree(tmp_path / "mlruns", moved)
+    shutil.rmtree(tmp_path / "mlruns")
+    uri = f"sqlite:///{moved / 'mlflow.db'}"
+    import_tree(store, rerun_tree(tmp_path / "rerun-tree"), "rerun1", kind="rerun", agent_fix_commit="a1c6d41",
+                baseline_campaign="orig")
+    synced = sync(store, uri)
+    assert (synced.runs_created, synced.summary_runs) == (1, 1)  # the rerun attempt, its campaign run
+    assert not (tmp_path / "mlruns").exists(), "nothing was written into the folder the store came from"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.artifact_location.startswith(moved.as_uri())
+    runs = runs_by_stream(uri)
+    old = next(r for s, r in runs.items() if s.startswith("attempt:orig:"))
+    assert old.info.artifact_uri.startswith(moved.as_uri())
+    local = Path(client.download_artifacts(old.info.run_id, "events.jsonl", str(tmp_path / "dl")))
+    assert old.data.tags["track.stream_id"] in local.read_text()  # an artifact logged before the move
+    new = next(r for s, r in runs.items() if s.startswith("attempt:rerun1:"))
+    assert list((moved / "artifacts").rglob(f"{new.info.run_id}/artifacts/events.jsonl"))

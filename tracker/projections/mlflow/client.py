@@ -64,12 +64,16 @@ def is_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+def sqlite_path(tracking_uri: str) -> Path:
+    """The database file of a `sqlite:///` tracking URI."""
+    return Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else Path("mlruns/mlflow.db")
+
+
 def artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
     """SQLite store `<dir>/mlflow.db` keeps artifacts in `<dir>/artifacts/<experiment>`; a server decides itself."""
     if not is_sqlite(tracking_uri):
         return None
-    db_path = Path(tracking_uri.split(":///", 1)[1]) if ":///" in tracking_uri else Path("mlruns/mlflow.db")
-    return (db_path.resolve().parent / "artifacts" / experiment_name.replace("/", "_")).as_uri()
+    return (sqlite_path(tracking_uri).resolve().parent / "artifacts" / experiment_name.replace("/", "_")).as_uri()
 
 
 UI_PORT = 5000
@@ -162,7 +166,6 @@ def ui_command(tracking_uri: str, port: int = UI_PORT, python: str | None = None
 
     if not is_sqlite(tracking_uri):
         raise TrackerError(f"{safe_uri(tracking_uri)} is not an embedded store: open the server's own UI instead")
-    db = tracking_uri.split(":///", 1)[1] if ":///" in tracking_uri else "mlruns/mlflow.db"
-    artifacts = (Path(db).resolve().parent / "artifacts").as_uri()
+    artifacts = (sqlite_path(tracking_uri).resolve().parent / "artifacts").as_uri()
     return [python or sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
             "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]

@@ -43,6 +43,7 @@ from tracker.projections.mlflow.mapping import (
     experiment_name,
     run_name,
 )
+from tracker.projections.mlflow.portable import relocate_artifacts
 from tracker.projections.read_model import fold, queries
 from tracker.settings import resolve_tracking_uri
 
@@ -96,6 +97,7 @@ def sync(store: EventStore, tracking_uri: str | None = None, *, prices: PriceTab
     start, _ = fold.check_checkpoint(store, name)  # ahead of the log: new events would go unseen
     end = store.checkpoint(fold.NAME)
     prices = prices or load_price_table()
+    relocate_artifacts(uri)  # a copied or moved mlruns/ writes into itself, not into the folder it came from
     tracking = Tracking(uri, retry)
     if start and not _holds_our_experiments(tracking):
         start = 0  # a fresh (or wiped) tracking store at a known address: write everything again
