@@ -16,18 +16,21 @@ VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 DEFAULT_VIEW = "track"
 
 COLUMNS = (
-    ("attributes", "Duration"),
-    ("params", "phase"),
-    ("params", "repo"),
-    ("tags", "status"),
     ("tags", "failure_category"),
     ("tags", "outcome_level"),
+    ("tags", "status"),
     ("metrics", "total_tokens"),
     ("metrics", "cost_usd"),
     ("metrics", "speedup"),
+    ("params", "repo"),
     ("params", "agent_fix_commit"),
+    ("attributes", "Duration"),
 )
-"""(kind, name) of each column shown, in order: MLflow names a column `<kind>.\\`<name>\\``."""
+"""(kind, name) of each column shown, in this order after the run name (MLflow's column id: `kind.` + name in
+backquotes)."""
+RUN_NAME = ("attributes", "Run Name")
+RUN_NAME_WIDTH = 340
+"""Wide enough for `original · context_length_exceeded · sglang@08f60a17`."""
 
 
 def column_key(kind: str, name: str) -> str:
@@ -40,6 +43,8 @@ def view_state(search_filter: str = "") -> str:
         "searchFilter": search_filter, "orderByKey": "attributes.start_time", "orderByAsc": False,
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [],
         "selectedColumns": [column_key(kind, name) for kind, name in COLUMNS],
+        "columnOrder": [column_key(*RUN_NAME), *(column_key(kind, name) for kind, name in COLUMNS)],
+        "columnWidths": {column_key(*RUN_NAME): RUN_NAME_WIDTH, column_key("tags", "failure_category"): 190},
         "runsHiddenMode": "SHOW_ALL",
     }, separators=(",", ":"))
 
@@ -60,5 +65,7 @@ def view_tags(commits: list[str]) -> dict[str, str]:
 
 
 def view_route(experiment_id: str, key: str = DEFAULT_VIEW) -> str:
-    """The UI route (after the server's address) that opens the experiment on a saved view."""
-    return f"/#/experiments/{experiment_id}?viewStateShareKey={key}"
+    """The UI route (after the server's address) that opens the experiment's runs table on a saved view. The
+    UI reads the key on the `/runs` route only, and opens an experiment holding traces in its GenAI mode
+    (on an overview) unless told `workflowType=machine_learning`."""
+    return f"/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&workflowType=machine_learning"
