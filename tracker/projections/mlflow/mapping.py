@@ -34,6 +34,7 @@ PARENT_TAG = "mlflow.parentRunId"
 then shows only the parents). Attempts sit at top level and name their campaign's run in CAMPAIGN_RUN_TAG."""
 CAMPAIGN_RUN_TAG = "track.campaign_run_id"
 TRACE_TAG = "track.trace_id"  # the attempt's trajectory trace, logged once
+TRACE_URL_TAG = "track.trace_url"  # where the UI shows it, whatever the Traces tab's time window
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """Opens the experiment on its runs table; without it MLflow 3 may infer a GenAI experiment from its traces

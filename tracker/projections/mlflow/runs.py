@@ -294,7 +294,8 @@ class _Projection:
         trace_id = self._log_evidence(run, row, campaign, events, name, tags)
         changed |= run.data.tags.get(SYNCED_TAG) != tags[SYNCED_TAG]
         if trace_id:  # first: the synced tag stays last
-            tags = {mapping.TRACE_TAG: trace_id, **tags}
+            url = ui_link(self.tracking.uri, views.trace_route(run.info.experiment_id, trace_id))
+            tags = {mapping.TRACE_TAG: trace_id, mapping.TRACE_URL_TAG: url, **tags}
         changed |= self._log_diff(run, params, metrics, tags, _ms(events[-1].recorded_at) if events else start_ms)
         changed |= self._set_status(run, mapping.run_status(row), end_ms)
         if not created:
@@ -367,7 +368,8 @@ class _Projection:
                 self.summary.traces += 1
                 trace_id = self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
                                               experiment_id=run.info.experiment_id, run_id=run.info.run_id,
-                                              name=name, stream_id=row["stream_id"])
+                                              name=name, stream_id=row["stream_id"],
+                                              succeeded=row["status"] == "success")
         return trace_id
 
     def _log_diff(self, run: Run, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str],

@@ -194,19 +194,21 @@ class BuiltTrace:
     spans: list[Span]
 
 
-def build_trace(transcript: Transcript, *, experiment_id: str, run_id: str, name: str,
-                stream_id: str) -> BuiltTrace:
+def build_trace(transcript: Transcript, *, experiment_id: str, run_id: str, name: str, stream_id: str,
+                succeeded: bool | None = None) -> BuiltTrace:
     """The transcript as a finished MLflow trace: a root span for the attempt, one span per LLM call with its
-    token usage, one per tool call under it. Nothing is sent."""
+    token usage, one per tool call under it. Nothing is sent. The trace is an error when the attempt failed
+    (`succeeded` False; without it, when its last call did), with the final result as its message."""
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
     trace_id = trace_id_for(stream_id)
+    failed = not succeeded if succeeded is not None else any(c.error for c in transcript.calls[-1:])
     spans = _SpanMaker(trace_id, experiment_id)
+    error = (transcript.final_result or "the attempt failed") if failed else None
     root = spans.add(name, None, "AGENT", transcript.start_ns, transcript.end_ns, {"task": transcript.task},
-                     {"final_result": transcript.final_result}, None, {"llm_calls": str(len(transcript.calls))})
+                     {"final_result": transcript.final_result}, error, {"llm_calls": str(len(transcript.calls))})
     for number, call in enumerate(transcript.calls, 1):
         _add_call(spans, root, number, call)
-    failed = any(c.error for c in transcript.calls[-1:])
     inputs, outputs = _json({"task": transcript.task}), _json({"final_result": transcript.final_result})
     info = TraceInfo(
         trace_id=trace_id, trace_location=TraceLocation.from_experiment_id(experiment_id),
@@ -270,14 +272,15 @@ def _json(value: Any) -> str:
 
 
 def log_trace(client: MlflowClient, transcript: Transcript, *, experiment_id: str, run_id: str, name: str,
-              stream_id: str) -> str:
+              stream_id: str, succeeded: bool | None = None) -> str:
     """Write the transcript as one trace of the run, in two calls (its spans, then its info); returns its id.
 
     Built in memory and written through the tracking store's trace API (SQL store or REST server alike),
     not span by span through the global tracer: ~50x fewer writes per trace."""
     from mlflow.tracing.client import TracingClient
 
-    built = build_trace(transcript, experiment_id=experiment_id, run_id=run_id, name=name, stream_id=stream_id)
+    built = build_trace(transcript, experiment_id=experiment_id, run_id=run_id, name=name, stream_id=stream_id,
+                        succeeded=succeeded)
     tracing = TracingClient(client.tracking_uri)
     tracing.log_spans(experiment_id, built.spans)
     tracing.start_trace(built.info)

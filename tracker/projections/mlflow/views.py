@@ -69,3 +69,10 @@ def view_route(experiment_id: str, key: str = DEFAULT_VIEW) -> str:
     UI reads the key on the `/runs` route only, and opens an experiment holding traces in its GenAI mode
     (on an overview) unless told `workflowType=machine_learning`."""
     return f"/#/experiments/{experiment_id}/runs?viewStateShareKey={key}&workflowType=machine_learning"
+
+
+def trace_route(experiment_id: str, trace_id: str) -> str:
+    """The UI route that opens one trace. The experiment's Traces tab shows the last 7 days unless told
+    `startTimeLabel=ALL`, and an imported attempt's trace carries the attempt's own (older) time."""
+    return (f"/#/experiments/{experiment_id}/traces?workflowType=machine_learning&startTimeLabel=ALL"
+            f"&selectedEvaluationId={trace_id}")
