@@ -52,3 +52,56 @@ def test_demo_does_the_whole_workflow(tmp_path: Path) -> None:
     again = run_track("demo", "--dir", "demo", "--runs", "60", "--json", cwd=tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["rerun_succeeded"] == 0, "a second demo resumes: nothing that succeeded reruns"
+
+
+def test_the_demo_rebuilds_mlflow_from_the_store_after_its_trees_are_deleted(tmp_path: Path) -> None:
+    """Acceptance of issue 15: delete the generated ISO-Bench trees, sync into a fresh tracking store, and every
+    attempt still gets its patch and logs, and every attempt with a readable trajectory a trace whose tokens are
+    the attempt's."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from tracker.eventstore.store import EventStore
+    from tracker.projections.mlflow.artifacts import latest_capture
+    from tracker.projections.mlflow.traces import read_transcript
+
+    result = run_track("demo", "--dir", "demo", "--runs", "60", "--json", cwd=tmp_path, timeout=600, process=True)
+    assert result.returncode == 0, result.stderr
+    for tree in ("ISO-Bench", "ISO-Bench-rerun"):
+        shutil.rmtree(tmp_path / "demo" / tree)
+    fresh = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    (tmp_path / "fresh").mkdir()
+    synced = run_track("sync", "--mlflow-uri", fresh, "--json", cwd=tmp_path, timeout=600)
+    assert synced.returncode == 0, synced.stderr
+    summary = json.loads(synced.stdout)
+    assert (summary["evidence_gaps"], summary["evidence_from_disk"]) == (0, 0)
+
+    with EventStore.open(f"sqlite:///{tmp_path / 'mlruns' / 'events.db'}", create=False) as store:
+        captures = {sid: latest_capture(store.read_stream(sid)) for sid in store.stream_ids("attempt:")}
+        traceable = set()
+        for sid, capture in captures.items():
+            assert capture is not None, f"{sid} has no captured evidence"
+            trajectory = next((f for f in capture.files if f["artifact"] == "trajectory.json"), None)
+            if trajectory is not None:
+                content = store.read_blobs([trajectory["sha256"]]).found[trajectory["sha256"]]
+                (tmp_path / "t.json").write_bytes(content)
+                traceable |= {sid} if read_transcript(tmp_path / "t.json") is not None else set()
+    client = MlflowClient(fresh)
+    experiment = client.get_experiment_by_name("iso-bench/trae/gpt-5")
+    runs = [r for r in client.search_runs([experiment.experiment_id], max_results=1000)
+            if r.data.tags.get("track.stream_id", "").startswith("attempt:")]
+    assert len(runs) == len(captures)
+    for n, run in enumerate(runs):
+        local = Path(client.download_artifacts(run.info.run_id, "", str(tmp_path / f"a{n}")))
+        names = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+        assert {"model_patch.diff.txt", "logs/trae_stdout.txt"} <= names, names
+    found = client.search_traces(locations=[experiment.experiment_id], max_results=1000, include_spans=False)
+    assert {t.info.tags["track.stream_id"] for t in found} == traceable and traceable
+    by_run = {r.info.run_id: r for r in runs}
+    reruns = [t for t in found if by_run[t.info.request_metadata["mlflow.sourceRun"]].data.params["phase"] == "rerun"]
+    assert reruns
+    for trace in reruns:
+        metrics = by_run[trace.info.request_metadata["mlflow.sourceRun"]].data.metrics
+        assert (trace.info.token_usage["input_tokens"], trace.info.token_usage["output_tokens"]) == (
+            metrics["input_tokens"], metrics["output_tokens"])
