@@ -243,7 +243,7 @@ def test_downgrade_past_the_log_is_refused_then_exported(store: EventStore, stor
     assert "--i-understand-this-deletes-the-log" in refused.stderr
     assert EventStore.open(store_url).count() == 3
     with pytest.raises(LogWouldBeLost):
-        migrate.downgrade(EventStore.open(store_url).engine, "-4")
+        migrate.downgrade(EventStore.open(store_url).engine, "base")
     export = tmp_path / "export.jsonl"
     done = run_track("--db", store_url, "db", "downgrade", "base", "--i-understand-this-deletes-the-log",
                      "--export", str(export))
