@@ -16,6 +16,8 @@ def verify_json(report: VerifyReport, model: ReadModelReport | None) -> dict[str
         "events_checked": report.events_checked, "last_position": report.last_position,
         "store_id": report.store_id,
         "first_break": None if brk is None else asdict(brk),
+        "evidence": {"checked": report.evidence_checked, "missing": list(report.evidence_missing),
+                     "corrupt": list(report.evidence_corrupt)},
         "anchors": {"file": report.anchor_file, "read": report.anchors_read, "ok": not report.anchor_problems,
                     "problems": [asdict(p) for p in report.anchor_problems]},
         "read_model": None if model is None else {
@@ -26,7 +28,7 @@ def verify_json(report: VerifyReport, model: ReadModelReport | None) -> dict[str
 
 
 def verify_text(report: VerifyReport, model: ReadModelReport | None) -> str:
-    lines = [_chain_line(report), *_anchor_lines(report)]
+    lines = [_chain_line(report), *_anchor_lines(report), *_evidence_lines(report)]
     if model is not None:
         lines += _model_lines(model)
     return "\n".join(lines)
@@ -48,6 +50,19 @@ def _anchor_lines(report: VerifyReport) -> list[str]:
         return [f"ok: the log matches its {report.anchors_read} anchors in {report.anchor_file}"]
     return [f"BROKEN ({problem.kind}): {problem.detail} [anchors: {report.anchor_file}]"
             for problem in report.anchor_problems]
+
+
+def _evidence_lines(report: VerifyReport) -> list[str]:
+    if not report.evidence_checked:
+        return []
+    if not (report.evidence_missing or report.evidence_corrupt):
+        return [f"ok: {report.evidence_checked} evidence blobs match the hashes the log names"]
+    lines = [f"BROKEN (evidence): blob {sha} is named by the log but not in the store"
+             for sha in report.evidence_missing[:20]]
+    lines += [f"BROKEN (evidence): blob {sha} no longer matches its hash" for sha in report.evidence_corrupt[:20]]
+    shown = min(20, len(report.evidence_missing)) + min(20, len(report.evidence_corrupt))
+    total = len(report.evidence_missing) + len(report.evidence_corrupt)
+    return lines + ([f"  … and {total - shown} more (--json lists them all)"] if total > shown else [])
 
 
 def _model_lines(model: ReadModelReport) -> list[str]:

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from tests.conftest import run_track
 from tests.support.mlflow_helpers import ORIGINAL_TREE, runs_by_stream
 from tracker.domain.events import NewEvent
 from tracker.eventstore.store import EventStore
@@ -119,6 +120,8 @@ def test_a_blob_altered_in_the_database_is_named_not_logged(sqlite_url: str, tmp
     patch = next(p for p in tree.glob("state/runs/*/*/*/*/*/model_patch.diff") if p.read_text().strip())
     with EventStore.open(sqlite_url) as store:
         import_tree(store, tree, "orig")
+        clean = store.verify()
+        assert clean.ok and clean.evidence_checked == _blob_count(store)
         sha = hashlib.sha256(patch.read_bytes()).hexdigest()  # no secret in it: stored as read
         with store.engine.begin() as connection:  # someone with write access to the database file
             connection.execute(text("DROP TRIGGER evidence_refuse_update"))
@@ -126,6 +129,10 @@ def test_a_blob_altered_in_the_database_is_named_not_logged(sqlite_url: str, tmp
                                {"c": b"x\x9c\x03\x00\x00\x00\x00\x01", "s": sha})
         synced = sync(store, mlflow_uri)
         run_paths = _run_paths(store)
+        report = store.verify()
+    assert not report.ok and report.evidence_corrupt == (sha,) and report.first_break is None
+    verified = run_track("--db", sqlite_url, "verify")
+    assert verified.returncode != 0 and f"blob {sha} no longer matches its hash" in verified.stdout
     assert synced.evidence_gaps >= 1
     run_path = patch.parent.relative_to(tree / "state/runs").as_posix()
     stream = next(sid for sid, path in run_paths.items() if path == run_path)

@@ -14,6 +14,7 @@ Guarantees (tested once, run on both backends in `tests/test_store.py`):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,10 +81,16 @@ class VerifyReport:
     anchors_read: int = 0
     anchor_problems: tuple[AnchorProblem, ...] = ()
     store_id: str | None = None
+    evidence_checked: int = 0
+    """Evidence blobs named by the log's `evidence.captured` events, each read back and hashed."""
+    evidence_missing: tuple[str, ...] = ()
+    evidence_corrupt: tuple[str, ...] = ()
+    """Addresses whose blob is gone, or whose content no longer hashes to the address the log names."""
 
     @property
     def ok(self) -> bool:
-        return self.first_break is None and not self.anchor_problems
+        return self.first_break is None and not self.anchor_problems and not (
+            self.evidence_missing or self.evidence_corrupt)
 
     @property
     def anchored(self) -> bool:
@@ -411,7 +418,23 @@ class EventStore:
             if not walk.feed(rows) or len(rows) < batch_size:
                 break
             position = rows[-1][0]
-        return walk.report(self.store_id(), self.last_position() if walk.first_break else walk.last)
+        report = walk.report(self.store_id(), self.last_position() if walk.first_break else walk.last)
+        return self._verify_evidence(report)
+
+    def _verify_evidence(self, report: VerifyReport, batch: int = 200) -> VerifyReport:
+        """Every blob an `evidence.captured` event names, read back and hashed (a batch of addresses at a time)."""
+        query = text("SELECT payload FROM events WHERE event_type = 'evidence.captured'")
+        with translate_errors(self.engine.url), self.engine.connect() as connection:
+            named = sorted({entry["sha256"] for (payload,) in connection.execute(query)
+                            for entry in orjson.loads(payload).get("files", [])})
+        missing: list[str] = []
+        corrupt: list[str] = []
+        for offset in range(0, len(named), batch):
+            read = self.read_blobs(named[offset:offset + batch])
+            missing += read.missing
+            corrupt += read.corrupt
+        return dataclasses.replace(report, evidence_checked=len(named), evidence_missing=tuple(missing),
+                                   evidence_corrupt=tuple(corrupt))
 
 
 def _check_expected(stream_id: str, expected_version: Any, current: int, ids_checked: bool) -> None:
