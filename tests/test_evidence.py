@@ -168,3 +168,17 @@ def test_an_attempt_imported_before_capture_falls_back_to_its_folder_and_says_so
     assert synced.evidence_from_disk == synced.attempts_touched > 0 and synced.evidence_gaps == 0
     run = next(r for r in runs_by_stream(mlflow_uri).values() if r.data.tags.get("failure_category") == "none")
     assert "model_patch.diff.txt" in _artifacts(mlflow_uri, run.info.run_id, tmp_path / "a")
+
+
+def test_a_downgrade_keeps_the_evidence_and_an_upgrade_finds_it(store_url: str) -> None:
+    with EventStore.open(store_url) as store:
+        import_tree(store, ORIGINAL_TREE, "orig")
+        stored = _blob_count(store)
+    assert run_track("--db", store_url, "db", "downgrade", "0004").returncode == 0
+    assert run_track("--db", store_url, "db", "upgrade").returncode == 0
+    with EventStore.open(store_url) as store:
+        assert _blob_count(store) == stored
+        report = store.verify()
+        assert report.ok and report.evidence_checked == stored
+        with pytest.raises(DatabaseError, match="insert-only"), store.engine.begin() as connection:
+            connection.execute(text("DELETE FROM evidence_blobs"))  # the triggers are back
