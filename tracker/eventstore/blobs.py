@@ -41,11 +41,6 @@ class BlobRead:
     """Stored, but the content no longer hashes to its address (changed underneath)."""
 
 
-def make_blob(content: bytes) -> Blob:
-    """A blob of uncompressed `content` (for callers that hold the whole file in memory)."""
-    return Blob(hashlib.sha256(content).hexdigest(), len(content), zlib.compress(content, 6))
-
-
 def put_many(connection: Connection, blobs: Iterable[Blob], *, stored_at: str) -> None:
     """Insert the blobs not stored yet, inside the caller's write transaction (one statement; a blob another
     host stored first is skipped by its address)."""

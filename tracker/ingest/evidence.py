@@ -64,24 +64,33 @@ def capture(facts: RunFacts, root: Path | None, previous: JsonDict | None) -> Ca
     blobs: list[Blob] = []
     for artifact, source, path in evidence_sources(facts, root):
         try:
-            size = path.stat().st_size
-            if size > MAX_BYTES:
-                oversize.append({"artifact": artifact, "source": source, "bytes": size})
-                continue
-            old = before.get(artifact)
-            if old is not None and old["source"] == source and old["source_sha256"] == _file_sha256(path):
-                files.append(old)
-                continue
-            entry, blob = _captured(path, artifact, source)
+            entry, blob, too_large = _capture_file(artifact, source, path, before.get(artifact))
         except OSError:
             continue  # unreadable: the readers already recorded it as an import problem
-        files.append(entry)
-        blobs.append(blob)
-    now = {entry["artifact"] for entry in files} | {entry["artifact"] for entry in oversize}
-    missing = sorted(artifact for artifact in before if artifact not in now)
-    files += [before[artifact] for artifact in missing]  # nothing good is lost: the old capture stays
-    files.sort(key=lambda entry: entry["artifact"])
-    return Capture(EvidenceCaptured(files=files, missing=missing, oversize=oversize), blobs)
+        (oversize if too_large else files).append(entry)
+        if blob is not None:
+            blobs.append(blob)
+    missing = _vanished(before, files + oversize)
+    kept = sorted(files + [before[artifact] for artifact in missing], key=lambda entry: entry["artifact"])
+    return Capture(EvidenceCaptured(files=kept, missing=missing, oversize=oversize), blobs)
+
+
+def _vanished(before: dict[str, dict[str, Any]], now: list[dict[str, Any]]) -> list[str]:
+    """Artifacts captured earlier whose source is gone: their old capture stays (nothing good is lost)."""
+    present = {entry["artifact"] for entry in now}
+    return sorted(artifact for artifact in before if artifact not in present)
+
+
+def _capture_file(artifact: str, source: str, path: Path,
+                  old: dict[str, Any] | None) -> tuple[dict[str, Any], Blob | None, bool]:
+    """(entry, new blob or None, too large): the earlier capture when the file still hashes the same."""
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        return {"artifact": artifact, "source": source, "bytes": size}, None, True
+    if old is not None and old["source"] == source and old["source_sha256"] == _file_sha256(path):
+        return old, None, False
+    entry, blob = _captured(path, artifact, source)
+    return entry, blob, False
 
 
 def _file_sha256(path: Path) -> str:
