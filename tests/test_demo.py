@@ -37,7 +37,7 @@ def test_demo_does_the_whole_workflow(tmp_path: Path) -> None:
     commit = next(r.data.params["commit"] for r in attempt_runs if r.info.run_id in compared)
     at_commit = {r.info.run_id for r in attempt_runs if r.data.params["commit"] == commit}
     assert compared == at_commit and len(at_commit) >= 2, "every attempt of the commit, original and rerun"
-    key = out["commit_runs_url"].split("viewStateShareKey=")[1]
+    key = out["commit_runs_url"].split("viewStateShareKey=")[1].split("&")[0]
     view = json.loads(experiment.tags[f"mlflow.sharedViewState.{key}"])
     assert view["searchFilter"] == f"params.commit = '{commit}'"
     assert "tags.`failure_category`" in view["selectedColumns"]
