@@ -62,8 +62,12 @@ def _evidence_warnings(summary: SyncSummary) -> str:
     """The gaps a person must see: evidence the store could not give, evidence read from the bench tree."""
     lines = []
     if summary.evidence_gaps:
-        lines.append(f"warning: {summary.evidence_gaps} attempts miss evidence (their runs name it in "
-                     "MISSING_EVIDENCE.txt)")
+        lines.append(f"warning: {summary.evidence_gaps} attempts have a file not logged: its evidence is gone from "
+                     "the store, changed or too large (each run's MISSING_EVIDENCE.txt names it; `track verify` "
+                     "checks the store)")
+    if summary.evidence_vanished:
+        lines.append(f"note: {summary.evidence_vanished} attempts have files gone from the bench tree since they "
+                     "were captured: the captured copies were logged (MISSING_EVIDENCE.txt names them)")
     if summary.evidence_from_disk:
         lines.append(f"warning: {summary.evidence_from_disk} attempts were imported before evidence was captured: "
                      "their files were read from the bench tree; import it again to capture them into the store")

@@ -106,7 +106,7 @@ def test_reimport_reads_but_stores_nothing_new_and_a_vanished_file_keeps_its_cap
         assert entry["source_sha256"] == hashlib.sha256(kept).hexdigest()  # the earlier capture stays named
         assert gone.events_appended >= 1 and import_tree(store, tree, "orig").events_appended == 0
         synced = sync(store, mlflow_uri)
-    assert synced.evidence_gaps == 1
+    assert (synced.evidence_gaps, synced.evidence_vanished) == (0, 1)  # shown from its capture, and named
     run = runs_by_stream(mlflow_uri)[captured.stream_id]
     files = _artifacts(mlflow_uri, run.info.run_id, tmp_path / "a")
     assert "trajectory.json" in files  # nothing good is lost

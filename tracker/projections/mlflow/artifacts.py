@@ -47,7 +47,9 @@ class Staged:
 
     written: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    """One line per gap: a blob missing or corrupt, a source gone since capture, a file too large."""
+    """One line per gap, a file not logged: its blob missing or changed, or too large to have been kept."""
+    vanished: list[str] = field(default_factory=list)
+    """One line per file gone from the bench tree since it was captured (its captured copy was logged)."""
     from_disk: bool = False
     """No capture event: the run folder was read (an import made before evidence was captured)."""
 
@@ -120,8 +122,9 @@ def stage(blobs: BlobSource, folder: Path | None, events: list[RecordedEvent], t
     (target / "failure_history.json").write_text(
         redact(orjson.dumps(history, option=orjson.OPT_INDENT_2).decode()), encoding="utf-8")
     staged.written += ["events.jsonl", "failure_history.json"]
-    if staged.problems:
-        (target / MISSING_FILE).write_text("".join(f"{line}\n" for line in staged.problems), encoding="utf-8")
+    if staged.problems or staged.vanished:
+        lines = staged.problems + staged.vanished
+        (target / MISSING_FILE).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
         staged.written.append(MISSING_FILE)
     return staged
 
@@ -144,7 +147,7 @@ def _from_capture(blobs: BlobSource, captured: EvidenceCaptured, target: Path) -
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         staged.written.append(artifact)
-    staged.problems += [f"{artifact}: its source file is gone since it was captured (the capture is shown)"
+    staged.vanished += [f"{artifact}: its source file is gone since it was captured (the capture is shown)"
                         for artifact in captured.missing]
     staged.problems += [f"{entry['artifact']}: {entry['source']} is {entry['bytes']} bytes, too large to keep"
                         for entry in captured.oversize]

@@ -66,7 +66,9 @@ class SyncSummary:
     summary_runs: int = 0
     traces: int = 0
     evidence_gaps: int = 0
-    """Attempts whose MLflow run names missing evidence in `MISSING_EVIDENCE.txt`."""
+    """Attempts with a file not logged (its blob gone or changed, or too large), named in `MISSING_EVIDENCE.txt`."""
+    evidence_vanished: int = 0
+    """Attempts with a file gone from the bench tree since capture (the captured copy was logged)."""
     evidence_from_disk: int = 0
     """Attempts imported before evidence was captured: their files were read from the run folder."""
     experiments: list[str] = field(default_factory=list)
@@ -79,7 +81,8 @@ class SyncSummary:
             "to_position": self.to_position, "attempts_touched": self.attempts_touched,
             "runs_created": self.runs_created, "runs_updated": self.runs_updated,
             "runs_unchanged": self.runs_unchanged, "summary_runs": self.summary_runs, "traces": self.traces,
-            "evidence_gaps": self.evidence_gaps, "evidence_from_disk": self.evidence_from_disk,
+            "evidence_gaps": self.evidence_gaps, "evidence_vanished": self.evidence_vanished,
+            "evidence_from_disk": self.evidence_from_disk,
             "experiments": self.experiments, "price_table_version": self.price_table_version,
             "seconds": round(self.seconds, 3),
         }
@@ -361,6 +364,7 @@ class _Projection:
             staged = artifacts.stage(self.store, artifacts.run_folder(campaign.get("source"), row), events, Path(tmp))
             if upload:
                 self.summary.evidence_gaps += 1 if staged.problems else 0
+                self.summary.evidence_vanished += 1 if staged.vanished else 0
                 self.summary.evidence_from_disk += 1 if staged.from_disk else 0
                 self.tracking.call("upload artifacts", self.client.log_artifacts, run.info.run_id, tmp)
             transcript = traces.read_transcript(Path(tmp) / "trajectory.json") if trace else None
