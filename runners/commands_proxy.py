@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 
 import click
 
@@ -46,13 +47,17 @@ def proxy_command(app: AppContext, campaign: str, upstream: str | None, host: st
                           budget_usd=budget_usd, spent_before_usd=spent, prices=prices).start()
     click.echo(redact(f"metering {campaign} on {proxy.base_url} -> {proxy.upstream} (spent so far ${spent:.2f}); "
                       f"agents: OPENAI_BASE_URL={proxy.attempt_url('<attempt>')}"), err=True)
+    stop = threading.Event()
+    # Ctrl-C and a supervisor's TERM both stop it cleanly (the facts still queued are written), also when the
+    # shell that started it in the background left SIGINT ignored.
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while proxy.alive():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        while proxy.alive() and not stop.wait(0.5):
+            pass
     finally:
         proxy.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     click.echo(f"stopped; {proxy.writer.appended} requests recorded", err=True)
 
 

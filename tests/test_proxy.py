@@ -225,7 +225,10 @@ def test_three_figures_that_disagree_are_named() -> None:
     assert disagreement({"proxy": 0.004, "trajectory": 0.0, "agent": None}) is None  # under a cent
 
 
-def test_track_proxy_meters_until_interrupted_and_keeps_the_key_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_track_proxy_meters_until_stopped_and_keeps_the_key_out(tmp_path: Path, stop: str) -> None:
+    """Ctrl-C or a supervisor's TERM: the proxy stops cleanly and every metered request is in the store, also when
+    it was started with SIGINT ignored (a background job of a non-interactive shell)."""
     import os
     import re
     import signal
@@ -239,16 +242,20 @@ def test_track_proxy_meters_until_interrupted_and_keeps_the_key_out(tmp_path: Pa
         process = subprocess.Popen(
             [sys.executable, "-m", "runners.cli", "--db", f"sqlite:///{db}", "proxy", "--campaign", "camp",
              "--upstream", api.base_url, "--port", "0"], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `cmd &` in a script leaves it
         assert process.stderr is not None
         line = process.stderr.readline()
         match = re.search(r"on (http://127\.0\.0\.1:\d+)/v1", line)
         assert match, line
         c = openai.OpenAI(base_url=f"{match.group(1)}/a/tok-9/v1", api_key=KEY)
         assert c.responses.create(model="gpt-5", input="hi").usage.output_tokens == 300  # type: ignore[union-attr]
-        process.send_signal(signal.SIGINT)
-        rest = process.stderr.read()
-        assert process.wait(timeout=30) == 0
+        process.send_signal(getattr(signal, stop))
+        try:
+            _, rest = process.communicate(timeout=30)
+        finally:
+            process.kill()
+        assert process.returncode == 0, rest
     assert "1 requests recorded" in rest and KEY not in line + rest
     with EventStore.open(f"sqlite:///{db}") as store:
         [fact] = facts(store)
