@@ -12,6 +12,7 @@ request that would pass the budget is refused with 402 `budget_exceeded`, in Ope
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -200,14 +201,18 @@ class MeteringApp:
                         error_type=_code_of(refusal.body), duration_ms=_ms(t0))
             self.writer.put(ApiRequestMetered(**fact))
             return
-        metered = Metered()
+        metered, open_answer = Metered(), False
         try:
-            metered = await self._forward(scope, send, path, shape, route, fact, t0)
+            metered, open_answer = await self._forward(scope, send, path, shape, route, fact, t0)
         finally:
             self._finish(fact, metered, route, t0)
+        if open_answer:  # the answer ends only once its fact is queued: a caller that flushes then sees it
+            with contextlib.suppress(OSError):  # the client went away: its fact is queued all the same
+                await send({"type": "http.response.body", "body": b""})
 
     async def _forward(self, scope: Scope, send: Send, path: bytes, shape: RequestShape, route: str,
-                       fact: dict[str, Any], t0: float) -> Metered:
+                       fact: dict[str, Any], t0: float) -> tuple[Metered, bool]:
+        """Pass the request on and its answer back, all but the answer's end; (metered, answer still open)."""
         query = scope.get("query_string") or b""
         url = (self.base + path + (b"?" + query if query else b"")).decode("latin-1")
         try:
@@ -219,12 +224,12 @@ class MeteringApp:
             await _answer(send, 502, error_body(f"track proxy: the API at {self.upstream.base} could not be reached "
                                                 f"({type(exc).__name__})", "upstream_unreachable",
                                                 "api_connection_error"))
-            return Metered()
+            return Metered(), False
         fact.update(status=response.status_code, latency_ms=_ms(t0))
         try:
-            return await _pass_on(response, send, route, shape)
+            return await _pass_on(response, send, route, shape), True
         except OSError:  # the client went away mid-answer: what was read so far is still metered
-            return Metered()
+            return Metered(), False
         finally:
             await response.aclose()
 
@@ -247,7 +252,7 @@ class MeteringApp:
 
 
 async def _pass_on(response: httpx.Response, send: Send, route: str, shape: RequestShape) -> Metered:
-    """Stream the upstream's answer back, metering it on the way."""
+    """Stream the upstream's answer back, metering it on the way; the caller sends its end."""
     sse = response.headers.get("content-type", "").startswith("text/event-stream")
     drop = sse and shape.injected
     headers = [(k, v) for k, v in response.headers.raw
@@ -256,7 +261,6 @@ async def _pass_on(response: httpx.Response, send: Send, route: str, shape: Requ
     if route == "other":
         async for chunk in response.aiter_raw():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
         return Metered()
     if sse:
         return await _pass_stream(response, send, drop)
@@ -269,7 +273,7 @@ async def _pass_stream(response: httpx.Response, send: Send, drop: bool) -> Mete
         passed = meter.feed(chunk)
         if passed:
             await send({"type": "http.response.body", "body": passed, "more_body": True})
-    await send({"type": "http.response.body", "body": meter.close()})
+    await send({"type": "http.response.body", "body": meter.close(), "more_body": True})
     return meter.found
 
 
@@ -279,7 +283,6 @@ async def _pass_body(response: httpx.Response, send: Send) -> Metered:
         if len(kept) < MAX_BODY_BYTES:
             kept += chunk
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
     body = bytes(kept)
     if response.headers.get("content-encoding", "") in ("gzip", "deflate"):
         try:
