@@ -161,6 +161,7 @@ class _Projection:
             self._experiment(self.campaigns[campaign])
         for campaign in sorted(touched_campaigns):
             self._upsert_summary(campaign)
+        self._save_views()  # before any checkpoint moves: a killed sync never leaves them unwritten
         # Originals first, so a rerun's baseline run exists when the rerun is written.
         order = sorted(work, key=lambda sid: (self._phase(sid) == "rerun", work[sid]))
         self.summary.attempts_touched = len(order)
@@ -170,7 +171,6 @@ class _Projection:
             self.store.save_checkpoint(self.summary.checkpoint, min(remaining) - 1 if remaining else end)
         if not order:
             self.store.save_checkpoint(self.summary.checkpoint, end)
-        self._save_views()
 
     def _plan(self, start: int, end: int) -> tuple[dict[str, int], set[str]]:
         """The attempts to write (-> the position to resume from if they are not), and the campaigns touched."""
