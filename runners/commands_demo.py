@@ -77,8 +77,8 @@ def demo_command(app: AppContext, workdir: Path, runs: int, workers: int, seed: 
     click.echo("")
     click.echo("Open the report:      " + str(result.outputs["html"]))
     click.echo("Markdown for a doc:   " + str(result.outputs["markdown"]))
-    click.echo(f"Browse in MLflow:     {ui}   (experiment iso-bench/trae/gpt-5; select the two runs of a "
-               "commit and press Compare)")
+    click.echo(f"Browse in MLflow:     {ui}   then open a link below (experiment iso-bench/trae/gpt-5; its "
+               "runs table opens on category, outcome, tokens and cost)")
     link = result.outputs.get("compare_url")
     if link:
         click.echo(f"One commit's runs:    {link['runs_url']}")
