@@ -551,3 +551,27 @@ def test_a_moved_mlruns_reads_and_writes_its_own_artifacts(store: EventStore, tm
     assert old.data.tags["track.stream_id"] in local.read_text()  # an artifact logged before the move
     new = next(r for s, r in runs.items() if s.startswith("attempt:rerun1:"))
     assert list((moved / "artifacts").rglob(f"{new.info.run_id}/artifacts/events.jsonl"))
+
+
+def test_a_trace_covers_every_call_even_when_the_trajectory_ends_before_its_last_stamp(tmp_path: Path) -> None:
+    """The stand-in bench (and a clock that jumps) can stamp calls after the trajectory's own end_time."""
+    from tracker.projections.mlflow.traces import build_trace, read_transcript
+
+    call = {"response": {"content": "ok", "usage": {"input_tokens": 10, "output_tokens": 2},
+                         "tool_calls": [{"call_id": "c1", "name": "bash", "arguments": {"cmd": "ls"}}]},
+            "input_messages": [{"role": "user", "content": "go"}]}
+    doc = {"task": "t", "start_time": "2026-01-10T10:00:00", "end_time": "2026-01-10T10:00:00.100000",
+           "llm_interactions": [{**call, "timestamp": "2026-01-10T10:00:00"},
+                                {**call, "timestamp": "2026-01-10T10:00:30"}],
+           "agent_steps": [], "final_result": "Task completed"}
+    path = tmp_path / "trajectory.json"
+    path.write_text(json.dumps(doc))
+    transcript = read_transcript(path)
+    assert transcript is not None
+    built = build_trace(transcript, experiment_id="1", run_id="r", name="n", stream_id="s", succeeded=True)
+    root = next(s for s in built.spans if s.parent_id is None)
+    calls = [s for s in built.spans if s.span_type == "CHAT_MODEL"]
+    assert all(c.end_time_ns > c.start_time_ns for c in calls)
+    assert root.start_time_ns <= min(c.start_time_ns for c in calls)
+    assert root.end_time_ns >= max(c.end_time_ns for c in built.spans)
+    assert json.loads(built.info.trace_metadata["mlflow.trace.tokenUsage"])["total_tokens"] == 24

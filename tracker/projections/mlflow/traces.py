@@ -172,7 +172,8 @@ def read_transcript(path: Path) -> Transcript | None:
     calls = [_call(item, results, errors, start) for item in _dicts(doc["llm_interactions"])]
     if not calls:
         return None  # nothing to show, and no tokens to agree with
-    end = _ns(doc.get("end_time")) or max([start, *(c.start_ns for c in calls)]) + 1_000_000
+    last_call = max(c.start_ns for c in calls) + 1_000_000
+    end = max(_ns(doc.get("end_time")) or 0, last_call)  # a trajectory's own end can precede its calls' stamps
     _close_calls(calls, end)
     start = min([start or end, *(c.start_ns for c in calls)])
     final = doc.get("final_result")
