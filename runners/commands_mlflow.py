@@ -86,7 +86,8 @@ def sync_command(app: AppContext, mlflow_uri: str | None, prices_path: str | Non
     """Project new events into MLflow: one run per attempt, one summary run per campaign.
 
     Safe to repeat or interrupt: runs are found by their stream id, never duplicated. Each finished attempt
-    written gets its trajectory as a trace (once) (LLM calls with token usage, tool calls, failed steps).
+    gets its trajectory as a trace, once (LLM calls with token usage, tool calls, failed steps). Artifacts
+    come from the evidence captured at import, never from the bench tree.
 
     Example: track sync --mlflow-uri http://127.0.0.1:5000
     """
