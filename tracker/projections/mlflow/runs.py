@@ -363,18 +363,26 @@ class _Projection:
         with tempfile.TemporaryDirectory(prefix="track-artifacts-") as tmp:
             staged = artifacts.stage(self.store, artifacts.run_folder(campaign.get("source"), row), events, Path(tmp))
             if upload:
-                self.summary.evidence_gaps += 1 if staged.problems else 0
-                self.summary.evidence_vanished += 1 if staged.vanished else 0
-                self.summary.evidence_from_disk += 1 if staged.from_disk else 0
-                self.tracking.call("upload artifacts", self.client.log_artifacts, run.info.run_id, tmp)
-            transcript = traces.read_transcript(Path(tmp) / "trajectory.json") if trace else None
-            if transcript is not None:
-                self.summary.traces += 1
-                trace_id = self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
-                                              experiment_id=run.info.experiment_id, run_id=run.info.run_id,
-                                              name=name, stream_id=row["stream_id"],
-                                              succeeded=row["status"] == "success")
+                self._upload(run, staged, tmp)
+            if trace:
+                trace_id = self._log_trace(run, row, name, Path(tmp) / "trajectory.json")
         return trace_id
+
+    def _upload(self, run: Run, staged: artifacts.Staged, folder: str) -> None:
+        self.summary.evidence_gaps += 1 if staged.problems else 0
+        self.summary.evidence_vanished += 1 if staged.vanished else 0
+        self.summary.evidence_from_disk += 1 if staged.from_disk else 0
+        self.tracking.call("upload artifacts", self.client.log_artifacts, run.info.run_id, folder)
+
+    def _log_trace(self, run: Run, row: dict[str, Any], name: str, trajectory: Path) -> str | None:
+        """The staged trajectory as a trace of the run; None when there is no readable one."""
+        transcript = traces.read_transcript(trajectory)
+        if transcript is None:
+            return None
+        self.summary.traces += 1
+        return self.tracking.call("log a trace", traces.log_trace, self.client, transcript,
+                                  experiment_id=run.info.experiment_id, run_id=run.info.run_id, name=name,
+                                  stream_id=row["stream_id"], succeeded=row["status"] == "success")
 
     def _log_diff(self, run: Run, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str],
                   timestamp_ms: int) -> bool:
